@@ -1,0 +1,183 @@
+"""Ignite handlers: the training log (progress, ETA, learned task weights) and the evaluation writer."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+
+import torch
+from ignite.engine import Engine, Events
+
+from custom.evaluation import SEGMENTATION_METRICS, classification_metrics, nanmean, segmentation_metrics
+
+logger = logging.getLogger("nunet")
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _first_output(output) -> dict:
+    return output[0] if isinstance(output, (list, tuple)) else output
+
+
+class TrainingLog:
+    """One line per epoch: progress with ETA on the console and a JSON record in ``log_file``.
+
+    Each record holds the epoch, mean training loss, learning rate, the AMTL task weights
+    ``1 / (2 sigma_i^2)`` and ``s_i`` (paper 000, eq. 24) and, on validation epochs, the validation
+    metrics. The task weights are also put into ``engine.state.metrics`` so that a
+    ``TensorBoardStatsHandler`` attached after this handler plots them.
+
+    Attach it after the ``ValidationHandler`` so the validation of the same epoch is included.
+
+    Args:
+        log_file: JSON-lines file (appended, so a resumed run continues it).
+        loss: the training loss; its ``task_weights()`` / ``log_vars`` are logged when present.
+        validator: the validation evaluator, whose ``state.metrics`` are logged after it ran.
+    """
+
+    def __init__(self, log_file: str, loss: torch.nn.Module | None = None, validator: Engine | None = None) -> None:
+        self.log_file = log_file
+        self.loss = getattr(loss, "module", loss)  # unwrap DistributedDataParallel
+        self.validator = validator
+        self._losses: list[float] = []
+        self._start_time = 0.0
+        self._start_epoch = 0
+        self._seen_val_iteration = 0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch)
+
+    def _started(self, engine: Engine) -> None:
+        self._start_time = time.perf_counter()
+        self._start_epoch = engine.state.epoch
+        os.makedirs(os.path.dirname(os.path.abspath(self.log_file)), exist_ok=True)
+
+    def _iteration(self, engine: Engine) -> None:
+        self._losses.append(float(_first_output(engine.state.output)["loss"]))
+
+    def _epoch(self, engine: Engine) -> None:
+        epoch, max_epochs = engine.state.epoch, engine.state.max_epochs
+        record: dict = {"epoch": epoch, "train_loss": sum(self._losses) / max(len(self._losses), 1)}
+        self._losses.clear()
+        if getattr(engine, "optimizer", None) is not None:
+            record["lr"] = engine.optimizer.param_groups[0]["lr"]
+        if self.loss is not None and hasattr(self.loss, "task_weights"):
+            weights = self.loss.task_weights()
+            record.update({f"weight_{k}": v for k, v in weights.items()})
+            record.update({f"s_{k}": float(s.detach()) for k, s in getattr(self.loss, "log_vars", {}).items()})
+            engine.state.metrics.update({f"amtl_weight_{k}": v for k, v in weights.items()})
+        if self.validator is not None and self.validator.state.iteration > self._seen_val_iteration:
+            self._seen_val_iteration = self.validator.state.iteration
+            record.update({k: float(v) for k, v in self.validator.state.metrics.items() if _is_number(v)})
+        elapsed = time.perf_counter() - self._start_time
+        done = epoch - self._start_epoch
+        eta = elapsed / done * (max_epochs - epoch) if done else math.nan
+        record["elapsed_s"] = round(elapsed, 2)
+        with open(self.log_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        shown = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_")))
+        logger.info("epoch %d/%d %s | elapsed %s ETA %s", epoch, max_epochs, shown, _hms(elapsed), _hms(eta))
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) or (isinstance(value, torch.Tensor) and value.numel() == 1)
+
+
+def _hms(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class EvaluationWriter:
+    """Collects one row per test image and writes ``metrics.json`` and ``per_image.csv`` at the end.
+
+    Reads the post-processed output of :class:`custom.transforms.MultiTaskDecisiond` (CSB-gated
+    ``seg_pred``, ``lesion_prob``, ...), computes the per-image segmentation metrics with
+    :func:`custom.evaluation.segmentation_metrics` and aggregates them in the paper's convention:
+    classification with lesion as positive over all images; segmentation averaged over the images
+    whose ground truth has a lesion. Both files are written atomically.
+
+    Args:
+        output_dir: where ``metrics.json`` and ``per_image.csv`` go.
+        id_key: batch key of the case id (falls back to the image file name).
+    """
+
+    def __init__(self, output_dir: str, id_key: str = "id") -> None:
+        self.output_dir = output_dir
+        self.id_key = id_key
+        self.rows: list[dict] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _collect(self, engine: Engine) -> None:
+        outputs = engine.state.output
+        ids = engine.state.batch.get(self.id_key) if isinstance(engine.state.batch, dict) else None
+        for i, out in enumerate(outputs):
+            image = out["image"]
+            source = str(getattr(image, "meta", {}).get("filename_or_obj", ""))
+            row: dict = {"id": ids[i] if ids is not None else os.path.splitext(os.path.basename(source))[0], "image": source}
+            if "lesion" in out:
+                row["lesion"] = int(out["lesion"][0])
+                row["class"] = int(out["cls_label_onehot"].argmax())
+                row["pred_class"] = int(out["cls_prob"].argmax())
+                row["lesion_pred"] = int(out["lesion_pred_onehot"][1])
+                row["lesion_prob"] = float(out["lesion_prob"][0])
+            if "seg_label" in out:
+                pred, gt = out["seg_pred"][None], out["seg_label"][None]
+                row["gt_area"] = int(gt.sum())
+                row["pred_area"] = int(pred.sum())
+                row.update({k: float(v[0]) for k, v in segmentation_metrics(pred, gt).items()})
+            self.rows.append(row)
+
+    def summary(self) -> dict:
+        """The aggregated metrics of the collected rows (the content of ``metrics.json``)."""
+        metrics: dict = {"n_images": len(self.rows)}
+        if self.rows and "lesion" in self.rows[0]:
+            metrics["classification"] = classification_metrics(
+                [r["lesion"] for r in self.rows], [r["lesion_pred"] for r in self.rows], [r["lesion_prob"] for r in self.rows]
+            )
+        if self.rows and "dice" in self.rows[0]:
+            lesion_rows = [r for r in self.rows if r["gt_area"] > 0]
+            metrics["segmentation"] = {k: nanmean([r[k] for r in lesion_rows]) for k in SEGMENTATION_METRICS}
+            metrics["n_lesion_images"] = len(lesion_rows)
+        metrics["convention"] = (
+            "classification: lesion (benign or malignant) = positive, all images; "
+            "segmentation: per image after CSB, averaged over lesion-containing images (paper 000)"
+        )
+        return metrics
+
+    def _write(self, engine: Engine) -> None:
+        atomic_write_text(os.path.join(self.output_dir, "metrics.json"), json.dumps(self.summary(), indent=2))
+        atomic_write_text(os.path.join(self.output_dir, "per_image.csv"), _to_csv(self.rows))
+        logger.info("evaluation of %d images written to %s", len(self.rows), self.output_dir)
+
+
+def _to_csv(rows: Sequence[dict]) -> str:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

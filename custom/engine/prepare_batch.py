@@ -1,0 +1,40 @@
+"""Batch preparation for multi-task engines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from monai.engines import PrepareBatch
+
+
+class MultiTaskPrepareBatch(PrepareBatch):
+    """Returns ``(image, {"seg": mask, "cls": class})`` for MONAI's trainers and evaluators.
+
+    MONAI's default preparation keeps only ``image`` and a tensor ``label``; a dict target would be
+    dropped. Both targets travel inside the label dict so that losses, post-processing and metric
+    handlers (which only see ``engine.state.output``) find them together.
+
+    Args:
+        image_key / mask_key / class_key: batch keys of the input, the mask and the integer class.
+            A missing key is left out of the target (inference batches have neither).
+    """
+
+    def __init__(self, image_key: str = "image", mask_key: str = "label", class_key: str = "cls") -> None:
+        self.image_key = image_key
+        self.targets = {"seg": mask_key, "cls": class_key}
+
+    def __call__(
+        self,
+        batchdata: dict[str, torch.Tensor],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        image = batchdata[self.image_key].to(device=device, non_blocking=non_blocking, **kwargs)
+        target = {
+            task: batchdata[key].to(device=device, non_blocking=non_blocking, **kwargs)
+            for task, key in self.targets.items()
+            if key in batchdata
+        }
+        return image, target

@@ -1,0 +1,66 @@
+"""The one definition of every metric the project reports (paper 000, section 4.5).
+
+Built on MONAI's metric functions so that validation handlers (MONAI ``MeanDice``/``MeanIoU``/
+``ROCAUC``/``ConfusionMatrix``), ``evaluate.json`` and later reports compute the same numbers.
+
+Conventions (paper 000): classification treats *lesion present* (benign or malignant) as the
+positive class; segmentation metrics are computed per image on the CSB-gated binary mask and
+averaged over the images whose ground truth contains a lesion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.metrics import compute_confusion_matrix_metric, compute_dice, compute_iou, compute_roc_auc, get_confusion_matrix
+
+SEGMENTATION_METRICS = ("dice", "iou", "pixel_accuracy", "sensitivity", "precision")
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+
+
+def segmentation_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image segmentation metrics of binary masks ``(B, 1, H, W)``; each value has shape ``(B,)``.
+
+    Images with an empty ground truth get NaN for every metric except pixel accuracy, so that
+    averaging with ``nanmean`` follows the paper's lesion-images-only convention. On a lesion
+    image with an empty prediction (a missed lesion, or a mask zeroed by CSB) pixel precision is
+    0/0; we score it 0, like its Dice, rather than dropping the image from the average.
+    """
+    pred, gt = pred.float(), gt.float()
+    cm = get_confusion_matrix(pred, gt, include_background=True)  # (B, 1, 4): tp, fp, tn, fn
+    has_lesion = gt.flatten(1).sum(1) > 0
+    nan = torch.full_like(has_lesion, float("nan"), dtype=torch.float32)
+    precision = torch.nan_to_num(compute_confusion_matrix_metric("precision", cm)[:, 0], nan=0.0)
+    return {
+        "dice": compute_dice(pred, gt, include_background=True, ignore_empty=True)[:, 0],
+        "iou": compute_iou(pred, gt, include_background=True, ignore_empty=True)[:, 0],
+        "pixel_accuracy": compute_confusion_matrix_metric("accuracy", cm)[:, 0],
+        "sensitivity": torch.where(has_lesion, compute_confusion_matrix_metric("sensitivity", cm)[:, 0], nan),
+        "precision": torch.where(has_lesion, precision, nan),
+    }
+
+
+def classification_metrics(
+    lesion_true: Sequence[int], lesion_pred: Sequence[int], lesion_prob: Sequence[float]
+) -> dict[str, float]:
+    """Lesion-vs-normal accuracy, precision, recall, F1 (lesion positive) and ROC-AUC of ``lesion_prob``."""
+    y = torch.as_tensor(np.asarray(lesion_true), dtype=torch.float32).reshape(-1, 1)
+    y_hat = torch.as_tensor(np.asarray(lesion_pred), dtype=torch.float32).reshape(-1, 1)
+    # one channel (lesion); MONAI returns one confusion matrix per sample: pool them
+    cm = get_confusion_matrix(y_hat, y, include_background=True).sum(0, keepdim=True)
+    metrics = {
+        name: float(compute_confusion_matrix_metric(monai_name, cm)[0, 0])
+        for name, monai_name in (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "sensitivity"), ("f1", "f1 score"))
+    }
+    both_classes = 0 < float(y.sum()) < len(y)
+    prob = torch.as_tensor(np.asarray(lesion_prob), dtype=torch.float32)
+    metrics["auc"] = float(compute_roc_auc(prob, y[:, 0])) if both_classes else float("nan")
+    return metrics
+
+
+def nanmean(values: Sequence[float]) -> float:
+    """Mean over the defined values (NaN when none is): the lesion-images-only average."""
+    arr = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")

@@ -1,0 +1,196 @@
+"""Small building blocks of N-Unet (Yang & Zhu, J. Imaging 2026, 12(5), 194, section 3).
+
+Every block takes ``spatial_dims`` first and picks its layers through MONAI's factories, so the same
+code builds 2D and 3D networks. The blocks are deliberately plain (no hidden normalisation or
+activation beyond what the paper's equations say) so that parameter and MAC counts can be read off
+the equations.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from monai.networks.blocks import ChannelSELayer, Convolution
+from monai.networks.layers.factories import Conv, Norm, Pool
+
+__all__ = [
+    "AttentionGate",
+    "CBAM",
+    "ChannelAttention",
+    "ConvBNReLU",
+    "DepthwiseSeparableConv",
+    "DoubleConv",
+    "SqueezeExcitation",
+    "SpatialAttention",
+]
+
+
+class ConvBNReLU(Convolution):
+    """Convolution -> batch norm -> ReLU: the U-Net unit and the AFF fusion step ``ReLU(BN(Conv(.)))`` (eq. 7-8).
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: convolution kernel size ("same" padding).
+        strides: convolution stride.
+    """
+
+    def __init__(
+        self, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, strides: int = 1
+    ) -> None:
+        super().__init__(
+            spatial_dims,
+            in_channels,
+            out_channels,
+            strides=strides,
+            kernel_size=kernel_size,
+            act=("relu", {"inplace": True}),
+            norm=Norm.BATCH,
+        )
+
+
+class DoubleConv(nn.Sequential):
+    """Two 3x3 :class:`ConvBNReLU` units: the U-Net encoder/decoder stage that N-Unet keeps (section 3.1).
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        in_channels: input channels.
+        out_channels: output channels of both convolutions.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv_0 = ConvBNReLU(spatial_dims, in_channels, out_channels)
+        self.conv_1 = ConvBNReLU(spatial_dims, out_channels, out_channels)
+
+
+class DepthwiseSeparableConv(nn.Sequential):
+    """Depthwise k x k convolution (eq. 1) followed by a pointwise 1x1 convolution (eq. 2), section 3.2 step 1.
+
+    The paper gives no normalisation or activation between or after the two steps, so there is none.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        in_channels: input channels (one depthwise kernel each).
+        out_channels: output channels of the pointwise convolution.
+        kernel_size: depthwise kernel size (3 in the paper).
+        strides: stride of the depthwise convolution; 2 lets the AFF side branch follow the encoder's
+            downsampling.
+    """
+
+    def __init__(
+        self, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, strides: int = 1
+    ) -> None:
+        super().__init__()
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.depthwise = conv(
+            in_channels, in_channels, kernel_size, stride=strides, padding=kernel_size // 2, groups=in_channels
+        )
+        self.pointwise = conv(in_channels, out_channels, 1)
+
+
+class SqueezeExcitation(ChannelSELayer):
+    """Squeeze-and-excitation with reduction 16, section 3.2 (eq. 3-5).
+
+    GAP -> FC C->C/16 -> ReLU -> FC C/16->C -> sigmoid -> channel reweighting; this is MONAI's
+    ``ChannelSELayer`` with the paper's reduction ratio (MONAI's default is 2). The hidden width is kept
+    at least 1 so narrow features (C < 16) still work.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        channels: number of channels to reweight.
+        reduction: reduction ratio r.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16) -> None:
+        super().__init__(spatial_dims, channels, r=min(reduction, channels))
+
+
+class ChannelAttention(nn.Module):
+    """CBAM channel attention, section 3.3 (eq. 9-11).
+
+    A shared two-layer MLP (C -> C/16 -> ReLU -> C) is applied to the spatially average- and max-pooled
+    descriptors; their sum through a sigmoid reweights the channels: ``X_C = sigma(MLP(z_avg) + MLP(z_max)) * X``.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        channels: number of channels C.
+        reduction: reduction ratio of the shared MLP.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.avg_pool = Pool[Pool.ADAPTIVEAVG, spatial_dims](1)
+        self.max_pool = Pool[Pool.ADAPTIVEMAX, spatial_dims](1)
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        z_avg = self.mlp(self.avg_pool(x).view(b, c))
+        z_max = self.mlp(self.max_pool(x).view(b, c))
+        weights = torch.sigmoid(z_avg + z_max).view([b, c] + [1] * (x.ndim - 2))
+        return x * weights
+
+
+class SpatialAttention(nn.Module):
+    """CBAM spatial attention, section 3.3 (eq. 12-13).
+
+    ``X_S = sigma(f_7x7([mean_c(X); max_c(X)])) * X``: a single 7x7 convolution over the channel-wise mean
+    and max maps.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        kernel_size: kernel of the convolution (7 in the paper).
+    """
+
+    def __init__(self, spatial_dims: int, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.conv = Conv[Conv.CONV, spatial_dims](2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        descriptors = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(descriptors))
+
+
+class CBAM(nn.Sequential):
+    """Convolutional block attention module: :class:`ChannelAttention` then :class:`SpatialAttention` (eq. 9-13).
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        channels: number of channels.
+        reduction: reduction ratio of the channel MLP (16 in the paper).
+        kernel_size: kernel of the spatial-attention convolution (7 in the paper).
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, reduction: int = 16, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.channel = ChannelAttention(spatial_dims, channels, reduction)
+        self.spatial = SpatialAttention(spatial_dims, kernel_size)
+
+
+class AttentionGate(nn.Module):
+    """Attention gate of the CLAE module, section 3.3 (eq. 14-15).
+
+    ``alpha = sigmoid(W_a * ReLU(W_1 X_S + W_2 X_U))`` and ``X_G = alpha * X_S``, with 1x1 convolutions
+    ``W_1: C_s -> F``, ``W_2: C_u -> F`` and ``W_a: F -> 1``. Unlike MONAI's ``AttentionBlock`` there is no
+    batch norm, because the equation has none.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        skip_channels: channels of the gated (skip) feature X_S.
+        gating_channels: channels of the upsampled decoder feature X_U.
+        inter_channels: intermediate channels F.
+    """
+
+    def __init__(self, spatial_dims: int, skip_channels: int, gating_channels: int, inter_channels: int) -> None:
+        super().__init__()
+        conv = Conv[Conv.CONV, spatial_dims]
+        self.w_skip = conv(skip_channels, inter_channels, 1)
+        self.w_gate = conv(gating_channels, inter_channels, 1)
+        self.w_alpha = conv(inter_channels, 1, 1)
+
+    def forward(self, skip: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        alpha = torch.sigmoid(self.w_alpha(torch.relu(self.w_skip(skip) + self.w_gate(gate))))
+        return skip * alpha

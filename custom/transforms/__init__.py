@@ -1,0 +1,6 @@
+"""MONAI dictionary transforms the configs use where MONAI has no component."""
+
+from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
+from .outputs import MultiTaskDecisiond, SaveResultd
+
+__all__ = ["BinarizeMaskd", "ClassLabeld", "MultiTaskDecisiond", "NormalizeChannelsd", "SaveResultd", "class_names"]

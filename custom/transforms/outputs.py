@@ -1,0 +1,132 @@
+"""Post-processing: how the raw multi-task output becomes decisions, metrics inputs and files.
+
+One transform, :class:`MultiTaskDecisiond`, turns ``{"seg": logits, "cls": logits}`` into the CSB-gated
+mask and the class decision. Validation, evaluation and inference all run it, so the CSB gate
+(:func:`custom.networks.csb.csb_gate`) is applied identically everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+
+import torch
+from monai.transforms import MapTransform
+from monai.utils import ImageMetaKey
+
+from custom.networks.csb import CSB_MODES, csb_gate, lesion_probability
+from custom.transforms.labels import class_names as default_class_names
+
+
+class MultiTaskDecisiond(MapTransform):
+    """Derives decisions from one decollated multi-task prediction, leaving ``pred`` and ``label`` untouched.
+
+    Written keys (those of tasks the network has):
+
+    - ``seg_prob`` (1,H,W): lesion probability after CSB; ``seg_pred``: ``seg_prob >= threshold`` as 0/1.
+    - ``cls_prob`` (C,): softmax; ``lesion_prob`` (1,): ``1 - p(normal)``;
+      ``lesion_pred_onehot`` (2,): the binary lesion decision ``argmax != normal`` as [normal, lesion].
+    - ``result``: a JSON-ready summary (class probabilities, predicted class, CSB decision), which
+      inference writes next to the mask and MONAI Label returns in its response.
+    - With a label: ``seg_label`` (1,H,W), ``cls_label_onehot`` (C,), ``lesion`` (1,), ``lesion_onehot`` (2,).
+
+    Args:
+        csb_mode: ``hard``, ``soft`` or ``off`` (paper 000, section 3.4).
+        num_classes: classes of the classification head.
+        threshold: probability above which a pixel is lesion.
+        pred_key / label_key: where the network output and the target dict are.
+        class_names: names for ``result`` (default: normal/lesion or normal/benign/malignant).
+    """
+
+    def __init__(
+        self,
+        csb_mode: str = "hard",
+        num_classes: int = 2,
+        threshold: float = 0.5,
+        pred_key: str = "pred",
+        label_key: str = "label",
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(keys=[pred_key], allow_missing_keys=False)
+        if csb_mode not in CSB_MODES:
+            raise ValueError(f"csb_mode must be one of {CSB_MODES}, got {csb_mode!r}.")
+        self.csb_mode = csb_mode
+        self.num_classes = num_classes
+        self.threshold = threshold
+        self.pred_key = pred_key
+        self.label_key = label_key
+        self.class_names = list(class_names or default_class_names(num_classes))
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        pred = d[self.pred_key]
+        result: dict = {}
+        if "cls" in pred:
+            cls_logits = pred["cls"].float().unsqueeze(0)
+            cls_prob = torch.softmax(cls_logits, dim=1)[0]
+            lesion_p = lesion_probability(cls_logits)[0]
+            predicted = int(cls_prob.argmax())
+            d["cls_prob"] = cls_prob
+            d["lesion_prob"] = lesion_p.reshape(1)
+            d["lesion_pred_onehot"] = torch.tensor([predicted == 0, predicted != 0], dtype=torch.float32)
+            result.update(
+                class_probabilities={n: float(p) for n, p in zip(self.class_names, cls_prob)},
+                predicted_class=self.class_names[predicted],
+                lesion_probability=float(lesion_p),
+            )
+        if "seg" in pred:
+            seg_logits = pred["seg"].float().unsqueeze(0)
+            # segmentation-only networks have no class decision to gate with
+            mode = self.csb_mode if "cls" in pred else "off"
+            gate_input = pred["cls"].float().unsqueeze(0) if "cls" in pred else seg_logits.new_zeros(1, self.num_classes)
+            seg_prob = csb_gate(seg_logits, gate_input, mode)[0]
+            d["seg_prob"] = seg_prob
+            d["seg_pred"] = (seg_prob >= self.threshold).float()
+            result["csb"] = {"mode": mode, "scale": _csb_scale(mode, result.get("lesion_probability"), result.get("predicted_class"))}
+            result["lesion_pixels"] = int(d["seg_pred"].sum())
+        d["result"] = result
+        label = d.get(self.label_key)
+        if isinstance(label, Mapping):
+            if "seg" in label:
+                d["seg_label"] = label["seg"].float()
+            if "cls" in label:
+                y = int(label["cls"])
+                d["cls_label_onehot"] = torch.nn.functional.one_hot(torch.tensor(y), self.num_classes).float()
+                d["lesion"] = torch.tensor([float(y != 0)])
+                d["lesion_onehot"] = torch.tensor([y == 0, y != 0], dtype=torch.float32)
+        return d
+
+
+def _csb_scale(mode: str, lesion_p: float | None, predicted: str | None) -> float:
+    """The factor CSB multiplied the mask probabilities by, reported with every prediction."""
+    if mode == "hard":
+        return 0.0 if predicted == "normal" else 1.0
+    if mode == "soft":
+        return float(lesion_p)
+    return 1.0
+
+
+class SaveResultd(MapTransform):
+    """Writes ``data[key]`` (the JSON summary of :class:`MultiTaskDecisiond`) to ``<output_dir>/<stem>.json``.
+
+    The stem is the input file name without extension, read from the image's metadata, so the
+    JSON sits next to ``<stem>_seg.png`` written by ``SaveImaged``. Written atomically.
+    """
+
+    def __init__(self, output_dir: str, key: str = "result", image_key: str = "image") -> None:
+        super().__init__(keys=[key])
+        self.output_dir = output_dir
+        self.image_key = image_key
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        source = str(d[self.image_key].meta[ImageMetaKey.FILENAME_OR_OBJ])
+        stem = os.path.splitext(os.path.basename(source))[0]
+        os.makedirs(self.output_dir, exist_ok=True)
+        path = os.path.join(self.output_dir, f"{stem}.json")
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"image": source, **d[self.keys[0]]}, f, indent=2)
+        os.replace(tmp, path)
+        return d
