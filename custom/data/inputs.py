@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from monai.data import load_decathlon_datalist
+from custom.data.datalist import load_datalist
+from custom.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -17,15 +18,15 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
     """
     if input_dir:
         if not os.path.isdir(input_dir):
-            raise FileNotFoundError(f"input_dir {input_dir!r} is not a folder; pass --input_dir <folder of PNG/JPG images>.")
+            raise InputError(f"input_dir {input_dir!r} is not a folder; pass --input_dir <folder of PNG/JPG images>.")
         names = sorted(
             n for n in os.listdir(input_dir)
             if n.lower().endswith(IMAGE_EXTENSIONS) and "_mask" not in os.path.splitext(n)[0]
         )
         if not names:
-            raise FileNotFoundError(f"input_dir {input_dir!r} contains no PNG or JPEG image.")
+            raise InputError(f"input_dir {input_dir!r} contains no PNG or JPEG image.")
         return [{"image": os.path.join(input_dir, n)} for n in names]
     if not datalist:
-        raise ValueError("give --input_dir <folder of images> or --datalist <datalist.json>.")
-    records = load_decathlon_datalist(datalist, data_list_key=split, base_dir=os.path.dirname(datalist))
+        raise InputError("give --input_dir <folder of images> or --datalist <datalist.json>.")
+    records = load_datalist(datalist, split)
     return [{"image": r["image"], **({"id": r["id"]} if "id" in r else {})} for r in records]

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
@@ -55,7 +56,6 @@ class TrainingLog:
         self._losses: list[float] = []
         self._start_time = 0.0
         self._start_epoch = 0
-        self._seen_val_iteration = 0
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self._started)
@@ -81,8 +81,8 @@ class TrainingLog:
             record.update({f"weight_{k}": v for k, v in weights.items()})
             record.update({f"s_{k}": float(s.detach()) for k, s in getattr(self.loss, "log_vars", {}).items()})
             engine.state.metrics.update({f"amtl_weight_{k}": v for k, v in weights.items()})
-        if self.validator is not None and self.validator.state.iteration > self._seen_val_iteration:
-            self._seen_val_iteration = self.validator.state.iteration
+        # ValidationHandler runs the validator with the trainer's epoch number on validation epochs
+        if self.validator is not None and self.validator.state.epoch == epoch:
             record.update({k: float(v) for k, v in self.validator.state.metrics.items() if _is_number(v)})
         elapsed = time.perf_counter() - self._start_time
         done = epoch - self._start_epoch
@@ -95,7 +95,7 @@ class TrainingLog:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) or (isinstance(value, torch.Tensor) and value.numel() == 1)
+    return isinstance(value, (int, float, np.number)) or (isinstance(value, torch.Tensor) and value.numel() == 1)
 
 
 def _hms(seconds: float) -> str:
@@ -136,8 +136,8 @@ class EvaluationWriter:
             image = out["image"]
             source = str(getattr(image, "meta", {}).get("filename_or_obj", ""))
             row: dict = {"id": ids[i] if ids is not None else os.path.splitext(os.path.basename(source))[0], "image": source}
-            if "lesion" in out:
-                row["lesion"] = int(out["lesion"][0])
+            if "lesion_true" in out:
+                row["lesion"] = int(out["lesion_true"][0])
                 row["class"] = int(out["cls_label_onehot"].argmax())
                 row["pred_class"] = int(out["cls_prob"].argmax())
                 row["lesion_pred"] = int(out["lesion_pred_onehot"][1])

@@ -14,10 +14,12 @@ from monai.networks.blocks import ChannelSELayer, Convolution
 from monai.networks.layers.factories import Conv, Norm, Pool
 
 __all__ = [
+    "AdaptiveFeatureFusion",
     "AttentionGate",
     "CBAM",
     "ChannelAttention",
     "ConvBNReLU",
+    "CrossLevelAttention",
     "DepthwiseSeparableConv",
     "DoubleConv",
     "SqueezeExcitation",
@@ -194,3 +196,84 @@ class AttentionGate(nn.Module):
     def forward(self, skip: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         alpha = torch.sigmoid(self.w_alpha(torch.relu(self.w_skip(skip) + self.w_gate(gate))))
         return skip * alpha
+
+
+class AdaptiveFeatureFusion(nn.Module):
+    """Adaptive Feature Fusion (AFF) module, section 3.2 (eq. 1-8).
+
+    ``side`` is the previous AFF output X^l, ``main`` the main-path feature X_U of the current level::
+
+        X_SE    = Dropout(SE(DSConv(side)))                       # eq. 1-5, the side branch
+        X_fused = ReLU(BN(Conv3x3(Concat(X_SE, main))))           # eq. 6-7, 2C -> fused_channels
+        X_AFF   = ReLU(BN(Conv3x3(SE(X_fused))))                  # eq. 8,   fused_channels -> C
+
+    The paper leaves the fusion width and the resolution change of the side branch open;
+    :class:`~custom.networks.nunet.NUNetEncoder` documents the values N-Unet uses.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        side_channels: channels of the previous AFF output.
+        channels: channels C of the main-path feature and of the output.
+        fused_channels: output channels of the eq. 7 convolution (input channels of eq. 8).
+        side_strides: stride of the side branch's depthwise convolution; 2 brings the previous AFF
+            output to the resolution of the current (pooled) level.
+        dropout: dropout rate of the side branch (0.2 in the paper).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        side_channels: int,
+        channels: int,
+        fused_channels: int,
+        side_strides: int = 2,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.side = nn.Sequential(
+            DepthwiseSeparableConv(spatial_dims, side_channels, channels, strides=side_strides),
+            SqueezeExcitation(spatial_dims, channels),
+            # element-wise dropout on the side branch only: the main path reaches the fusion intact
+            nn.Dropout(dropout),
+        )
+        self.fuse = nn.Sequential(
+            ConvBNReLU(spatial_dims, 2 * channels, fused_channels),
+            SqueezeExcitation(spatial_dims, fused_channels),
+            ConvBNReLU(spatial_dims, fused_channels, channels),
+        )
+
+    def forward(self, side: torch.Tensor, main: torch.Tensor) -> torch.Tensor:
+        return self.fuse(torch.cat([self.side(side), main], dim=1))
+
+
+class CrossLevelAttention(nn.Module):
+    """Cross-Level Attention Enhancement (CLAE) module, section 3.3: :class:`CBAM` then :class:`AttentionGate`.
+
+    The skip feature X is refined by CBAM (eq. 9-13) into X_S, which the attention gate (eq. 14-15)
+    weights with coefficients computed from X_S and the upsampled decoder feature X_U. The returned
+    X_G replaces the plain skip connection of the U-Net decoder stage.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        skip_channels: channels of the skip feature X.
+        up_channels: channels of the upsampled decoder feature X_U.
+        inter_channels: intermediate channels F of the attention gate.
+        reduction: reduction ratio of CBAM's channel MLP (16 in the paper).
+        kernel_size: kernel of CBAM's spatial convolution (7 in the paper).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        skip_channels: int,
+        up_channels: int,
+        inter_channels: int,
+        reduction: int = 16,
+        kernel_size: int = 7,
+    ) -> None:
+        super().__init__()
+        self.cbam = CBAM(spatial_dims, skip_channels, reduction, kernel_size)
+        self.gate = AttentionGate(spatial_dims, skip_channels, up_channels, inter_channels)
+
+    def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.cbam(skip), up)

@@ -29,7 +29,7 @@ class MultiTaskDecisiond(MapTransform):
       ``lesion_pred_onehot`` (2,): the binary lesion decision ``argmax != normal`` as [normal, lesion].
     - ``result``: a JSON-ready summary (class probabilities, predicted class, CSB decision), which
       inference writes next to the mask and MONAI Label returns in its response.
-    - With a label: ``seg_label`` (1,H,W), ``cls_label_onehot`` (C,), ``lesion`` (1,), ``lesion_onehot`` (2,).
+    - With a label: ``seg_label`` (1,H,W), ``cls_label_onehot`` (C,), ``lesion_true`` (1,), ``lesion_onehot`` (2,).
 
     Args:
         csb_mode: ``hard``, ``soft`` or ``off`` (paper 000, section 3.4).
@@ -93,7 +93,7 @@ class MultiTaskDecisiond(MapTransform):
             if "cls" in label:
                 y = int(label["cls"])
                 d["cls_label_onehot"] = torch.nn.functional.one_hot(torch.tensor(y), self.num_classes).float()
-                d["lesion"] = torch.tensor([float(y != 0)])
+                d["lesion_true"] = torch.tensor([float(y != 0)])
                 d["lesion_onehot"] = torch.tensor([y == 0, y != 0], dtype=torch.float32)
         return d
 

@@ -1,0 +1,1 @@
+"""N-Unet MONAI bundle: project code (data, transforms, networks, losses, engine glue, evaluation)."""

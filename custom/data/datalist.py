@@ -1,0 +1,57 @@
+"""Loading a split of a datalist for training, with every problem reported by file name."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from monai.data import load_decathlon_datalist
+from PIL import Image
+
+from custom.errors import InputError
+
+
+def load_datalist(path: str, split: str = "training", check_images: bool = True) -> list[dict]:
+    """The records of ``split`` in the datalist at ``path``, with ``image``/``label`` made absolute.
+
+    Paths are relative to the datalist's folder (as ``scripts/prepare_data.py`` writes them), so a
+    prepared folder can be moved. Before MONAI sees the records, each one is checked: the image
+    and its mask exist, are not empty and can be decoded. A problem raises :class:`InputError`
+    naming the datalist, the case and the file, instead of a failure deep inside a data-loader worker.
+    """
+    if not os.path.isfile(path):
+        raise InputError(
+            f"datalist {path!r} does not exist: pass --datalist <prepared dir>/fold0.json or --dataset_dir "
+            "<prepared dir> (make one with scripts/prepare_data.py)."
+        )
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"datalist {path!r} is not valid JSON ({e}); re-create it with scripts/prepare_data.py.") from e
+    if not isinstance(content, dict) or split not in content:
+        keys = sorted(content) if isinstance(content, dict) else type(content).__name__
+        raise InputError(f"datalist {path!r} has no {split!r} split (it has {keys}).")
+    records = load_decathlon_datalist(path, data_list_key=split, base_dir=os.path.dirname(os.path.abspath(path)))
+    for i, record in enumerate(records):
+        case = record.get("id", f"record {i}") if isinstance(record, dict) else f"record {i}"
+        if not isinstance(record, dict) or "image" not in record:
+            raise InputError(f"datalist {path!r}, {split} {case}: a record needs an 'image' path.")
+        for key in ("image", "label"):
+            if key in record:
+                _check_file(record[key], f"datalist {path!r}, {split} case {case!r}, {key}", check_images)
+    return records
+
+
+def _check_file(file: str, where: str, decode: bool) -> None:
+    if not os.path.isfile(file):
+        what = "mask" if where.endswith("label") else "image"
+        raise InputError(f"{where}: {what} file {file!r} does not exist; fix the path or re-run scripts/prepare_data.py.")
+    if os.path.getsize(file) == 0:
+        raise InputError(f"{where}: file {file!r} is empty (0 bytes); replace it or remove the case.")
+    if decode:
+        try:
+            with Image.open(file) as img:
+                img.load()
+        except Exception as e:  # PIL raises several unrelated types for unreadable files
+            raise InputError(f"{where}: file {file!r} is not a readable image ({e}).") from e

@@ -1,0 +1,74 @@
+"""Networks of the project and the one registry that maps a network name to its constructor.
+
+Configs (``"_target_": "custom.networks.get_network", "name": ...``) and ``scripts/model_stats.py``
+build networks only through :func:`get_network`, so adding a peer network is one module plus one
+line in :data:`NETWORKS`. Every multi-task network returns ``{"seg": logits, "cls": logits}`` (only
+the keys of the tasks it has), which is what :mod:`custom.networks.csb` and the engine expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from custom.networks.csb import (
+    CSB_MODES,
+    ConditionalSegmentationBoost,
+    SegmentationWithCSB,
+    check_csb_mode,
+    csb_gate,
+    lesion_probability,
+)
+from custom.networks.nunet import NUNet
+
+__all__ = [
+    "ABLATIONS",
+    "CSB_MODES",
+    "ConditionalSegmentationBoost",
+    "NETWORKS",
+    "NUNet",
+    "SegmentationWithCSB",
+    "check_csb_mode",
+    "csb_gate",
+    "get_network",
+    "lesion_probability",
+]
+
+NETWORKS: dict[str, Callable[..., nn.Module]] = {
+    "nunet": NUNet,
+}
+
+# The N-Unet variants of the paper's ablations (section 4.8) as constructor kwargs of "nunet".
+# Table 7 crosses AMTL (a loss, chosen by the training config, not here) with CSB, AFF and CLAE, so
+# each network below also serves the matching "A_..." row trained with the AMTL loss.
+ABLATIONS: dict[str, dict] = {
+    # Table 7 "Unet" / "AMTLUnet": plain U-Net encoder-decoder plus the classification head
+    "unet_cls": {"aff": False, "clae": False, "csb_mode": "off", "task": "multi"},
+    "csb": {"aff": False, "clae": False, "csb_mode": "hard", "task": "multi"},
+    "aff": {"aff": True, "clae": False, "csb_mode": "off", "task": "multi"},
+    "clae": {"aff": False, "clae": True, "csb_mode": "off", "task": "multi"},
+    "csb_aff": {"aff": True, "clae": False, "csb_mode": "hard", "task": "multi"},
+    "csb_clae": {"aff": False, "clae": True, "csb_mode": "hard", "task": "multi"},
+    "aff_clae": {"aff": True, "clae": True, "csb_mode": "off", "task": "multi"},
+    # N-Unet itself ("CSB_AFF_CLAEUnet" with the AMTL loss)
+    "full": {"aff": True, "clae": True, "csb_mode": "hard", "task": "multi"},
+    # the full model minus CSB: the same network as "aff_clae", named as the leave-one-out variant
+    "csb_off": {"aff": True, "clae": True, "csb_mode": "off", "task": "multi"},
+    # the confidence-weighted gate proposed as future work (section 5.6)
+    "csb_soft": {"aff": True, "clae": True, "csb_mode": "soft", "task": "multi"},
+    # Table 8 single-task counterparts "N-Unet-Seg" and "N-Unet-Cls"
+    "seg_only": {"aff": True, "clae": True, "csb_mode": "off", "task": "seg"},
+    "cls_only": {"aff": True, "clae": True, "csb_mode": "off", "task": "cls"},
+}
+
+
+def get_network(name: str, **kwargs) -> nn.Module:
+    """Builds the network registered as ``name`` with the constructor keyword arguments ``kwargs``.
+
+    Raises:
+        ValueError: when ``name`` is not in :data:`NETWORKS`; the message lists the known names.
+    """
+    if name not in NETWORKS:
+        raise ValueError(f"Unknown network {name!r}; known networks: {', '.join(sorted(NETWORKS))}.")
+    return NETWORKS[name](**kwargs)

@@ -1,0 +1,35 @@
+"""Prints parameters and THOP MACs of a registered network (and, for N-Unet, of every ablation) as JSON.
+
+    python scripts/model_stats.py                       # N-Unet and all of custom.networks.ABLATIONS
+    python scripts/model_stats.py --ablations=False
+    python scripts/model_stats.py --name=nunet --input_shape=1,1,256,256 --in_channels=1
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import fire
+
+# lets the script run from a checkout without `pip install -e .`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from custom.networks import ABLATIONS  # noqa: E402
+from custom.networks.stats import model_stats  # noqa: E402
+
+
+def main(name: str = "nunet", input_shape: tuple = (1, 3, 256, 256), ablations: bool = True, **kwargs) -> None:
+    """Measures ``name`` built with ``kwargs``; with ``ablations`` (N-Unet only) also each entry of ABLATIONS."""
+    report = {"model": model_stats(name, tuple(input_shape), **kwargs)}
+    if ablations and name == "nunet":
+        report["ablations"] = {
+            variant: model_stats(name, tuple(input_shape), **{**kwargs, **switches})
+            for variant, switches in ABLATIONS.items()
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    fire.Fire(main)

@@ -1,0 +1,79 @@
+"""Bad input stops a bundle run with one line naming the file or key, not a traceback from inside MONAI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from conftest import CONFIGS, run_bundle
+
+TINY = ["--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "2", "--num_workers", "0"]
+
+
+def _train(*args: str):
+    return run_bundle("training", "--config_file", str(CONFIGS / "train.json"), *TINY, *args, check=False)
+
+
+def _assert_one_line_error(proc, *needles: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: "), proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in last, last
+
+
+@pytest.fixture()
+def broken_copy(demo_dir, tmp_path):
+    """A writable copy of the prepared demo dataset to break."""
+    copy = tmp_path / "data"
+    shutil.copytree(demo_dir, copy)
+    return copy
+
+
+def _first_training_record(data_dir):
+    fold = json.loads((data_dir / "fold0.json").read_text())
+    return fold["training"][0]
+
+
+def test_missing_dataset_folder(tmp_path):
+    missing = tmp_path / "no_such_dataset"
+    _assert_one_line_error(_train("--dataset_dir", str(missing), "--output_dir", str(tmp_path / "out")), str(missing), "fold0.json")
+
+
+def test_image_without_mask(broken_copy, tmp_path):
+    record = _first_training_record(broken_copy)
+    (broken_copy / record["label"]).unlink()
+    _assert_one_line_error(
+        _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out")), record["id"], "mask", "does not exist"
+    )
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a png", None], ids=["zero-byte", "text", "truncated"])
+def test_unreadable_image(broken_copy, tmp_path, content):
+    record = _first_training_record(broken_copy)
+    image = broken_copy / record["image"]
+    image.write_bytes(content if content is not None else image.read_bytes()[:60])
+    _assert_one_line_error(_train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out")), image.name)
+
+
+def test_malformed_datalist(broken_copy, tmp_path):
+    (broken_copy / "fold0.json").write_text("{not json")
+    _assert_one_line_error(_train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out")), "fold0.json", "JSON")
+
+
+def test_unknown_csb_mode(demo_dir, tmp_path):
+    _assert_one_line_error(
+        _train("--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path / "out"), "--csb_mode", "sometimes"),
+        "csb_mode", "sometimes", "hard",
+    )
+
+
+def test_inference_on_missing_input_folder(tmp_path):
+    proc = run_bundle(
+        "run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "nothing"),
+        "--output_dir", str(tmp_path / "out"), check=False,
+    )
+    _assert_one_line_error(proc, "input_dir", "nothing")

@@ -1,0 +1,92 @@
+"""The bundle end to end, through ``python -m monai.bundle run`` as users run it (tiny images, 2 epochs)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from monai.bundle import ConfigWorkflow
+from PIL import Image
+
+from conftest import CONFIGS, REPO, run_bundle
+
+TINY = ["--spatial_size", "[64,64]", "--batch_size", "4", "--num_workers", "0"]
+
+
+@pytest.mark.parametrize(("config", "workflow_type"), [("train.json", "train"), ("inference.json", "infer")])
+def test_configs_have_every_property_monai_tools_need(config, workflow_type):
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / config),
+        meta_file=str(CONFIGS / "metadata.json"),
+        logging_file=str(CONFIGS / "logging.conf"),
+        workflow_type=workflow_type,
+    )
+    assert workflow.check_properties() == []
+
+
+@pytest.fixture(scope="module")
+def trained_run(demo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    run_bundle(
+        "training", "--config_file", str(CONFIGS / "train.json"), "--epochs", "2",
+        "--dataset_dir", str(demo_dir), "--output_dir", str(out), *TINY,
+    )
+    return out
+
+
+@pytest.mark.slow
+def test_training_writes_checkpoints_and_a_log(trained_run):
+    assert (trained_run / "model.pt").is_file()
+    assert list(trained_run.glob("checkpoint_*.pt"))
+    log = [json.loads(line) for line in (trained_run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    for record in log:
+        assert np.isfinite(record["train_loss"])
+        assert {"val_dice_all", "val_dice", "val_iou", "val_accuracy", "val_auc", "val_loss", "weight_cls", "s_seg"} <= set(record)
+    assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.slow
+def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
+    run_bundle(
+        "evaluating", "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']",
+        "--dataset_dir", str(demo_dir), "--output_dir", str(trained_run), *TINY,
+    )
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert set(metrics["classification"]) == {"accuracy", "precision", "recall", "f1", "auc"}
+    assert set(metrics["segmentation"]) == {"dice", "iou", "pixel_accuracy", "sensitivity", "precision"}
+    test_split = json.loads((demo_dir / "fold0.json").read_text())["test"]
+    assert metrics["n_images"] == len(test_split)
+    with open(trained_run / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in test_split)
+    accuracy = np.mean([int(r["lesion"]) == int(r["lesion_pred"]) for r in rows])
+    assert metrics["classification"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_inference_writes_masks_at_original_size_and_json(trained_run, demo_dir, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    sizes = {}
+    for i, (w, h, mode) in enumerate([(90, 70, "L"), (120, 100, "RGB"), (80, 80, "RGBA")]):
+        arr = np.random.default_rng(i).integers(0, 255, (h, w, len(mode)), dtype=np.uint8).squeeze()
+        Image.fromarray(arr, mode).save(images / f"case {i}.png")
+        sizes[f"case {i}"] = (w, h)
+    out = tmp_path / "pred"
+    run_bundle(
+        "run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images),
+        "--output_dir", str(out), "--ckpt_path", str(trained_run / "model.pt"), "--spatial_size", "[64,64]",
+    )
+    for stem, size in sizes.items():
+        mask = Image.open(out / f"{stem}_seg.png")
+        assert mask.size == size
+        assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}
+        result = json.loads((out / f"{stem}.json").read_text())
+        assert set(result["class_probabilities"]) == {"normal", "lesion"}
+        assert sum(result["class_probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert result["predicted_class"] in ("normal", "lesion")
+        assert result["csb"]["mode"] == "hard"
+        assert (result["csb"]["scale"] == 0.0) == (result["predicted_class"] == "normal")

@@ -1,0 +1,97 @@
+"""Channel normalisation, mask binarisation, class labels and the multi-task decision transform."""
+
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from custom.transforms import BinarizeMaskd, ClassLabeld, MultiTaskDecisiond, NormalizeChannelsd
+
+
+@pytest.mark.parametrize("channels_in", [1, 2, 3, 4])
+@pytest.mark.parametrize("channels_out", [1, 3])
+def test_normalize_channels_accepts_gray_rgb_and_alpha(channels_in, channels_out):
+    img = torch.rand(channels_in, 5, 6)
+    out = NormalizeChannelsd("image", channels=channels_out)({"image": img})["image"]
+    assert out.shape == (channels_out, 5, 6)
+    if channels_in in (1, 2) and channels_out == 3:  # grey (+alpha): the grey plane is repeated
+        assert torch.equal(out[0], img[0]) and torch.equal(out[2], img[0])
+    if channels_in == 4 and channels_out == 3:  # RGBA: alpha dropped
+        assert torch.equal(out, img[:3])
+
+
+def test_normalize_channels_rejects_odd_channel_counts():
+    with pytest.raises(ValueError, match="1-4 channels"):
+        NormalizeChannelsd("image")({"image": torch.rand(5, 4, 4)})
+
+
+def test_binarize_mask_any_nonzero_is_lesion():
+    rgb = torch.zeros(3, 4, 4)
+    rgb[1, 0, 0] = 255  # green pixel
+    rgb[0, 1, 1] = 0.3  # faint anti-aliased red edge
+    out = BinarizeMaskd("label")({"label": rgb})["label"]
+    assert out.shape == (1, 4, 4)
+    assert out.sum() == 2 and out[0, 0, 0] == 1 and out[0, 1, 1] == 1
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_class_label_binary_from_record_or_mask():
+    mask = torch.zeros(1, 4, 4)
+    assert int(ClassLabeld("label", 2)({"label": mask, "lesion": 1})["cls"]) == 1
+    assert int(ClassLabeld("label", 2)({"label": mask})["cls"]) == 0
+    mask[0, 2, 2] = 1
+    assert int(ClassLabeld("label", 2)({"label": mask})["cls"]) == 1
+
+
+def test_class_label_three_classes_needs_the_record():
+    assert int(ClassLabeld("label", 3)({"label": torch.zeros(1, 2, 2), "class": 2})["cls"]) == 2
+    with pytest.raises(KeyError, match="class"):
+        ClassLabeld("label", 3)({"label": torch.zeros(1, 2, 2), "id": "case 1"})
+    with pytest.raises(ValueError, match="outside"):
+        ClassLabeld("label", 2)({"label": torch.zeros(1, 2, 2), "lesion": 3})
+
+
+def _sample(cls_logits, seg_logit=2.0, label_cls=1):
+    seg = torch.full((1, 4, 4), seg_logit)
+    seg[0, 0, 0] = -5.0
+    return {
+        "image": MetaTensor(torch.zeros(3, 4, 4)),
+        "pred": {"seg": seg, "cls": torch.tensor(cls_logits)},
+        "label": {"seg": torch.ones(1, 4, 4), "cls": torch.tensor(label_cls)},
+    }
+
+
+def test_decision_hard_csb_zeroes_masks_of_images_predicted_normal():
+    normal = MultiTaskDecisiond(csb_mode="hard")(_sample([3.0, -3.0]))
+    assert normal["seg_pred"].sum() == 0 and normal["seg_prob"].max() == 0
+    assert normal["result"]["predicted_class"] == "normal" and normal["result"]["csb"]["scale"] == 0.0
+    lesion = MultiTaskDecisiond(csb_mode="hard")(_sample([-3.0, 3.0]))
+    assert torch.allclose(lesion["seg_prob"], torch.sigmoid(lesion["pred"]["seg"]))
+    assert lesion["seg_pred"].sum() == 15
+    assert torch.equal(lesion["lesion_pred_onehot"], torch.tensor([0.0, 1.0]))
+    assert torch.equal(lesion["lesion_onehot"], torch.tensor([0.0, 1.0]))
+
+
+def test_decision_soft_and_off():
+    sample = _sample([0.0, 0.0])  # lesion probability 0.5
+    soft = MultiTaskDecisiond(csb_mode="soft")(sample)
+    assert torch.allclose(soft["seg_prob"], 0.5 * torch.sigmoid(sample["pred"]["seg"]))
+    assert soft["result"]["csb"]["scale"] == pytest.approx(0.5)
+    off = MultiTaskDecisiond(csb_mode="off")(_sample([5.0, -5.0]))
+    assert off["seg_pred"].sum() == 15  # predicted normal, mask kept
+
+
+def test_decision_three_classes_and_unknown_mode():
+    out = MultiTaskDecisiond(csb_mode="hard", num_classes=3)(_sample([-2.0, 1.0, 3.0], label_cls=2))
+    assert out["result"]["predicted_class"] == "malignant"
+    assert out["lesion_prob"].shape == (1,) and float(out["lesion_true"][0]) == 1.0
+    assert out["cls_label_onehot"].tolist() == [0.0, 0.0, 1.0]
+    with pytest.raises(ValueError, match="csb_mode"):
+        MultiTaskDecisiond(csb_mode="hardest")
+
+
+def test_decision_segmentation_only_network_has_no_gate():
+    sample = _sample([0.0, 0.0])
+    del sample["pred"]["cls"]
+    out = MultiTaskDecisiond(csb_mode="hard")(sample)
+    assert "cls_prob" not in out and out["result"]["csb"]["mode"] == "off"
+    assert out["seg_pred"].sum() == 15
