@@ -8,16 +8,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import fire
 
-# lets the script run from a checkout without `pip install -e .`
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from custom.networks import ABLATIONS  # noqa: E402
-from custom.networks.stats import model_stats  # noqa: E402
+from custom.networks import ABLATIONS
+from custom.networks.stats import model_stats
 
 
 def main(name: str = "nunet", input_shape: tuple = (1, 3, 256, 256), ablations: bool = True, **kwargs) -> None:

@@ -23,6 +23,7 @@ def test_configs_have_every_property_monai_tools_need(config, workflow_type):
         logging_file=str(CONFIGS / "logging.conf"),
         workflow_type=workflow_type,
     )
+    workflow.initialize()
     assert workflow.check_properties() == []
 
 
@@ -90,3 +91,25 @@ def test_inference_writes_masks_at_original_size_and_json(trained_run, demo_dir,
         assert result["predicted_class"] in ("normal", "lesion")
         assert result["csb"]["mode"] == "hard"
         assert (result["csb"]["scale"] == 0.0) == (result["predicted_class"] == "normal")
+
+
+@pytest.mark.slow
+def test_multi_gpu_config_trains_with_torchrun_on_cpu(demo_dir, tmp_path):
+    """``multi_gpu_train.json`` under ``torchrun``: 2 processes, DDP with the gloo backend when there is no GPU."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "monai.bundle", "run", "training",
+        "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']", "--epochs", "1",
+        "--dataset_dir", str(demo_dir), "--output_dir", str(out), "--spatial_size", "[32,32]",
+        "--batch_size", "2", "--num_workers", "0",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (out / "model.pt").is_file()
+    log = (out / "train_log.jsonl").read_text().splitlines()
+    assert len(log) == 1  # only rank 0 logs

@@ -16,17 +16,9 @@ import torch
 from ignite.engine import Engine, Events
 
 from custom.evaluation import SEGMENTATION_METRICS, classification_metrics, nanmean, segmentation_metrics
+from custom.fileio import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger("nunet")
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _first_output(output) -> dict:
@@ -167,7 +159,7 @@ class EvaluationWriter:
         return metrics
 
     def _write(self, engine: Engine) -> None:
-        atomic_write_text(os.path.join(self.output_dir, "metrics.json"), json.dumps(self.summary(), indent=2))
+        atomic_write_json(os.path.join(self.output_dir, "metrics.json"), self.summary())
         atomic_write_text(os.path.join(self.output_dir, "per_image.csv"), _to_csv(self.rows))
         logger.info("evaluation of %d images written to %s", len(self.rows), self.output_dir)
 

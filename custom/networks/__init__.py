@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from custom.errors import InputError
+
 from custom.networks.csb import (
     CSB_MODES,
     ConditionalSegmentationBoost,
@@ -70,5 +72,5 @@ def get_network(name: str, **kwargs) -> nn.Module:
         ValueError: when ``name`` is not in :data:`NETWORKS`; the message lists the known names.
     """
     if name not in NETWORKS:
-        raise ValueError(f"Unknown network {name!r}; known networks: {', '.join(sorted(NETWORKS))}.")
+        raise InputError(f"network {name!r} is unknown; registered networks: {', '.join(sorted(NETWORKS))}.")
     return NETWORKS[name](**kwargs)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from custom.errors import InputError
+
 __all__ = [
     "CSB_MODES",
     "ConditionalSegmentationBoost",
@@ -31,9 +33,9 @@ CSB_MODES = ("hard", "soft", "off")
 
 
 def check_csb_mode(mode: str) -> str:
-    """Returns ``mode`` if it is one of :data:`CSB_MODES`, otherwise raises a ``ValueError`` naming both."""
+    """Returns ``mode`` if it is one of :data:`CSB_MODES`, otherwise raises an :class:`InputError` (a ``ValueError``) naming both."""
     if mode not in CSB_MODES:
-        raise ValueError(f"Unknown CSB mode {mode!r}; expected one of {', '.join(map(repr, CSB_MODES))}.")
+        raise InputError(f"csb_mode {mode!r} is unknown; use one of {', '.join(map(repr, CSB_MODES))}.")
     return mode
 
 

@@ -17,6 +17,7 @@ import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
 from custom.networks.blocks import AdaptiveFeatureFusion, CrossLevelAttention, DoubleConv
+from custom.errors import InputError
 from custom.networks.csb import ConditionalSegmentationBoost, check_csb_mode
 
 __all__ = ["ClassificationHead", "DecoderStage", "EncoderStage", "NUNet", "NUNetDecoder", "NUNetEncoder", "TASKS"]
@@ -219,9 +220,10 @@ class NUNet(nn.Module):
     Decisions where the paper is silent or contradicts itself (chosen to follow the text and reproduce
     the paper's 8.95 M parameters / 14.74 G THOP MACs at 1x3x256x256):
 
-    - Depth. Four max-pool downsamplings (32@256, 64@128, 128@64, 256@32, bottleneck 512@16). The
-      figure's "256x16x16 stage ... 512x8x8 bottleneck" (five downsamplings) cannot meet the totals
-      (a 6-level 16..512 variant measures about 4.6 G) and widths 64..1024 give about 31 M / 55 G.
+    - Depth. Four max-pool downsamplings (at 256x256: 32@256, 64@128, 128@64, 256@32, bottleneck
+      512@16). The figure's "256x16x16 stage ... 512x8x8 bottleneck" (five downsamplings) cannot
+      meet the totals (a 6-level 16..512 variant measures about 4.6 G) and widths 64..1024 give
+      about 31 M / 55 G.
       The "256x16x16 stage" is read as the last AFF module, which runs on the pooled 256-channel
       feature at 16x16 right before the 512-channel bottleneck; the "8x8" is taken as a figure
       error (a 128x128-input layout), and the bottleneck is 512@16x16.
@@ -234,11 +236,12 @@ class NUNet(nn.Module):
       (eq. 1-2). The first AFF takes the level-0 feature as its "previous AFF output".
     - Fusion widths. Eq. 7 maps the 2C concatenation to C/4 with a 3x3 conv, the second SE acts on
       those C/4 channels and eq. 8 restores C with a 3x3 conv. Full-width 2C->C / C->C fusion convs
-      would give 10.81 M / 15.88 G; C/2 gives 9.63 M / 14.99 G.
+      would give 10.82 M / 15.90 G, C/2 gives 9.63 M / 14.99 G and C/8 8.75 M / 14.31 G.
     - Dropout 0.2 acts on the AFF side branch (after its SE), not on the main path.
     - CLAE: the attention gate's intermediate width is F = C/2 (as in Oktay et al.'s attention U-Net);
       plain 1x1 convolutions without batch norm, as eq. 14 writes them. CBAM's MLP has biases.
-    - Convolutions keep their biases before batch norm (as the plain U-Net the paper compares to).
+    - Convolutions keep their biases before batch norm, as in the plain U-Net whose 7.76 M / 13.75 G
+      the totals were compared with (the ``unet_cls`` ablation adds only the 0.53 M head to it).
 
     Measured (thop.profile, eval mode, 1x3x256x256, num_classes 2): 9.04 M parameters (+1.0 %) and
     14.54 G MACs (-1.4 %) against the paper's 8.95 M / 14.74 G.
@@ -272,7 +275,7 @@ class NUNet(nn.Module):
     ) -> None:
         super().__init__()
         if task not in TASKS:
-            raise ValueError(f"Unknown task {task!r}; expected one of {', '.join(map(repr, TASKS))}.")
+            raise InputError(f"Unknown task {task!r}; expected one of {', '.join(map(repr, TASKS))}.")
         check_csb_mode(csb_mode)
         if len(features) < 2:
             raise ValueError(f"features needs at least two levels, got {tuple(features)}.")

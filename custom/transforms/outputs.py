@@ -7,7 +7,6 @@ mask and the class decision. Validation, evaluation and inference all run it, so
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 
@@ -15,7 +14,8 @@ import torch
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
-from custom.networks.csb import CSB_MODES, csb_gate, lesion_probability
+from custom.fileio import atomic_write_json
+from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability
 from custom.transforms.labels import class_names as default_class_names
 
 
@@ -49,9 +49,7 @@ class MultiTaskDecisiond(MapTransform):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__(keys=[pred_key], allow_missing_keys=False)
-        if csb_mode not in CSB_MODES:
-            raise ValueError(f"csb_mode must be one of {CSB_MODES}, got {csb_mode!r}.")
-        self.csb_mode = csb_mode
+        self.csb_mode = check_csb_mode(csb_mode)
         self.num_classes = num_classes
         self.threshold = threshold
         self.pred_key = pred_key
@@ -123,10 +121,5 @@ class SaveResultd(MapTransform):
         d = dict(data)
         source = str(d[self.image_key].meta[ImageMetaKey.FILENAME_OR_OBJ])
         stem = os.path.splitext(os.path.basename(source))[0]
-        os.makedirs(self.output_dir, exist_ok=True)
-        path = os.path.join(self.output_dir, f"{stem}.json")
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"image": source, **d[self.keys[0]]}, f, indent=2)
-        os.replace(tmp, path)
+        atomic_write_json(os.path.join(self.output_dir, f"{stem}.json"), {"image": source, **d[self.keys[0]]})
         return d
