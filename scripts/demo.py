@@ -37,7 +37,8 @@ def main(out: str = "runs/demo", epochs: int = 5, size: int = 128, batch_size: i
     """
     start = time.perf_counter()
     common = ["--output_dir", out, "--spatial_size", f"[{size},{size}]"]
-    _run(["training", "--config_file", f"{CONFIGS}/train.json", "--epochs", str(epochs), "--batch_size", str(batch_size), *common])
+    train = ["--epochs", str(epochs), "--batch_size", str(batch_size)]
+    _run(["training", "--config_file", f"{CONFIGS}/train.json", *train, *common])
     _run(["evaluating", "--config_file", f"['{CONFIGS}/train.json','{CONFIGS}/evaluate.json']", *common])
     _run(["run", "--config_file", f"{CONFIGS}/inference.json", "--ckpt_path", f"{out}/model.pt",
           "--output_dir", f"{out}/predictions", "--spatial_size", f"[{size},{size}]"])

@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import CONFIGS, run_bundle
 
 TINY = ["--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "2", "--num_workers", "0"]
@@ -40,7 +39,8 @@ def _first_training_record(data_dir):
 
 def test_missing_dataset_folder(tmp_path):
     missing = tmp_path / "no_such_dataset"
-    _assert_one_line_error(_train("--dataset_dir", str(missing), "--output_dir", str(tmp_path / "out")), str(missing), "fold0.json")
+    proc = _train("--dataset_dir", str(missing), "--output_dir", str(tmp_path / "out"))
+    _assert_one_line_error(proc, str(missing), "fold0.json")
 
 
 def test_image_without_mask(broken_copy, tmp_path):

@@ -7,10 +7,9 @@ import json
 
 import numpy as np
 import pytest
+from conftest import CONFIGS, REPO, run_bundle
 from monai.bundle import ConfigWorkflow
 from PIL import Image
-
-from conftest import CONFIGS, REPO, run_bundle
 
 TINY = ["--spatial_size", "[64,64]", "--batch_size", "4", "--num_workers", "0"]
 
@@ -45,7 +44,8 @@ def test_training_writes_checkpoints_and_a_log(trained_run):
     assert [r["epoch"] for r in log] == [1, 2]
     for record in log:
         assert np.isfinite(record["train_loss"])
-        assert {"val_dice_all", "val_dice", "val_iou", "val_accuracy", "val_auc", "val_loss", "weight_cls", "s_seg"} <= set(record)
+        expected = {"val_dice_all", "val_dice", "val_iou", "val_accuracy", "val_auc", "val_loss", "weight_cls", "s_seg"}
+        assert expected <= set(record)
     assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
 
 

@@ -1,7 +1,40 @@
-"""Data: datalists, class weights, inference inputs (dataset readers and folds: scripts/prepare_data.py)."""
+"""Data: dataset preparation (readers, duplicate groups, size tiers, folds, cache, demo data) and datalist loading.
 
-from .datalist import load_datalist
-from .inputs import image_records
-from .weights import class_weights
+Preparation (``scripts/prepare_data.py``) turns a dataset folder into a prepared folder (see
+:mod:`custom.data.pipeline`); training reads its fold files with :func:`load_datalist`.
 
-__all__ = ["class_weights", "image_records", "load_datalist"]
+Names are imported on first use (PEP 562): ``load_datalist`` pulls in MONAI (~5 s), which the
+preparation scripts and the demo-data generator do not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DataError": "errors",
+    "class_weights": "weights",
+    "demo_datalist": "demo",
+    "ensure_demo_dataset": "demo",
+    "find_duplicate_groups": "duplicates",
+    "image_records": "inputs",
+    "load_cache": "cache",
+    "load_cached_split": "cache",
+    "load_datalist": "datalist",
+    "make_demo_dataset": "demo",
+    "prepare_bus_uclm": "bus_uclm",
+    "prepare_busi": "busi",
+    "prepare_folder": "folder",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

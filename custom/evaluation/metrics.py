@@ -52,7 +52,9 @@ def classification_metrics(
     cm = get_confusion_matrix(y_hat, y, include_background=True).sum(0, keepdim=True)
     metrics = {
         name: float(compute_confusion_matrix_metric(monai_name, cm)[0, 0])
-        for name, monai_name in (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "sensitivity"), ("f1", "f1 score"))
+        for name, monai_name in (
+            ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "sensitivity"), ("f1", "f1 score")
+        )
     }
     both_classes = 0 < float(y.sum()) < len(y)
     prob = torch.as_tensor(np.asarray(lesion_prob), dtype=torch.float32)

@@ -13,7 +13,6 @@ from collections.abc import Callable
 import torch.nn as nn
 
 from custom.errors import InputError
-
 from custom.networks.csb import (
     CSB_MODES,
     ConditionalSegmentationBoost,

@@ -33,7 +33,7 @@ CSB_MODES = ("hard", "soft", "off")
 
 
 def check_csb_mode(mode: str) -> str:
-    """Returns ``mode`` if it is one of :data:`CSB_MODES`, otherwise raises an :class:`InputError` (a ``ValueError``) naming both."""
+    """Returns ``mode`` if it is one of :data:`CSB_MODES`, else raises :class:`InputError` (a ``ValueError``) naming both."""
     if mode not in CSB_MODES:
         raise InputError(f"csb_mode {mode!r} is unknown; use one of {', '.join(map(repr, CSB_MODES))}.")
     return mode

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
-from custom.networks.blocks import AdaptiveFeatureFusion, CrossLevelAttention, DoubleConv
 from custom.errors import InputError
+from custom.networks.blocks import AdaptiveFeatureFusion, CrossLevelAttention, DoubleConv
 from custom.networks.csb import ConditionalSegmentationBoost, check_csb_mode
 
 __all__ = ["ClassificationHead", "DecoderStage", "EncoderStage", "NUNet", "NUNetDecoder", "NUNetEncoder", "TASKS"]

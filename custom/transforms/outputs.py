@@ -81,7 +81,8 @@ class MultiTaskDecisiond(MapTransform):
             seg_prob = csb_gate(seg_logits, gate_input, mode)[0]
             d["seg_prob"] = seg_prob
             d["seg_pred"] = (seg_prob >= self.threshold).float()
-            result["csb"] = {"mode": mode, "scale": _csb_scale(mode, result.get("lesion_probability"), result.get("predicted_class"))}
+            scale = _csb_scale(mode, result.get("lesion_probability"), result.get("predicted_class"))
+            result["csb"] = {"mode": mode, "scale": scale}
             result["lesion_pixels"] = int(d["seg_pred"].sum())
         d["result"] = result
         label = d.get(self.label_key)

@@ -1,0 +1,155 @@
+"""Reader of any dataset of image + mask pairs in two folders, with classes from a CSV or from the masks.
+
+- ``--images <dir>``: the images (PNG, JPEG, BMP, TIFF; any mode). The case id is the file name
+  without its suffix.
+- ``--masks <dir>``: for image ``<stem>.<ext>``, the mask ``<stem>.<any ext>`` or ``<stem>_mask.<any
+  ext>``; any non-zero pixel is lesion. It must have the image's size.
+- ``--labels <csv>`` (optional): ``,`` or ``;`` separated, with a header holding the columns
+  ``image`` (file name or id) and ``class`` (normal, benign, malignant or lesion; any case).
+  Without it the mask decides: an empty mask is ``normal`` (class 0), any other is ``lesion``
+  (class 1), because a mask cannot tell benign from malignant. The record's ``lesion`` field (0/1)
+  is all a lesion-vs-normal model needs; ``class`` 1 then means "lesion", listed as such under
+  ``classes`` in the datalist.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from custom.data.errors import BadCase, DataError
+from custom.data.io import is_hidden, is_image_name, read_gray, read_mask
+from custom.data.pipeline import prepare
+from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan
+
+
+def _files(folder: Path, what: str) -> tuple[list[Path], list[BadCase]]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: {what} folder does not exist")
+    entries = [p for p in sorted(folder.iterdir()) if not is_hidden(p.name)]
+    if not entries:
+        raise DataError(f"{folder}: empty {what} folder")
+    files = [p for p in entries if p.is_file() and is_image_name(p.name)]
+    bad = [BadCase(str(p), "not an image file") for p in entries if p not in files]
+    return files, bad
+
+
+def _read_labels(path: Path) -> tuple[dict[str, tuple[int, str]], list[BadCase]]:
+    """``id -> (line, class)`` from the labels CSV, and its unusable rows."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read the labels file ({e})") from e
+    first_line = text.split("\n", 1)[0]
+    rows = list(csv.reader(text.splitlines(), delimiter=";" if ";" in first_line else ","))
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if "image" not in header or "class" not in header:
+        raise DataError(f"{path}: expected a header with the columns image and class, got {first_line!r}")
+    image_col, class_col = header.index("image"), header.index("class")
+    labels: dict[str, tuple[int, str]] = {}
+    bad = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(image_col, class_col):
+            bad.append(BadCase(f"{path}:{line}", f"row has {len(row)} columns, expected {len(header)}"))
+            continue
+        case_id, value = Path(row[image_col].strip()).stem, row[class_col].strip().lower()
+        if value not in CLASS_INDEX:
+            expected = ", ".join(CLASS_INDEX)
+            bad.append(BadCase(f"{path}:{line}", f"unknown class {row[class_col]!r} (expected {expected})"))
+        elif case_id in labels:
+            bad.append(BadCase(f"{path}:{line}", f"second row for {case_id!r} (first on line {labels[case_id][0]})"))
+        else:
+            labels[case_id] = (line, value)
+    return labels, bad
+
+
+def scan_folder(images: Path, masks: Path, labels: Path | None = None) -> Scan:
+    """Image / mask pairs (and classes) of two folders, and every file or row that does not fit."""
+    if images.resolve() == masks.resolve():
+        raise DataError(f"{images}: --images and --masks must be different folders")
+    image_files, bad = _files(images, "images")
+    mask_files, mask_bad = _files(masks, "masks")
+    bad += mask_bad
+    classes, label_bad = _read_labels(labels) if labels else ({}, [])
+    bad += label_bad
+    masks_by_stem: dict[str, list[Path]] = {}
+    for path in mask_files:
+        masks_by_stem.setdefault(path.stem, []).append(path)
+    used: set[Path] = set()
+    cases = []
+    for image in image_files:
+        found = masks_by_stem.get(image.stem, []) + masks_by_stem.get(f"{image.stem}_mask", [])
+        used.update(found)
+        if not found:
+            expected = f"{masks / image.stem}.png or {image.stem}_mask.png"
+            bad.append(BadCase(str(image), f"missing mask (expected {expected})"))
+        elif len(found) > 1:
+            bad.append(BadCase(str(image), f"several masks: {', '.join(m.name for m in found)}"))
+        elif labels and image.stem not in classes:
+            bad.append(BadCase(str(image), f"no row in {labels}"))
+        else:
+            class_name = classes[image.stem][1] if labels else None
+            cases.append(CaseSource(image.stem, image, (found[0],), class_name, image.name))
+    image_stems = {p.stem for p in image_files}
+    bad += [BadCase(str(m), "mask without its image") for m in mask_files if m not in used]
+    bad += [
+        BadCase(f"{labels}:{line}", f"names {i!r}, which is not in {images}")
+        for i, (line, _) in classes.items()
+        if i not in image_stems
+    ]
+    return Scan(cases, bad, [images, masks])
+
+
+def load_folder_case(case: CaseSource) -> LoadedCase:
+    """Grayscale image and binary mask of the same size; class from the labels or from the mask."""
+    image = read_gray(case.image)
+    mask = read_mask(case.masks[0])
+    if mask.shape != image.shape:
+        raise DataError(
+            f"{case.masks[0]}: mask is {mask.shape[1]}x{mask.shape[0]} "
+            f"but its image is {image.shape[1]}x{image.shape[0]}"
+        )
+    class_name = case.class_name or ("lesion" if mask.any() else "normal")
+    return LoadedCase(image, mask, class_name)
+
+
+def prepare_folder(
+    images: str,
+    masks: str,
+    out: str,
+    labels: str | None = None,
+    dedup: str = "none",
+    folds: int = 5,
+    seed: int = 0,
+    skip_bad: bool = False,
+    cache_size: int | None = None,
+) -> dict[str, Any]:
+    """Prepares the pairs of ``images`` and ``masks`` (classes from ``labels`` or the masks) into ``out``."""
+    args = dict(
+        images=images,
+        masks=masks,
+        out=out,
+        labels=labels,
+        dedup=dedup,
+        folds=folds,
+        seed=seed,
+        skip_bad=skip_bad,
+        cache_size=cache_size,
+    )
+    return prepare(
+        Path(images).resolve().parent.name or "folder",
+        scan_folder(Path(images), Path(masks), Path(labels) if labels else None),
+        load_folder_case,
+        out,
+        tool=f"{__name__}.prepare_folder",
+        args=args,
+        dedup=dedup,
+        folds=folds,
+        seed=seed,
+        skip_bad=skip_bad,
+        cache_size=cache_size,
+    )
