@@ -34,6 +34,16 @@ def test_binarize_mask_any_nonzero_is_lesion():
     assert set(out.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_binarize_rgba_mask_uses_alpha_only_for_transparency():
+    rgba = torch.zeros(4, 3, 3)
+    rgba[3] = 255  # opaque everywhere: black opaque pixels are background
+    rgba[:3, 0, 0] = 255  # one white opaque pixel
+    rgba[0, 2, 2] = 255  # a red pixel that is fully transparent
+    rgba[3, 2, 2] = 0
+    out = BinarizeMaskd("label")({"label": rgba})["label"]
+    assert out.shape == (1, 3, 3) and out.sum() == 1 and out[0, 0, 0] == 1
+
+
 def test_class_label_binary_from_record_or_mask():
     mask = torch.zeros(1, 4, 4)
     assert int(ClassLabeld("label", 2)({"label": mask, "lesion": 1})["cls"]) == 1

@@ -15,7 +15,6 @@ from typing import Any
 _EXPORTS = {
     "DataError": "errors",
     "class_weights": "weights",
-    "demo_datalist": "demo",
     "ensure_demo_dataset": "demo",
     "find_duplicate_groups": "duplicates",
     "image_records": "inputs",

@@ -140,10 +140,3 @@ def ensure_demo_dataset(root: str) -> str:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
-
-
-def demo_datalist(root: str, fold: int = 0) -> str:
-    """Path of ``<root>/fold<fold>.json``, generating the demo dataset in ``root`` first if needed."""
-    if not 0 <= fold < FOLDS:
-        raise DataError(f"fold must be 0 to {FOLDS - 1} for the demo dataset, got {fold}")
-    return os.path.join(ensure_demo_dataset(root), f"fold{fold}.json")

@@ -53,14 +53,20 @@ class NormalizeChannelsd(MapTransform):
 class BinarizeMaskd(MapTransform):
     """Turns a mask of any encoding (0/1, 0/255, colours, anti-aliased grey edges) into one float channel of 0/1.
 
-    Any non-zero value in any channel is lesion, as the BUSI and BUS-UCLM masks define it.
+    Any non-zero value in any colour channel is lesion, as the BUSI and BUS-UCLM masks define it;
+    an alpha channel (the last of 2 or 4) only marks transparent pixels as background. Expects
+    channel-first input (after ``EnsureChannelFirstd``).
     """
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
             mask = d[key]
-            d[key] = (mask != 0).any(dim=0, keepdim=True).to(torch.float32) if mask.ndim > 2 else (mask != 0).float()
+            if mask.shape[0] in (2, 4):  # grey+alpha or RGBA: a transparent pixel is background whatever its colour
+                lesion = (mask[:-1] != 0).any(dim=0, keepdim=True) & (mask[-1:] != 0)
+            else:
+                lesion = (mask != 0).any(dim=0, keepdim=True)
+            d[key] = lesion.to(torch.float32)
         return d
 
 

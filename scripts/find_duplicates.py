@@ -1,0 +1,36 @@
+"""Finds groups of near-duplicate images in a folder by SSIM (paper 003, section 4.2; custom/data/duplicates.py).
+
+    python scripts/find_duplicates.py --src <dir> --out <groups.csv> [--threshold 0.5]
+
+Every image under <dir> is compared (recursively; BUSI's *_mask* files are skipped). The CSV lists
+``group,file,best_ssim`` for each member of a group of two or more.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import fire
+
+# lets the script run from a checkout without `pip install -e .`
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from custom.data.duplicates import THRESHOLD, find_duplicates_in_folder  # noqa: E402
+from custom.data.errors import DataError  # noqa: E402
+
+
+def main(src: str, out: str, threshold: float = THRESHOLD) -> None:
+    """Writes the duplicate groups of the images under ``src`` to the CSV ``out``."""
+    try:
+        found = find_duplicates_in_folder(Path(src), Path(out), threshold)
+    except DataError as e:
+        sys.exit("error: " + " ".join(str(e).split()))
+    print(
+        f"{found['images']} images, {found['pairs_compared']} pairs compared in {found['seconds']} s: "
+        f"{found['groups']} groups, {found['images_in_groups']} images in groups -> {out}"
+    )
+
+
+if __name__ == "__main__":
+    fire.Fire(main)
