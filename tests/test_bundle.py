@@ -113,3 +113,24 @@ def test_multi_gpu_config_trains_with_torchrun_on_cpu(demo_dir, tmp_path):
     assert (out / "model.pt").is_file()
     log = (out / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 1  # only rank 0 logs
+
+
+def test_datalist_override_feeds_training_validation_and_class_weights(demo_dir):
+    """``--datalist <dir>/fold2.json``: training/validation splits of that file, class weight from its training split."""
+    from monai.bundle import ConfigParser
+
+    datalist = demo_dir / "fold2.json"
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "train.json"))
+    parser.update({"datalist": str(datalist)})
+    fold = json.loads(datalist.read_text())
+    train = parser.get_parsed_content("train#dataset#data")
+    assert sorted(r["id"] for r in train) == sorted(r["id"] for r in fold["training"])
+    assert sorted(r["id"] for r in parser.get_parsed_content("validate#dataset#data")) == sorted(
+        r["id"] for r in fold["validation"]
+    )
+    n_normal = sum(r["lesion"] == 0 for r in fold["training"])
+    n_lesion = sum(r["lesion"] == 1 for r in fold["training"])
+    assert parser.get_parsed_content("class_weights") == pytest.approx([1.0, n_normal / n_lesion])
+    focal = parser.get_parsed_content("loss").task_losses["cls"].focal
+    assert focal.class_weight.tolist() == pytest.approx([1.0, n_normal / n_lesion])
