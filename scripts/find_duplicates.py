@@ -13,11 +13,8 @@ from pathlib import Path
 
 import fire
 
-# lets the script run from a checkout without `pip install -e .`
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from custom.data.duplicates import THRESHOLD, find_duplicates_in_folder  # noqa: E402
-from custom.data.errors import DataError  # noqa: E402
+from custom.data.duplicates import THRESHOLD, find_duplicates_in_folder
+from custom.data.errors import DataError
 
 
 def main(src: str, out: str, threshold: float = THRESHOLD) -> None:

@@ -9,15 +9,11 @@ summary.json to <dir>.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import fire
 
-# lets the script run from a checkout without `pip install -e .`
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from custom.data.demo import make_demo_dataset  # noqa: E402
-from custom.data.errors import DataError  # noqa: E402
+from custom.data.demo import make_demo_dataset
+from custom.data.errors import DataError
 
 
 def main(out: str, seed: int = 0) -> None:

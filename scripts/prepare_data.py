@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import fire
 
-# lets the script run from a checkout without `pip install -e .`
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from custom.data.bus_uclm import prepare_bus_uclm  # noqa: E402
-from custom.data.busi import prepare_busi  # noqa: E402
-from custom.data.errors import DataError  # noqa: E402
-from custom.data.folder import prepare_folder  # noqa: E402
+from custom.data.bus_uclm import prepare_bus_uclm
+from custom.data.busi import prepare_busi
+from custom.data.errors import DataError
+from custom.data.folder import prepare_folder
 
 
 def _run(prepare: Callable[..., dict[str, Any]], out: str, **kwargs: Any) -> None:
