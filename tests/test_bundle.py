@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -134,3 +135,25 @@ def test_datalist_override_feeds_training_validation_and_class_weights(demo_dir)
     assert parser.get_parsed_content("class_weights") == pytest.approx([1.0, n_normal / n_lesion])
     focal = parser.get_parsed_content("loss").task_losses["cls"].focal
     assert focal.class_weight.tolist() == pytest.approx([1.0, n_normal / n_lesion])
+
+
+@pytest.mark.slow
+def test_training_and_evaluation_read_the_compact_cache(demo_dir, tmp_path):
+    """``cached.json`` trains and evaluates from ``cache_<size>.npz`` instead of the image files."""
+    from custom.data import prepare_busi
+
+    prepared = tmp_path / "prepared"
+    prepare_busi(str(demo_dir / "raw"), str(prepared), dedup="none", cache_size=32)
+    for name in ("images", "labels"):  # prove the originals are not read
+        shutil.rmtree(prepared / name)
+    cached = ["--dataset_dir", str(prepared), "--cache_file", str(prepared / "cache_32.npz"),
+              "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0"]
+    out = tmp_path / "run"
+    run_bundle("training", "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'cached.json'}']",
+               "--epochs", "1", "--output_dir", str(out), *cached)
+    run_bundle("evaluating", "--config_file",
+               f"['{CONFIGS / 'train.json'}','{CONFIGS / 'cached.json'}','{CONFIGS / 'evaluate.json'}']",
+               "--output_dir", str(out), *cached)
+    test_ids = sorted(r["id"] for r in json.loads((prepared / "fold0.json").read_text())["test"])
+    with open(out / "per_image.csv") as f:
+        assert sorted(r["id"] for r in csv.DictReader(f)) == test_ids

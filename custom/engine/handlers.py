@@ -123,11 +123,13 @@ class EvaluationWriter:
 
     def _collect(self, engine: Engine) -> None:
         outputs = engine.state.output
-        ids = engine.state.batch.get(self.id_key) if isinstance(engine.state.batch, dict) else None
-        for i, out in enumerate(outputs):
+        # MONAI engines decollate the batch into one dict per image alongside the output
+        batch = engine.state.batch if isinstance(engine.state.batch, list) else [{}] * len(outputs)
+        for out, item in zip(outputs, batch):
             image = out["image"]
-            source = str(getattr(image, "meta", {}).get("filename_or_obj", ""))
-            row: dict = {"id": ids[i] if ids is not None else os.path.splitext(os.path.basename(source))[0], "image": source}
+            source = str(getattr(image, "meta", {}).get("filename_or_obj", "")) or str(item.get("source", ""))
+            case_id = item.get(self.id_key) or os.path.splitext(os.path.basename(source))[0]
+            row: dict = {"id": case_id, "image": source}
             if "lesion_true" in out:
                 row["lesion"] = int(out["lesion_true"][0])
                 row["class"] = int(out["cls_label_onehot"].argmax())
