@@ -100,6 +100,11 @@ def _hms(seconds: float) -> str:
 class EvaluationWriter:
     """Collects one row per test image and writes ``metrics.json`` and ``per_image.csv`` at the end.
 
+    ``per_image.csv`` columns: ``id``, ``image``, the record's ``class_name`` and ``size_tier`` when it
+    has them, ``lesion`` (truth), ``target`` / ``pred_class`` (class indices of the model, 0 normal),
+    ``lesion_pred``, ``lesion_prob``, ``prob_<class>`` per class, ``gt_area`` / ``pred_area`` (pixels
+    at network resolution, after CSB) and the per-image segmentation metrics.
+
     Reads the post-processed output of :class:`custom.transforms.MultiTaskDecisiond` (CSB-gated
     ``seg_pred``, ``lesion_prob``, ...), computes the per-image segmentation metrics with
     :func:`custom.evaluation.segmentation_metrics` and aggregates them in the paper's convention:
@@ -130,12 +135,15 @@ class EvaluationWriter:
             source = str(getattr(image, "meta", {}).get("filename_or_obj", "")) or str(item.get("source", ""))
             case_id = item.get(self.id_key) or os.path.splitext(os.path.basename(source))[0]
             row: dict = {"id": case_id, "image": source}
+            # the record's own fields, for breakdowns by class and lesion size (absent for plain folders)
+            row.update({k: item[k] for k in ("class_name", "size_tier") if k in item})
             if "lesion_true" in out:
                 row["lesion"] = int(out["lesion_true"][0])
-                row["class"] = int(out["cls_label_onehot"].argmax())
+                row["target"] = int(out["cls_label_onehot"].argmax())
                 row["pred_class"] = int(out["cls_prob"].argmax())
                 row["lesion_pred"] = int(out["lesion_pred_onehot"][1])
                 row["lesion_prob"] = float(out["lesion_prob"][0])
+                row.update({f"prob_{name}": float(p) for name, p in out["result"]["class_probabilities"].items()})
             if "seg_label" in out:
                 pred, gt = out["seg_pred"][None], out["seg_label"][None]
                 row["gt_area"] = int(gt.sum())
