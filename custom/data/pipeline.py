@@ -37,9 +37,9 @@ from custom.data import duplicates, sizes
 from custom.data import folds as folds_module
 from custom.data.errors import BadCase, DataError
 from custom.data.io import IMAGE_PNG_LEVEL, write_png
-from custom.data.provenance import provenance
 from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan, check_class_against_mask, drop_duplicate_ids
 from custom.fileio import atomic_write_json
+from custom.provenance import provenance
 
 DEDUP_MODES = ("auto", "none")
 CASES_PER_WORKER = 100

@@ -100,7 +100,7 @@ def _hms(seconds: float) -> str:
 class EvaluationWriter:
     """Collects one row per test image and writes ``metrics.json`` and ``per_image.csv`` at the end.
 
-    ``per_image.csv`` columns: ``id``, ``image``, the record's ``class_name`` and ``size_tier`` when it
+    ``per_image.csv`` columns: ``id``, ``image``, the record's ``class_name``, ``size_tier`` and ``lesion_area`` when it
     has them, ``lesion`` (truth), ``target`` / ``pred_class`` (class indices of the model, 0 normal),
     ``lesion_pred``, ``lesion_prob``, ``prob_<class>`` per class, ``gt_area`` / ``pred_area`` (pixels
     at network resolution, after CSB) and the per-image segmentation metrics.
@@ -136,7 +136,7 @@ class EvaluationWriter:
             case_id = item.get(self.id_key) or os.path.splitext(os.path.basename(source))[0]
             row: dict = {"id": case_id, "image": source}
             # the record's own fields, for breakdowns by class and lesion size (absent for plain folders)
-            row.update({k: item[k] for k in ("class_name", "size_tier") if k in item})
+            row.update({k: item[k] for k in ("class_name", "size_tier", "lesion_area") if k in item})
             if "lesion_true" in out:
                 row["lesion"] = int(out["lesion_true"][0])
                 row["target"] = int(out["cls_label_onehot"].argmax())

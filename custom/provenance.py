@@ -1,4 +1,4 @@
-"""What produced an artefact: tool, arguments, git commit and library versions (house rule, docs/architecture)."""
+"""What produced an artefact: tool, arguments, git commit and library versions (every artefact records its origin)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_REPO = Path(__file__).resolve().parents[2]
-_PACKAGES = ("numpy", "pillow", "scikit-image", "scipy")
+_REPO = Path(__file__).resolve().parents[1]
+_PACKAGES = ("numpy", "pillow", "scikit-image", "scipy", "torch", "monai")
 
 
 def _git(*args: str) -> str | None:

@@ -1,0 +1,188 @@
+"""Cross-validation through the bundle: for each fold, train, select on validation, evaluate on test, summarise.
+
+Stage of the pipeline (after ``scripts/prepare_data.py``): input a prepared folder with
+``fold<k>.json``; output ``<out>/fold<k>/`` (the bundle's ``output_dir`` of that fold: ``model.pt``
+chosen on the fold's validation split only, ``train_log.jsonl``, ``metrics.json``,
+``per_image.csv``), ``<out>/run.json`` (what was run) and ``<out>/summary.json`` (every metric per
+fold, mean and std over folds, and pooled over all test images with bootstrap CIs).
+
+Each step is a ``python -m monai.bundle run`` subprocess, exactly what a user would type, so the
+cross-validation exercises the same configs as single runs. A fold whose ``metrics.json`` and
+``per_image.csv`` exist is skipped, so re-running an interrupted cross-validation continues where it
+stopped; ``resume=True`` also continues the interrupted fold's training from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from custom.data.sizes import size_thresholds, size_tier
+from custom.engine.checkpoint import latest_checkpoint
+from custom.errors import InputError
+from custom.evaluation import aggregate_folds, read_per_image, summarize
+from custom.fileio import atomic_write_json
+from custom.provenance import provenance
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "bundle" / "configs" / "train.json")
+
+
+def override_args(overrides: Mapping[str, Any]) -> list[str]:
+    """``--key value`` arguments for ``monai.bundle run``, with values spelled so that it parses them back."""
+    args = []
+    for key, value in overrides.items():
+        if isinstance(value, bool):
+            text = str(value)  # "True"/"False": a lowercase "true" would arrive as a string
+        elif isinstance(value, (list, tuple, dict)):
+            text = json.dumps(value, separators=(",", ":")).replace("true", "True").replace("false", "False")
+        else:
+            text = str(value)
+        args += [f"--{key}", text]
+    return args
+
+
+def _config_arg(files: Sequence[str]) -> str:
+    return "[" + ",".join(f"'{f}'" for f in files) + "]"
+
+
+def _fold_ids(data: Path, folds: Sequence[int] | None) -> list[int]:
+    available = sorted(int(p.stem[4:]) for p in data.glob("fold*.json") if p.stem[4:].isdigit())
+    if not available:
+        raise InputError(f"{data}: no fold<k>.json; prepare the dataset with scripts/prepare_data.py.")
+    chosen = list(available if folds is None else folds)
+    missing = [k for k in chosen if k not in available]
+    if missing:
+        raise InputError(f"{data}: no fold{missing[0]}.json (available folds: {available}).")
+    return chosen
+
+
+def _training_thresholds(fold_file: Path) -> tuple[float, float] | None:
+    """Lesion-size thresholds (paper 000, 4.1) from the fold's training split only, for the test breakdown."""
+    training = json.loads(fold_file.read_text())["training"]
+    areas = [r["lesion_area"] for r in training if r.get("lesion") and "lesion_area" in r]
+    return size_thresholds(areas) if areas else None
+
+
+class _Progress:
+    """Prints the bundle's per-epoch lines prefixed with the fold, and an ETA over the folds."""
+
+    def __init__(self, folds: Sequence[int], log: Callable[[str], None]) -> None:
+        self.folds = list(folds)
+        self.log = log
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def line(self, fold: int, text: str) -> None:
+        if " - nunet - " in text or text.startswith("error:"):
+            self.log(f"[fold {fold} | {self.folds.index(fold) + 1}/{len(self.folds)}] {text.split(' - INFO - ')[-1]}")
+
+    def fold_finished(self, fold: int, trained: bool) -> None:
+        self.done += trained
+        left = len(self.folds) - self.folds.index(fold) - 1
+        elapsed = time.perf_counter() - self.start
+        eta = f", about {elapsed / self.done * left / 60:.1f} min left" if self.done and left else ""
+        self.log(f"[fold {fold}] finished ({elapsed / 60:.1f} min elapsed{eta})")
+
+
+def _run_bundle(args: list[str], log_file: Path, on_line: Callable[[str], None]) -> None:
+    """One ``monai.bundle run`` in a subprocess; its output goes to ``log_file`` and, filtered, to ``on_line``."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "a") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        tail: list[str] = []
+        for text in proc.stdout:
+            log.write(text)
+            text = text.rstrip("\n")
+            tail = (tail + [text])[-20:]
+            on_line(text)
+        if proc.wait() != 0:
+            last = next((t for t in reversed(tail) if t.strip()), "")
+            raise InputError(f"'{' '.join(args[:1])}' failed (see {log_file}): {last}")
+
+
+def cross_validate(
+    data: str,
+    out: str,
+    folds: Sequence[int] | None = None,
+    config: str | Sequence[str] = DEFAULT_CONFIG,
+    resume: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Runs (or continues) a cross-validation and returns its summary (also written to ``<out>/summary.json``).
+
+    Args:
+        data: prepared dataset folder with ``fold<k>.json``.
+        out: run folder.
+        folds: fold indices (default: every ``fold<k>.json`` in ``data``).
+        config: the training config, or a list of configs merged in order (e.g. train.json + a peer's override);
+            ``evaluate.json`` from the first config's folder is appended for the evaluation.
+        resume: continue an interrupted fold from its last checkpoint instead of restarting it.
+        overrides: bundle keys to override (``epochs``, ``csb_mode``, ...), the same for every fold.
+    """
+    data_dir, out_dir = Path(data).resolve(), Path(out).resolve()
+    if not data_dir.is_dir():
+        raise InputError(f"--data {data!r} is not a folder; prepare one with scripts/prepare_data.py.")
+    configs = [str(Path(c).resolve()) for c in ([config] if isinstance(config, str) else config)]
+    for c in configs:
+        if not Path(c).is_file():
+            raise InputError(f"--config: {c!r} does not exist.")
+    evaluate = str(Path(configs[0]).parent / "evaluate.json")
+    chosen = _fold_ids(data_dir, folds)
+    overrides = dict(overrides or {})
+    settings = {"data": str(data_dir), "config_files": configs, "overrides": overrides}
+
+    run_file = out_dir / "run.json"
+    if run_file.exists():
+        previous = json.loads(run_file.read_text())
+        if {k: previous.get(k) for k in settings} != settings:
+            raise InputError(f"{out_dir} holds a run with other settings ({run_file}); choose another --out.")
+    record = {"name": out_dir.name, **settings, "folds": chosen, "produced_by": provenance("cross_validate", settings)}
+    atomic_write_json(run_file, record)
+
+    progress = _Progress(chosen, log)
+    fold_summaries, pooled_rows = {}, []
+    for k in chosen:
+        fold_dir = out_dir / f"fold{k}"
+        finished = (fold_dir / "metrics.json").is_file() and (fold_dir / "per_image.csv").is_file()
+        if finished:
+            log(f"[fold {k}] already evaluated, skipped")
+        else:
+            common = override_args({**overrides, "dataset_dir": str(data_dir), "fold": k, "output_dir": str(fold_dir)})
+            continuing = resume and latest_checkpoint(str(fold_dir)) is not None
+            if not continuing and fold_dir.exists():
+                shutil.rmtree(fold_dir)  # a fold without results is restarted from scratch
+            train_args = ["training", "--config_file", _config_arg(configs), *common]
+            if continuing:
+                train_args += ["--resume", "True"]
+            _run_bundle(train_args, fold_dir / "bundle.log", lambda t, k=k: progress.line(k, t))
+            eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
+            _run_bundle(eval_args, fold_dir / "bundle.log", lambda t, k=k: progress.line(k, t))
+        progress.fold_finished(k, trained=not finished)
+
+        rows = read_per_image(fold_dir / "per_image.csv")
+        thresholds = _training_thresholds(data_dir / f"fold{k}.json")
+        fold_summaries[k] = summarize(rows, size_thresholds=thresholds)
+        for row in rows:  # pooled tiers use each image's own fold thresholds
+            if thresholds is not None and "lesion_area" in row:
+                row["size_tier"] = size_tier(int(row["lesion_area"]), int(row["lesion"]), *thresholds)
+            pooled_rows.append({**row, "fold": k})
+
+    summary = {
+        "folds": {str(k): s for k, s in fold_summaries.items()},
+        **aggregate_folds(list(fold_summaries.values())),
+        "pooled": summarize(pooled_rows),
+        "produced_by": provenance("cross_validate", settings),
+    }
+    atomic_write_json(out_dir / "summary.json", summary)
+    return summary

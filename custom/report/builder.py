@@ -1,0 +1,78 @@
+"""Assembles the report of one or more runs: tables, figures, overlays, Grad-CAM, comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from .comparison import comparison_table
+from .document import Document, Figure, Heading, Paragraph, to_html, to_markdown
+from .figures import plot_confusion, plot_roc, plot_size_tiers, plot_training
+from .gallery import plot_gallery
+from .gradcam import plot_gradcam
+from .inference import FoldModel
+from .runs import Run
+from .tables import (
+    class_table,
+    classification_table,
+    fold_table,
+    paper003_table,
+    pooled_ci_table,
+    segmentation_table,
+    size_tier_table,
+    three_class_table,
+)
+
+
+def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
+    """Writes ``out/report.md``, ``out/report.html`` and ``out/figures/*.png`` for ``run_dirs``; returns ``out``."""
+    runs = [Run(Path(d)) for d in run_dirs]
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    names = ", ".join(run.name for run in runs)
+    doc = Document(f"Cross-validation report: {names}")
+    doc.add(*[Paragraph(_provenance(run)) for run in runs])
+
+    doc.add(Heading("Results (mean ± std over folds)"))
+    doc.add(*[t for t in (classification_table(runs), three_class_table(runs), segmentation_table(runs),
+                          paper003_table(runs), size_tier_table(runs), class_table(runs), pooled_ci_table(runs))
+              if t is not None])
+    doc.add(*[fold_table(run) for run in runs])
+    plot_size_tiers(runs, out / "figures" / "dice_by_size.png")
+    doc.add(Figure("figures/dice_by_size.png", "Dice (paper 000) by lesion-size tier, mean ± std over folds."))
+
+    if len(runs) > 1:
+        doc.add(Heading("Paired comparisons"))
+        doc.add(*[comparison_table(runs[0], run) for run in runs[1:]])
+
+    for i, run in enumerate(runs):
+        doc.add(Heading(f"Run {run.name}"))
+        models: dict[int, FoldModel] = {}  # each fold's network is loaded once for gallery and Grad-CAM
+        for stem, plot, caption in (
+            ("roc", plot_roc, "ROC of the lesion probability per fold and the vertical mean."),
+            ("confusion", plot_confusion, "Confusion matrix over the test images of all folds."),
+            ("training", plot_training, "Training loss, AMTL task weights and validation metrics per epoch."),
+        ):
+            plot(run, out / "figures" / f"{stem}_{i}.png")
+            doc.add(Figure(f"figures/{stem}_{i}.png", f"{run.name}: {caption}"))
+        if plot_gallery(run, out / "figures" / f"gallery_{i}.png", models):
+            doc.add(Figure(f"figures/gallery_{i}.png",
+                           f"{run.name}: best / median / worst Dice of lesion images and the failure modes "
+                           "(false-positive class, false-negative class, IoU = 0, 0 < IoU < 0.3), drawn at the network "
+                           "resolution; ground truth green, CSB-gated prediction red."))
+        if plot_gradcam(run, out / "figures" / f"gradcam_{i}.png", models):
+            doc.add(Figure(f"figures/gradcam_{i}.png",
+                           f"{run.name}: Grad-CAM of the predicted class on the classification head's input "
+                           "(last encoder stage), first cases of each ground-truth class by id."))
+
+    (out / "report.md").write_text(to_markdown(doc))
+    (out / "report.html").write_text(to_html(doc, out))
+    return out
+
+
+def _provenance(run: Run) -> str:
+    """Where the run came from and what it overrode, in one sentence."""
+    overrides = ", ".join(f"{k}={v}" for k, v in run.meta.get("overrides", {}).items()) or "none"
+    return (f"{run.name}: data {run.meta.get('data', 'n/a')}, folds {run.folds}, commit "
+            f"{str(run.meta.get('git_commit', 'n/a'))[:10]}, created {run.meta.get('created', 'n/a')}, "
+            f"overrides {overrides}.")

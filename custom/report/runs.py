@@ -1,0 +1,95 @@
+"""Reading a run folder written by ``scripts/cross_validate.py``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Run:
+    """One cross-validation run: ``run.json``, ``summary.json`` and the ``fold<k>/`` outputs.
+
+    Args:
+        path: the run folder.
+    """
+
+    path: Path
+    meta: dict[str, Any] = field(init=False)
+    summary: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
+        self.meta = json.loads((self.path / "run.json").read_text())
+        self.summary = json.loads((self.path / "summary.json").read_text())
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.name)
+
+    @property
+    def folds(self) -> list[int]:
+        """The folds of the run, from ``run.json`` (else from ``summary.json``)."""
+        folds = self.meta.get("folds") or self.summary.get("folds", {}).keys()
+        return sorted(int(k) for k in folds)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.meta["data"])
+
+    def fold_dir(self, fold: int) -> Path:
+        return self.path / f"fold{fold}"
+
+    @cached_property
+    def per_image(self) -> list[dict[str, Any]]:
+        """Rows of every fold's ``per_image.csv`` with numbers parsed and a ``fold`` column added."""
+        rows = []
+        for fold in self.folds:
+            csv_path = self.fold_dir(fold) / "per_image.csv"
+            if not csv_path.is_file():
+                continue
+            with csv_path.open(newline="") as f:
+                rows += [{**{k: _parse(v) for k, v in row.items()}, "fold": fold} for row in csv.DictReader(f)]
+        return rows
+
+    def train_log(self, fold: int) -> list[dict[str, Any]]:
+        """The epoch records of ``fold<k>/train_log.jsonl`` (empty when the fold has none)."""
+        log = self.fold_dir(fold) / "train_log.jsonl"
+        if not log.is_file():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+    def test_record(self, fold: int, image_id: str) -> dict[str, Any]:
+        """The test-split record ``image_id`` of ``fold<k>.json`` with absolute ``image``/``label`` paths."""
+        datalist = json.loads((self.data_dir / f"fold{fold}.json").read_text())
+        for record in datalist["test"]:
+            if record["id"] == image_id:
+                return {**record, **{k: str(self.data_dir / record[k]) for k in ("image", "label")}}
+        raise KeyError(f"{image_id!r} is not in the test split of {self.data_dir / f'fold{fold}.json'}")
+
+
+def _parse(value: str) -> Any:
+    """A CSV cell as int or float when it is a number (empty cells and 'nan' become NaN), else the string."""
+    if value in ("", "nan", "NaN"):
+        return math.nan
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def lesion_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose ground truth contains a lesion and whose Dice is defined (paper 000 convention)."""
+    return [r for r in rows if r.get("lesion") == 1 and is_number(r.get("dice"))]
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite int or float (not a bool, not NaN)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,49 @@
+"""Cross-validation of a bundle config on a prepared dataset, then the report.
+
+    python scripts/cross_validate.py --data <prepared dir> --out runs/<name> [--folds 0,1,2,3,4]
+        [--config bundle/configs/train.json] [--resume] [any bundle override, e.g. --epochs 800 --csb_mode hard]
+
+Each fold: train (checkpoint chosen on the fold's validation split), evaluate the test split, write
+``runs/<name>/fold<k>/metrics.json`` and ``per_image.csv``. Then ``runs/<name>/summary.json`` (mean and
+std over folds) and the report (``report.md``, ``report.html``). Finished folds are skipped on re-runs.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import fire
+
+from custom.crossval import DEFAULT_CONFIG, cross_validate
+from custom.errors import InputError
+
+
+def _fold_list(folds) -> list[int] | None:
+    """Fire gives ``--folds 0,1,2`` as a tuple, ``--folds 3`` as an int."""
+    if folds is None:
+        return None
+    if isinstance(folds, int):
+        return [folds]
+    if isinstance(folds, str):
+        return [int(f) for f in folds.split(",") if f.strip()]
+    return [int(f) for f in folds]
+
+
+def main(data: str, out: str, folds=None, config=DEFAULT_CONFIG, resume: bool = False, report: bool = True, **overrides) -> None:
+    """Runs the folds, writes summary.json and (with ``report``) the report into ``out``."""
+    try:
+        summary = cross_validate(data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides)
+    except InputError as e:
+        sys.exit(f"error: {e}")
+    mean = summary["mean"]
+    cls, seg = mean.get("classification", {}), mean.get("segmentation", {})
+    print(f"mean over folds: accuracy {cls.get('accuracy')}, AUC {cls.get('auc')}, Dice {seg.get('dice')}, IoU {seg.get('iou')}")
+    if report:
+        from custom.report import build_report  # matplotlib and the report only when asked for
+
+        build_report([out], out)
+        print(f"report: {out}/report.md, {out}/report.html")
+
+
+if __name__ == "__main__":
+    fire.Fire(main)

@@ -1,0 +1,55 @@
+"""Cross-validation through the bundle on the demo data: 2 folds x 1 epoch on CPU, then the report."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from custom.crossval import override_args
+
+
+def _cross_validate(data, out, *extra):
+    cmd = [sys.executable, "scripts/cross_validate.py", "--data", str(data), "--out", str(out), "--folds", "0,1",
+           "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0", *extra]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_override_args_round_trip_through_the_bundle_parser():
+    assert override_args({"epochs": 2, "resume": False, "spatial_size": [32, 32], "csb_mode": "soft"}) == [
+        "--epochs", "2", "--resume", "False", "--spatial_size", "[32,32]", "--csb_mode", "soft"]
+
+
+@pytest.mark.slow
+def test_two_folds_give_summary_report_and_skip_when_rerun(demo_dir, tmp_path):
+    out = tmp_path / "run"
+    log = _cross_validate(demo_dir, out)
+    assert "[fold 0 | 1/2] epoch 1/1" in log and "[fold 1 | 2/2] epoch 1/1" in log
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["folds"]) == {"0", "1"}
+    for k in (0, 1):
+        fold = out / f"fold{k}"
+        assert (fold / "model.pt").is_file() and (fold / "metrics.json").is_file()
+        test_ids = {r["id"] for r in json.loads((demo_dir / f"fold{k}.json").read_text())["test"]}
+        rows = (fold / "per_image.csv").read_text().splitlines()[1:]
+        assert {row.split(",")[0] for row in rows} == test_ids
+    accuracies = [summary["folds"][k]["classification"]["accuracy"] for k in ("0", "1")]
+    assert summary["mean"]["classification"]["accuracy"] == pytest.approx(sum(accuracies) / 2)
+    for name in ("report.md", "report.html"):
+        assert (out / name).is_file()
+    figures = {p.name for p in (out / "figures").glob("*.png")}
+    expected = {"roc_0.png", "confusion_0.png", "dice_by_size.png", "training_0.png", "gallery_0.png", "gradcam_0.png"}
+    assert expected <= figures, figures
+    report = (out / "report.md").read_text()
+    dice = summary["mean"]["segmentation"]["dice"]
+    assert f"{dice:.4f}" in report
+    assert re.search(r"<img[^>]+src=\"data:image/png;base64,", (out / "report.html").read_text())
+
+    rerun = _cross_validate(demo_dir, out)
+    assert "[fold 0] already evaluated, skipped" in rerun and "epoch 1/1" not in rerun

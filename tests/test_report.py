@@ -1,0 +1,114 @@
+"""End-to-end check of the report (custom/report, scripts/report.py) on two tiny cross-validation runs."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CONFIGS, REPO, run_bundle
+
+from custom.evaluation import aggregate_folds, read_per_image, summarize
+
+FOLDS = (0, 1)
+SPATIAL = "[32,32]"
+TRAIN = str(CONFIGS / "train.json")
+EVALUATE = f"['{TRAIN}','{CONFIGS / 'evaluate.json'}']"
+
+
+def _write_run(run: Path, data: Path, csb_mode: str) -> None:
+    """run.json and summary.json as scripts/cross_validate.py writes them, from the folds' per_image.csv."""
+    rows = {k: read_per_image(str(run / f"fold{k}" / "per_image.csv")) for k in FOLDS}
+    folds = {str(k): summarize(rows[k], n_bootstrap=200) for k in FOLDS}
+    aggregate = aggregate_folds(list(folds.values()))
+    pooled = summarize([r for k in FOLDS for r in rows[k]], n_bootstrap=200)
+    summary = {"folds": folds, "mean": aggregate["mean"], "std": aggregate["std"], "pooled": pooled,
+               "conventions": pooled["conventions"]}
+    meta = {"name": run.name, "data": str(data), "config_files": [TRAIN],
+            "overrides": {"spatial_size": [32, 32], "num_classes": 2, "csb_mode": csb_mode},
+            "folds": list(FOLDS), "git_commit": "test", "created": "test"}
+    (run / "run.json").write_text(json.dumps(meta))
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture(scope="module")
+def two_runs(demo_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+    """Run A: 1 epoch per fold, CSB hard. Run B: A's models evaluated with CSB off (same test images)."""
+    root = tmp_path_factory.mktemp("runs")
+    run_a, run_b = root / "hard", root / "off"
+    for k in FOLDS:
+        common = ("--dataset_dir", str(demo_dir), "--fold", str(k), "--spatial_size", SPATIAL, "--num_workers", "0")
+        run_bundle("training", "--config_file", TRAIN, *common, "--epochs", "1", "--output_dir", str(run_a / f"fold{k}"))
+        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--output_dir", str(run_a / f"fold{k}"))
+        shutil.copytree(run_a / f"fold{k}", run_b / f"fold{k}")
+        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--csb_mode", "off",
+                   "--output_dir", str(run_b / f"fold{k}"))
+    _write_run(run_a, demo_dir, "hard")
+    _write_run(run_b, demo_dir, "off")
+    return run_a, run_b
+
+
+def _report(out: Path, *runs: Path) -> tuple[str, str]:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "report.py"), *map(str, runs), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return (out / "report.md").read_text(), (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_report_of_one_run(two_runs, tmp_path):
+    run_a, _ = two_runs
+    md, html = _report(tmp_path, run_a)
+    figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
+    names = {Path(f).stem for f in figures}
+    assert {"dice_by_size", "roc_0", "confusion_0", "training_0", "gallery_0", "gradcam_0"} <= names
+    for figure in figures:
+        assert (tmp_path / figure).stat().st_size > 1000
+    # self-contained: every figure embedded, no file reference
+    assert html.count('src="data:image/png;base64,') == len(figures)
+    assert 'src="figures/' not in html
+    assert "<table>" in html and "Paired comparison" not in md
+
+    summary = json.loads((run_a / "summary.json").read_text())
+    for section, metric in [("classification", m) for m in ("accuracy", "precision", "recall", "f1", "auc")] + [
+        ("segmentation", m) for m in ("dice", "iou", "pixel_accuracy", "sensitivity", "precision")
+    ] + [("segmentation_paper003", "dice_all"), ("segmentation_paper003", "normal_false_positive_rate")]:
+        cell = _cell(md, metric, table_starts=_caption(section))
+        assert cell == _expected(summary, section, metric), (section, metric, cell)
+    dice, (lo, hi) = summary["pooled"]["segmentation"]["dice"], summary["pooled"]["ci95"]["dice"]
+    assert f"{dice:.4f} [{lo:.4f}, {hi:.4f}]" in md
+
+
+@pytest.mark.slow
+def test_report_compares_two_runs(two_runs, tmp_path):
+    md, html = _report(tmp_path, *two_runs)
+    assert "Paired comparison: off vs hard" in md and "Paired comparison: off vs hard" in html
+    row = next(line for line in md.splitlines() if line.startswith("| lesion decision correct |"))
+    assert len(row.split("|")) == 9  # metric, n, A, B, B - A, CI, p
+    for name in ("hard", "off"):
+        assert f"Run {name}" in md
+    assert {"gallery_0.png", "gallery_1.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
+
+
+def _caption(section: str) -> str:
+    return {"classification": "Classification, lesion vs normal", "segmentation": "Segmentation (paper 000)",
+            "segmentation_paper003": "Segmentation, paper 003"}[section]
+
+
+def _cell(md: str, metric: str, table_starts: str) -> str:
+    """The first run's cell of ``metric`` in the table whose caption starts with ``table_starts``."""
+    table = md.split(f"**{table_starts}", 1)[1].split("\n\n*", 1)[0]
+    row = next(line for line in table.splitlines() if line.startswith(f"| {metric} |"))
+    return row.strip("|").split("|")[1].strip()
+
+
+def _expected(summary: dict, section: str, metric: str) -> str:
+    """``mean ± std`` with 4 decimals straight from summary.json (NaN, e.g. AUC of a one-class fold, is n/a)."""
+    def four(value: float) -> str:
+        return "n/a" if value != value else f"{value:.4f}"
+
+    return f"{four(summary['mean'][section][metric])} ± {four(summary['std'][section][metric])}"
