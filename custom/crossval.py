@@ -151,7 +151,6 @@ def cross_validate(
     atomic_write_json(run_file, record)
 
     progress = _Progress(chosen, log)
-    fold_summaries, pooled_rows = {}, []
     for k in chosen:
         fold_dir = out_dir / f"fold{k}"
         finished = (fold_dir / "metrics.json").is_file() and (fold_dir / "per_image.csv").is_file()
@@ -169,20 +168,32 @@ def cross_validate(
             eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
             _run_bundle(eval_args, fold_dir / "bundle.log", lambda t, k=k: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
+    return summarize_run(data_dir, out_dir, chosen)
 
-        rows = read_per_image(fold_dir / "per_image.csv")
+
+def summarize_run(data_dir: Path, out_dir: Path, folds: Sequence[int]) -> dict:
+    """Summarises the evaluated folds of a run into ``<out_dir>/summary.json`` and returns it.
+
+    Each fold is summarised from its ``per_image.csv`` with lesion-size tiers set by thresholds from
+    that fold's training split; the pooled summary (all test images, bootstrap CIs) keeps each
+    image's own fold tier.
+    """
+    fold_summaries, pooled_rows = {}, []
+    for k in folds:
+        rows = read_per_image(str(out_dir / f"fold{k}" / "per_image.csv"))
         thresholds = _training_thresholds(data_dir / f"fold{k}.json")
         fold_summaries[k] = summarize(rows, size_thresholds=thresholds)
-        for row in rows:  # pooled tiers use each image's own fold thresholds
+        for row in rows:
             if thresholds is not None and "lesion_area" in row:
                 row["size_tier"] = size_tier(int(row["lesion_area"]), int(row["lesion"]), *thresholds)
             pooled_rows.append({**row, "fold": k})
-
+    pooled = summarize(pooled_rows)
     summary = {
         "folds": {str(k): s for k, s in fold_summaries.items()},
         **aggregate_folds(list(fold_summaries.values())),
-        "pooled": summarize(pooled_rows),
-        "produced_by": provenance("cross_validate", settings),
+        "pooled": pooled,
+        "conventions": pooled["conventions"],
+        "produced_by": provenance("cross_validate", {"data": str(data_dir), "out": str(out_dir), "folds": list(folds)}),
     }
     atomic_write_json(out_dir / "summary.json", summary)
     return summary

@@ -157,3 +157,23 @@ def test_training_and_evaluation_read_the_compact_cache(demo_dir, tmp_path):
     test_ids = sorted(r["id"] for r in json.loads((prepared / "fold0.json").read_text())["test"])
     with open(out / "per_image.csv") as f:
         assert sorted(r["id"] for r in csv.DictReader(f)) == test_ids
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
+    """``--resume True`` loads network, AMTL parameters, optimiser, scheduler and epoch from checkpoint_epoch=N.pt."""
+    import torch
+
+    out = tmp_path / "run"
+    common = ["--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(demo_dir), "--output_dir", str(out),
+              "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0", "--epochs", "3"]
+    first = run_bundle("training", *common, "--train#trainer#max_epochs", "1")  # stop after epoch 1 of a 3-epoch plan
+    assert first.returncode == 0
+    saved = torch.load(out / "checkpoint_epoch=1.pt", weights_only=True)
+    assert {"network", "loss", "optimizer", "lr_scheduler", "trainer"} <= set(saved)
+    assert saved["trainer"]["iteration"] == saved["trainer"]["epoch_length"]  # ignite stores the epoch as iterations
+    run_bundle("training", *common, "--resume", "True")
+    epochs = [json.loads(line)["epoch"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    resumed = torch.load(out / "checkpoint_epoch=3.pt", weights_only=True)
+    assert resumed["lr_scheduler"]["last_epoch"] == 3 and resumed["lr_scheduler"]["T_max"] == 3

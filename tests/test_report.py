@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import CONFIGS, REPO, run_bundle
 
-from custom.evaluation import aggregate_folds, read_per_image, summarize
+from custom.crossval import summarize_run
 
 FOLDS = (0, 1)
 SPATIAL = "[32,32]"
@@ -22,17 +22,11 @@ EVALUATE = f"['{TRAIN}','{CONFIGS / 'evaluate.json'}']"
 
 def _write_run(run: Path, data: Path, csb_mode: str) -> None:
     """run.json and summary.json as scripts/cross_validate.py writes them, from the folds' per_image.csv."""
-    rows = {k: read_per_image(str(run / f"fold{k}" / "per_image.csv")) for k in FOLDS}
-    folds = {str(k): summarize(rows[k], n_bootstrap=200) for k in FOLDS}
-    aggregate = aggregate_folds(list(folds.values()))
-    pooled = summarize([r for k in FOLDS for r in rows[k]], n_bootstrap=200)
-    summary = {"folds": folds, "mean": aggregate["mean"], "std": aggregate["std"], "pooled": pooled,
-               "conventions": pooled["conventions"]}
     meta = {"name": run.name, "data": str(data), "config_files": [TRAIN],
             "overrides": {"spatial_size": [32, 32], "num_classes": 2, "csb_mode": csb_mode},
-            "folds": list(FOLDS), "git_commit": "test", "created": "test"}
+            "folds": list(FOLDS), "produced_by": {"git_commit": "test", "created": "test"}}
     (run / "run.json").write_text(json.dumps(meta))
-    (run / "summary.json").write_text(json.dumps(summary))
+    summarize_run(data, run, FOLDS)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import glob
 import os
 import re
 
-from ignite.engine import Engine
+from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader, CheckpointSaver
 from torch import nn
 
@@ -33,7 +33,7 @@ class ResumableCheckpoint:
     continues at epoch N + 1 with the learning rate it had. Only rank 0 writes (ignite's default).
 
     Attach it first among the training handlers, so that handlers reading the epoch at start
-    (the training log's ETA) see the resumed epoch.
+    (the training log's ETA) see the resumed epoch; the saver itself runs after all other handlers.
 
     Args:
         save_dir: folder of the checkpoints (the run's output_dir).
@@ -56,6 +56,7 @@ class ResumableCheckpoint:
         self.save_interval = save_interval
         self.resume = resume
         self.map_location = map_location
+        self._saver: CheckpointSaver | None = None
 
     def attach(self, engine: Engine) -> None:
         everything = {**self.objects, "trainer": engine}
@@ -64,6 +65,14 @@ class ResumableCheckpoint:
             if path is None:
                 raise InputError(f"--resume: no checkpoint_epoch=N.pt in {self.save_dir!r} to continue from.")
             CheckpointLoader(load_path=path, load_dict=everything, map_location=self.map_location).attach(engine)
-        CheckpointSaver(
+        self._saver = CheckpointSaver(
             save_dir=self.save_dir, save_dict=everything, save_interval=self.save_interval, n_saved=1, epoch_level=True
-        ).attach(engine)
+        )
+        # attached when the run starts, i.e. after every other handler: the saved scheduler and AMTL
+        # state must be those after the epoch's learning-rate step, or a resumed run lags one epoch
+        engine.add_event_handler(Events.STARTED, self._attach_saver)
+
+    def _attach_saver(self, engine: Engine) -> None:
+        if self._saver is not None:
+            self._saver.attach(engine)
+            self._saver = None

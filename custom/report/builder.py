@@ -73,6 +73,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
 def _provenance(run: Run) -> str:
     """Where the run came from and what it overrode, in one sentence."""
     overrides = ", ".join(f"{k}={v}" for k, v in run.meta.get("overrides", {}).items()) or "none"
+    origin = run.meta.get("produced_by", {})  # written by custom.crossval through custom.provenance
     return (f"{run.name}: data {run.meta.get('data', 'n/a')}, folds {run.folds}, commit "
-            f"{str(run.meta.get('git_commit', 'n/a'))[:10]}, created {run.meta.get('created', 'n/a')}, "
+            f"{str(origin.get('git_commit') or 'n/a')[:10]}, created {origin.get('created', 'n/a')}, "
             f"overrides {overrides}.")
