@@ -164,43 +164,11 @@ def test_empty_or_missing_folders_and_overlapping_output(data, tmp_path):
 
 
 def test_cli(data):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "scripts/prepare_data.py",
-            "folder",
-            "--images",
-            str(data / "images"),
-            "--masks",
-            str(data / "masks"),
-            "--out",
-            str(data / "out"),
-            "--folds",
-            "3",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    cmd = [sys.executable, "scripts/prepare_data.py", "folder", "--images", str(data / "images"),
+           "--masks", str(data / "masks"), "--out", str(data / "out"), "--folds", "3"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "6 images {'lesion': 4, 'normal': 2}" in proc.stdout
     (data / "masks" / "a.png").unlink()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "scripts/prepare_data.py",
-            "folder",
-            "--images",
-            str(data / "images"),
-            "--masks",
-            str(data / "masks"),
-            "--out",
-            str(data / "out"),
-            "--folds",
-            "3",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
