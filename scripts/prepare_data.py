@@ -12,6 +12,7 @@ status 1, unless ``--skip-bad`` leaves such cases out (listed in summary.json).
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,11 +25,22 @@ from custom.data.errors import DataError
 from custom.data.folder import prepare_folder
 
 
-def _run(prepare: Callable[..., dict[str, Any]], out: str, **kwargs: Any) -> None:
-    try:
-        summary = prepare(out=out, **kwargs)
-    except DataError as e:
-        sys.exit("error: " + " ".join(str(e).split()))
+def _command(prepare: Callable[..., dict[str, Any]]) -> Callable[..., None]:
+    """The command line of a ``prepare_*`` function: same arguments (fire reads them through ``wraps``),
+    one ``error:`` line for bad data, and a short account of what was written."""
+
+    @functools.wraps(prepare)
+    def command(*args: Any, **kwargs: Any) -> None:
+        try:
+            summary = prepare(*args, **kwargs)
+        except DataError as e:
+            sys.exit("error: " + " ".join(str(e).split()))
+        _print_summary(summary)
+
+    return command
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
     thresholds = summary["size_thresholds"]
     print(
         f"{summary['dataset']}: {summary['records']} images {summary['classes']}, "
@@ -49,71 +61,8 @@ def _run(prepare: Callable[..., dict[str, Any]], out: str, **kwargs: Any) -> Non
     if summary["adjusted"]:
         print(f"adjusted: {len(summary['adjusted'])} images (see summary.json)")
     print(f"folds: largest class / size-tier share gap {summary['folds']['max_gap_pp']} percentage points")
-    print(f"wrote {out} in {summary['seconds']} s")
-
-
-def busi(
-    src: str,
-    out: str,
-    curated: str | None = None,
-    dedup: str = "auto",
-    folds: int = 5,
-    seed: int = 0,
-    skip_bad: bool = False,
-    cache_size: int | None = None,
-) -> None:
-    """BUSI: <src>/{benign,malignant,normal}/<class> (<n>).png + _mask[_k].png; --curated keeps Curated BUSI's 450."""
-    _run(
-        prepare_busi,
-        out,
-        src=src,
-        curated=curated,
-        dedup=dedup,
-        folds=folds,
-        seed=seed,
-        skip_bad=skip_bad,
-        cache_size=cache_size,
-    )
-
-
-def bus_uclm(
-    src: str,
-    out: str,
-    dedup: str = "none",
-    folds: int = 5,
-    seed: int = 0,
-    skip_bad: bool = False,
-    cache_size: int | None = None,
-) -> None:
-    """BUS-UCLM: <src>/INFO.csv (';', BOM), images/, masks/ (RGB: green benign, red malignant)."""
-    _run(prepare_bus_uclm, out, src=src, dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size)
-
-
-def folder(
-    images: str,
-    masks: str,
-    out: str,
-    labels: str | None = None,
-    dedup: str = "none",
-    folds: int = 5,
-    seed: int = 0,
-    skip_bad: bool = False,
-    cache_size: int | None = None,
-) -> None:
-    """Image + mask pairs in two folders; classes from --labels (columns image, class) or the masks (normal/lesion)."""
-    _run(
-        prepare_folder,
-        out,
-        images=images,
-        masks=masks,
-        labels=labels,
-        dedup=dedup,
-        folds=folds,
-        seed=seed,
-        skip_bad=skip_bad,
-        cache_size=cache_size,
-    )
+    print(f"wrote {summary['produced_by']['args']['out']} in {summary['seconds']} s")
 
 
 if __name__ == "__main__":
-    fire.Fire({"busi": busi, "bus_uclm": bus_uclm, "folder": folder})
+    fire.Fire({"busi": _command(prepare_busi), "bus_uclm": _command(prepare_bus_uclm), "folder": _command(prepare_folder)})

@@ -138,17 +138,13 @@ def prepare_bus_uclm(
     cache_size: int | None = None,
 ) -> dict[str, Any]:
     """Prepares BUS-UCLM from ``src`` (INFO.csv, images/, masks/) into ``out``; returns the summary."""
-    args = dict(src=src, out=out, dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size)
+    options = dict(dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size)
     return prepare(
         "BUS-UCLM",
         scan_bus_uclm(Path(src)),
         load_bus_uclm_case,
         out,
         tool=f"{__name__}.prepare_bus_uclm",
-        args=args,
-        dedup=dedup,
-        folds=folds,
-        seed=seed,
-        skip_bad=skip_bad,
-        cache_size=cache_size,
+        args=dict(src=src, out=out, **options),
+        **options,
     )

@@ -147,9 +147,7 @@ def prepare_busi(
     With ``curated``, duplicates are still searched among all images (when ``dedup`` is "auto"), so
     the summary scores the detector against the list: ``duplicates.against_reference``.
     """
-    args = dict(
-        src=src, out=out, curated=curated, dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size
-    )
+    options = dict(dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size)
     scan = scan_busi(Path(src))
     exclude, reference = None, None
     if curated:
@@ -166,12 +164,8 @@ def prepare_busi(
         load_busi_case,
         out,
         tool=f"{__name__}.prepare_busi",
-        args=args,
-        dedup=dedup,
-        folds=folds,
-        seed=seed,
-        skip_bad=skip_bad,
-        cache_size=cache_size,
+        args=dict(src=src, out=out, curated=curated, **options),
+        **options,
         exclude=exclude,
         reference_duplicates=reference,
     )

@@ -129,27 +129,13 @@ def prepare_folder(
     cache_size: int | None = None,
 ) -> dict[str, Any]:
     """Prepares the pairs of ``images`` and ``masks`` (classes from ``labels`` or the masks) into ``out``."""
-    args = dict(
-        images=images,
-        masks=masks,
-        out=out,
-        labels=labels,
-        dedup=dedup,
-        folds=folds,
-        seed=seed,
-        skip_bad=skip_bad,
-        cache_size=cache_size,
-    )
+    options = dict(dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size)
     return prepare(
         Path(images).resolve().parent.name or "folder",
         scan_folder(Path(images), Path(masks), Path(labels) if labels else None),
         load_folder_case,
         out,
         tool=f"{__name__}.prepare_folder",
-        args=args,
-        dedup=dedup,
-        folds=folds,
-        seed=seed,
-        skip_bad=skip_bad,
-        cache_size=cache_size,
+        args=dict(images=images, masks=masks, out=out, labels=labels, **options),
+        **options,
     )
