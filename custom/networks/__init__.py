@@ -2,12 +2,20 @@
 
 Configs (``"_target_": "custom.networks.get_network", "name": ...``) and ``scripts/model_stats.py``
 build networks only through :func:`get_network`, so adding a peer network is one module plus one
-line in :data:`NETWORKS`. Every multi-task network returns ``{"seg": logits, "cls": logits}`` (only
-the keys of the tasks it has), which is what :mod:`custom.networks.csb` and the engine expect.
+line in :data:`NETWORKS`. The registry holds dotted paths resolved on first use, so a network's
+optional dependencies are only imported when that network is built.
+
+The contract every registered network keeps (the engine, losses and post-processing rely on it):
+
+- constructor keywords ``spatial_dims``, ``in_channels`` and ``num_classes`` (class 0 = normal);
+- ``forward`` returns ``{"seg": (B, 1, *spatial) logits, "cls": (B, num_classes) logits}`` (only
+  the keys of the tasks it has); in training mode it may add ``"aux_seg"``, a list of further
+  segmentation logits (deep supervision, coarse masks) that only its loss reads.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -36,8 +44,18 @@ __all__ = [
     "lesion_probability",
 ]
 
-NETWORKS: dict[str, Callable[..., nn.Module]] = {
-    "nunet": NUNet,
+NETWORKS: dict[str, str] = {
+    # paper 000
+    "nunet": "custom.networks.nunet.NUNet",
+    # peers (paper 001, 003, 004; paper 002 is the paper-003 recipe on "attention_unet")
+    "acsnet": "custom.networks.acsnet.ACSNet",
+    "mt_unetpp": "custom.networks.mt_unetpp.MTUNetPlusPlus",
+    "mtl_oca": "custom.networks.mtl_oca.MTLOCA",
+    # baselines of paper 000's tables: MONAI networks with a classification head on the bottleneck
+    "unet": "custom.networks.baselines.UNetWithClassifier",
+    "attention_unet": "custom.networks.baselines.AttentionUNetWithClassifier",
+    "unetr": "custom.networks.baselines.UNETRWithClassifier",
+    "swin_unetr": "custom.networks.baselines.SwinUNETRWithClassifier",
 }
 
 # The N-Unet variants of the paper's ablations (section 4.8) as constructor kwargs of "nunet".
@@ -68,8 +86,10 @@ def get_network(name: str, **kwargs) -> nn.Module:
     """Builds the network registered as ``name`` with the constructor keyword arguments ``kwargs``.
 
     Raises:
-        ValueError: when ``name`` is not in :data:`NETWORKS`; the message lists the known names.
+        InputError: when ``name`` is not in :data:`NETWORKS`; the message lists the known names.
     """
     if name not in NETWORKS:
         raise InputError(f"network {name!r} is unknown; registered networks: {', '.join(sorted(NETWORKS))}.")
-    return NETWORKS[name](**kwargs)
+    module, _, attribute = NETWORKS[name].rpartition(".")
+    constructor: Callable[..., nn.Module] = getattr(importlib.import_module(module), attribute)
+    return constructor(**kwargs)
