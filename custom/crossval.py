@@ -19,8 +19,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -71,24 +73,31 @@ def _training_thresholds(fold_file: Path) -> tuple[float, float] | None:
 
 
 class _Progress:
-    """Prints the bundle's per-epoch lines prefixed with the fold, and an ETA over the folds."""
+    """Prints the bundle's per-epoch lines prefixed with the fold, and an ETA over the folds.
+
+    Folds running in parallel report from their own threads; the lock keeps the counts consistent.
+    """
 
     def __init__(self, folds: Sequence[int], log: Callable[[str], None]) -> None:
         self.folds = list(folds)
         self.log = log
         self.start = time.perf_counter()
         self.done = 0
+        self.finished = 0
+        self.lock = threading.Lock()
 
     def line(self, fold: int, text: str) -> None:
         if " - nunet - " in text or text.startswith("error:"):
             self.log(f"[fold {fold} | {self.folds.index(fold) + 1}/{len(self.folds)}] {text.split(' - INFO - ')[-1]}")
 
     def fold_finished(self, fold: int, trained: bool) -> None:
-        self.done += trained
-        left = len(self.folds) - self.folds.index(fold) - 1
-        elapsed = time.perf_counter() - self.start
-        eta = f", about {elapsed / self.done * left / 60:.1f} min left" if self.done and left else ""
-        self.log(f"[fold {fold}] finished ({elapsed / 60:.1f} min elapsed{eta})")
+        with self.lock:
+            self.done += trained
+            self.finished += 1
+            left = len(self.folds) - self.finished
+            elapsed = time.perf_counter() - self.start
+            eta = f", about {elapsed / self.done * left / 60:.1f} min left" if self.done and left else ""
+            self.log(f"[fold {fold}] finished ({elapsed / 60:.1f} min elapsed{eta})")
 
 
 def _run_bundle(args: list[str], log_file: Path, on_line: Callable[[str], None]) -> None:
@@ -117,6 +126,7 @@ def cross_validate(
     config: str | Sequence[str] = DEFAULT_CONFIG,
     resume: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    parallel: int = 1,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Runs (or continues) a cross-validation and returns its summary (also written to ``<out>/summary.json``).
@@ -129,6 +139,7 @@ def cross_validate(
             ``evaluate.json`` from the first config's folder is appended for the evaluation.
         resume: continue an interrupted fold from its last checkpoint instead of restarting it.
         overrides: bundle keys to override (``epochs``, ``csb_mode``, ...), the same for every fold.
+        parallel: folds trained at the same time, each in its own process on the same device.
     """
     data_dir, out_dir = Path(data).resolve(), Path(out).resolve()
     if not data_dir.is_dir():
@@ -151,7 +162,8 @@ def cross_validate(
     atomic_write_json(run_file, record)
 
     progress = _Progress(chosen, log)
-    for k in chosen:
+
+    def run_fold(k: int) -> None:
         fold_dir = out_dir / f"fold{k}"
         finished = (fold_dir / "metrics.json").is_file() and (fold_dir / "per_image.csv").is_file()
         if finished:
@@ -164,10 +176,16 @@ def cross_validate(
             train_args = ["training", "--config_file", _config_arg(configs), *common]
             if continuing:
                 train_args += ["--resume", "True"]
-            _run_bundle(train_args, fold_dir / "bundle.log", lambda t, k=k: progress.line(k, t))
+            _run_bundle(train_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
             eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
-            _run_bundle(eval_args, fold_dir / "bundle.log", lambda t, k=k: progress.line(k, t))
+            _run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
+
+    # folds are independent processes: with parallel > 1 several share the device (one N-Unet at
+    # batch 6 leaves a large GPU mostly idle); the first failure is raised once the others finish
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        for future in [pool.submit(run_fold, k) for k in chosen]:
+            future.result()
     return summarize_run(data_dir, out_dir, chosen)
 
 

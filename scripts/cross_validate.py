@@ -1,7 +1,9 @@
 """Cross-validation of a bundle config on a prepared dataset, then the report.
 
     python scripts/cross_validate.py --data <prepared dir> --out runs/<name> [--folds 0,1,2,3,4]
-        [--config bundle/configs/train.json] [--resume] [any bundle override, e.g. --epochs 800 --csb_mode hard]
+        [--config bundle/configs/train.json] [--resume] [--parallel 2] [any bundle override, e.g. --epochs 800]
+
+``--parallel N`` trains N folds at the same time, each in its own process on the same device.
 
 Each fold: train (checkpoint chosen on the fold's validation split), evaluate the test split, write
 ``runs/<name>/fold<k>/metrics.json`` and ``per_image.csv``. Then ``runs/<name>/summary.json`` (mean and
@@ -29,10 +31,21 @@ def _fold_list(folds) -> list[int] | None:
     return [int(f) for f in folds]
 
 
-def main(data: str, out: str, folds=None, config=DEFAULT_CONFIG, resume: bool = False, report: bool = True, **overrides) -> None:
-    """Runs the folds, writes summary.json and (with ``report``) the report into ``out``."""
+def main(
+    data: str,
+    out: str,
+    folds=None,
+    config=DEFAULT_CONFIG,
+    resume: bool = False,
+    report: bool = True,
+    parallel: int = 1,
+    **overrides,
+) -> None:
+    """Runs the folds (``parallel`` at a time), writes summary.json and (with ``report``) the report into ``out``."""
     try:
-        summary = cross_validate(data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides)
+        summary = cross_validate(
+            data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides, parallel=parallel
+        )
     except InputError as e:
         sys.exit(f"error: {e}")
     mean = summary["mean"]

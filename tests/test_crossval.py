@@ -27,10 +27,13 @@ def test_override_args_round_trip_through_the_bundle_parser():
 
 
 @pytest.mark.slow
-def test_two_folds_give_summary_report_and_skip_when_rerun(demo_dir, tmp_path):
+def test_two_folds_in_parallel_give_summary_report_and_skip_when_rerun(demo_dir, tmp_path):
     out = tmp_path / "run"
-    log = _cross_validate(demo_dir, out)
+    log = _cross_validate(demo_dir, out, "--parallel", "2")
     assert "[fold 0 | 1/2] epoch 1/1" in log and "[fold 1 | 2/2] epoch 1/1" in log
+    # both folds trained at the same time: each one's epoch ended before the other fold finished
+    for k in (0, 1):
+        assert log.index(f"[fold {k} | {k + 1}/2] epoch 1/1") < log.index(f"[fold {1 - k}] finished")
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["folds"]) == {"0", "1"}
     for k in (0, 1):

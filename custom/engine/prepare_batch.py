@@ -18,11 +18,20 @@ class MultiTaskPrepareBatch(PrepareBatch):
     Args:
         image_key / mask_key / class_key: batch keys of the input, the mask and the integer class.
             A missing key is left out of the target (inference batches have neither).
+        memory_format: of the image batch; ``torch.channels_last`` matches a network converted to
+            channels-last, so its convolutions run without layout conversions (tensor cores on GPUs).
     """
 
-    def __init__(self, image_key: str = "image", mask_key: str = "label", class_key: str = "cls") -> None:
+    def __init__(
+        self,
+        image_key: str = "image",
+        mask_key: str = "label",
+        class_key: str = "cls",
+        memory_format: torch.memory_format = torch.preserve_format,
+    ) -> None:
         self.image_key = image_key
         self.targets = {"seg": mask_key, "cls": class_key}
+        self.memory_format = memory_format
 
     def __call__(
         self,
@@ -31,7 +40,7 @@ class MultiTaskPrepareBatch(PrepareBatch):
         non_blocking: bool = False,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image = batchdata[self.image_key].to(device=device, non_blocking=non_blocking, **kwargs)
+        image = batchdata[self.image_key].to(device=device, non_blocking=non_blocking, memory_format=self.memory_format, **kwargs)
         target = {
             task: batchdata[key].to(device=device, non_blocking=non_blocking, **kwargs)
             for task, key in self.targets.items()

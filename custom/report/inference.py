@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
+from custom.deploy.loading import load_model_weights
 from custom.networks.csb import csb_gate
 
 from .runs import Run
@@ -55,11 +56,7 @@ class FoldModel:
         self.csb_mode = str(parser["csb_mode"])
         self.preprocessing = parser.get_parsed_content("validate#preprocessing")
         self.network = parser.get_parsed_content("network_def")
-        state = torch.load(run.fold_dir(fold) / "model.pt", map_location="cpu", weights_only=True)
-        if isinstance(state.get("model"), dict):  # a checkpoint of several objects nests the weights under "model"
-            state = state["model"]
-        self.network.load_state_dict(state)
-        self.network.eval()
+        load_model_weights(self.network, run.fold_dir(fold) / "model.pt").eval()
 
     def predict(self, image_id: str) -> Case:
         """Preprocesses the test record ``image_id`` and runs the network on it with CSB."""

@@ -1,0 +1,300 @@
+"""Speed of the bundle's training and inference pipelines against a plain baseline, measured in one process.
+
+Both pipelines are built from the same bundle config (``train.json``), so what is measured is what
+``monai.bundle run training`` runs: "ours" is the config as it stands for the device (mixed
+precision, channels-last, cuDNN autotuning, fused Adam, a threaded loader on GPUs, and whatever
+switches the caller sets), the baseline the same network and data with those switches off (fp32,
+``CacheDataset`` plus random transforms in ``DataLoader`` workers, no compile). Inference compares
+eager fp32 PyTorch with the network that ``inference.json`` runs on the device
+(:func:`custom.deploy.accelerate`: ONNX Runtime on the CPU).
+
+Every rate is the median over ``repeats`` timed runs after one warm-up run; GPU timings are
+synchronised. The full-protocol time is extrapolated from the measured rates, not run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from ignite.engine import Engine, Events
+
+from custom.deploy import accelerate, bundle_parser
+
+DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "bundle" / "configs" / "train.json")
+
+# the plain pipeline the speed-ups are measured against (see the module docstring)
+BASELINE = {
+    "amp": False,
+    "channels_last": False,
+    "cudnn_benchmark": False,
+    "compile": False,
+    "gpu_augment": False,
+    "optimizer#fused": False,
+    "train#dataloader#_target_": "DataLoader",
+}
+
+# paper 000's protocol on BUSI: 780 images split 6:2:2 into 468 training, 156 validation and 156 test
+# images per fold, 5 folds of 800 epochs, validation every epoch
+BUSI_TRAIN_IMAGES = 468
+BUSI_VALIDATION_IMAGES = 156
+PROTOCOL_FOLDS = 5
+PROTOCOL_EPOCHS = 800
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_epochs(engine: Engine, device: torch.device) -> list[float]:
+    """Attaches epoch timers to ``engine``; the returned list fills with each epoch's seconds."""
+    times: list[float] = []
+    start: list[float] = []
+
+    def started(_: Engine) -> None:
+        _synchronize(device)
+        start[:] = [time.perf_counter()]
+
+    def completed(_: Engine) -> None:
+        _synchronize(device)
+        times.append(time.perf_counter() - start[0])
+
+    engine.add_event_handler(Events.EPOCH_STARTED, started)
+    engine.add_event_handler(Events.EPOCH_COMPLETED, completed)
+    return times
+
+
+def _median_seconds(run: Callable[[], Any], device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``run()`` over ``repeats`` calls after ``warmup`` untimed calls."""
+    times = []
+    for i in range(warmup + repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        run()
+        _synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class PipelineBench:
+    """The training pipeline of a bundle config with ``overrides``, on ``device``, for timing.
+
+    Args:
+        config: bundle config file(s), merged in order.
+        data: prepared dataset folder (``fold<k>.json``); fold 0 is used.
+        device: where to train.
+        output_dir: a scratch folder for anything the config writes.
+        overrides: bundle keys to set (e.g. :data:`BASELINE`).
+    """
+
+    def __init__(
+        self,
+        config: str | Sequence[str],
+        data: str,
+        device: torch.device,
+        output_dir: str,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> None:
+        settings = {
+            "dataset_dir": data,
+            "fold": 0,
+            "output_dir": output_dir,
+            "device": f"$torch.device('{device}')",
+            "train#handlers": [],  # no checkpoints, logs or validation inside the timed epochs
+            "validate#handlers": [],
+            **dict(overrides or {}),
+        }
+        self.parser = bundle_parser(config, settings)
+        self.device = device
+        self.batch_size = int(self.parser["batch_size"])
+        self.parser.get_parsed_content("initialize")  # evaluating the list runs it: seeds, cuDNN settings
+
+    def train_img_s(self, iterations: int, repeats: int) -> float:
+        """Training images per second: ``repeats`` epochs of ``iterations`` batches after one warm-up epoch."""
+        self.parser["train#trainer#epoch_length"] = iterations
+        self.parser["train#trainer#max_epochs"] = repeats + 1
+        trainer = self.parser.get_parsed_content("train#trainer")
+        times = _timed_epochs(trainer, self.device)
+        trainer.run()
+        return iterations * self.batch_size / statistics.median(times[1:])
+
+    def validation_img_s(self, repeats: int) -> float:
+        """Validation images per second (network, post-processing, metrics) over the validation split."""
+        evaluator = self.parser.get_parsed_content("validate#evaluator")
+        images = len(self.parser.get_parsed_content("validate#dataset"))
+        return images / _median_seconds(evaluator.run, self.device, repeats)
+
+    def data_img_s(self, iterations: int, repeats: int) -> float:
+        """Images per second of the training data pipeline alone (cached preprocessing + augmentation)."""
+        loader = self.parser.get_parsed_content("train#dataloader")
+
+        def batches() -> None:
+            for i, _ in enumerate(loader):
+                if i + 1 == iterations:
+                    break
+
+        return iterations * self.batch_size / _median_seconds(batches, self.device, repeats)
+
+    def network(self) -> nn.Module:
+        """The config's network in eval mode on the device, in the default memory format."""
+        return self.parser.get_parsed_content("network_def").to(self.device).eval()
+
+
+def _inference_seconds(network: nn.Module, x: torch.Tensor, repeats: int) -> float:
+    with torch.inference_mode():
+        return _median_seconds(lambda: network(x), x.device, repeats, warmup=2)
+
+
+def _max_abs_difference(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> float:
+    return max(float((a[k].float().cpu() - b[k].float().cpu()).abs().max()) for k in a)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def _versions(device: torch.device) -> dict[str, Any]:
+    def installed(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    cuda = device.type == "cuda"
+    return {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "monai": installed("monai"),
+        "onnxruntime": installed("onnxruntime"),
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "python": platform.python_version(),
+    }
+
+
+def benchmark(
+    device: str = "cpu",
+    data: str | None = None,
+    config: str | Sequence[str] = DEFAULT_CONFIG,
+    iterations: int = 10,
+    repeats: int = 3,
+    infer_repeats: int = 10,
+    overrides: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Measures our pipeline and the baseline on ``device`` and returns the figures (see ``scripts/benchmark.py``).
+
+    Args:
+        device: ``cpu`` or ``cuda`` (``cuda:<k>``).
+        data: a prepared dataset folder; ``None`` generates the synthetic demo dataset in a temp folder.
+        config: the training config(s) both pipelines are built from.
+        iterations: batches per timed training epoch (the loader cycles through small datasets).
+        repeats: timed epochs / passes per measurement, after one warm-up.
+        infer_repeats: timed forward passes per inference measurement.
+        overrides: bundle keys applied to both pipelines (e.g. ``spatial_size``, ``batch_size``), then
+            :data:`BASELINE` on top for the baseline.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    common = dict(overrides or {})
+    with tempfile.TemporaryDirectory() as scratch:
+        if data is None:
+            from custom.data import ensure_demo_dataset
+
+            data = ensure_demo_dataset(os.path.join(scratch, "demo"))
+        ours = PipelineBench(config, data, dev, os.path.join(scratch, "ours"), common)
+        base = PipelineBench(config, data, dev, os.path.join(scratch, "baseline"), {**common, **BASELINE})
+        settings = {k: ours.parser[k] for k in ("batch_size", "spatial_size", "in_channels", "num_workers")}
+        settings.update({k: ours.parser.get_parsed_content(k) for k in ("amp", "amp_dtype", "channels_last", "compile")})
+        settings.update({k: ours.parser.get_parsed_content(k) for k in ("gpu_augment", "cudnn_benchmark")})
+        log(f"benchmark on {dev}: {settings}")
+
+        result: dict[str, Any] = {}
+        log("training: ours")
+        result["train_img_s"] = ours.train_img_s(iterations, repeats)
+        log("training: baseline")
+        result["baseline_train_img_s"] = base.train_img_s(iterations, repeats)
+        result["train_speedup"] = result["train_img_s"] / result["baseline_train_img_s"]
+        log("validation")
+        result["val_img_s"] = ours.validation_img_s(repeats)
+        result["baseline_val_img_s"] = base.validation_img_s(repeats)
+        log("data pipeline")
+        result["data_img_s"] = ours.data_img_s(iterations, repeats)
+        result["baseline_data_img_s"] = base.data_img_s(iterations, repeats)
+
+        log("inference")
+        height, width = (int(s) for s in ours.parser["spatial_size"])
+        eager = base.network()
+        fast = accelerate(ours.network(), dev)
+        fast.load_state_dict(eager.state_dict())  # the same weights for the equality check
+        channels = int(ours.parser["in_channels"])
+        x1 = torch.rand(1, channels, height, width, device=dev)
+        x32 = torch.rand(32, channels, height, width, device=dev)
+        with torch.inference_mode():
+            result["infer_max_abs_diff"] = _max_abs_difference(fast(x1), eager(x1))
+        result["infer_path"] = type(fast).__name__
+        result["baseline_infer_latency_ms_bs1"] = 1000 * _inference_seconds(eager, x1, infer_repeats)
+        result["infer_latency_ms_bs1"] = 1000 * _inference_seconds(fast, x1, infer_repeats)
+        result["infer_speedup"] = result["baseline_infer_latency_ms_bs1"] / result["infer_latency_ms_bs1"]
+        result["infer_img_s_bs32"] = 32 / _inference_seconds(fast, x32, max(2, infer_repeats // 4))
+
+    for prefix in ("", "baseline_"):
+        epoch = BUSI_TRAIN_IMAGES / result[f"{prefix}train_img_s"] + BUSI_VALIDATION_IMAGES / result[f"{prefix}val_img_s"]
+        result[f"{prefix}epoch_s"] = epoch
+        result[f"{prefix}protocol_min"] = PROTOCOL_FOLDS * PROTOCOL_EPOCHS * epoch / 60
+    result["protocol_note"] = (
+        f"extrapolated, not run: {PROTOCOL_FOLDS} folds x {PROTOCOL_EPOCHS} epochs of {BUSI_TRAIN_IMAGES} training"
+        f" + {BUSI_VALIDATION_IMAGES} validation images at the measured rates, one fold after the other"
+    )
+    if dev.type == "cuda":
+        result["peak_mem_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    else:
+        result["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    result["settings"] = settings
+    result["overrides"] = common
+    result["baseline"] = BASELINE
+    result["iterations"], result["repeats"], result["infer_repeats"] = iterations, repeats, infer_repeats
+    result["data"] = "synthetic demo dataset" if data is None or "demo" in Path(data).name else str(data)
+    result.update(_versions(dev))
+    return result
+
+
+TABLE_ROWS = [
+    ("training images/s", "train_img_s", "baseline_train_img_s", "train_speedup"),
+    ("validation images/s", "val_img_s", "baseline_val_img_s", None),
+    ("data pipeline images/s", "data_img_s", "baseline_data_img_s", None),
+    ("BUSI-sized epoch, s", "epoch_s", "baseline_epoch_s", None),
+    ("5 x 800 protocol, min (extrapolated)", "protocol_min", "baseline_protocol_min", None),
+    ("inference latency bs1, ms", "infer_latency_ms_bs1", "baseline_infer_latency_ms_bs1", "infer_speedup"),
+    ("inference images/s bs32", "infer_img_s_bs32", None, None),
+]
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """The figures of :func:`benchmark` as a Markdown table (ours, baseline, speed-up)."""
+    lines = ["| measure | ours | baseline | speed-up |", "|---|---:|---:|---:|"]
+    for label, ours, base, speedup in TABLE_ROWS:
+        cells = [f"{result[ours]:.1f}", f"{result[base]:.1f}" if base else "", f"{result[speedup]:.2f}x" if speedup else ""]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append(f"| peak memory, MB | {result['peak_mem_mb']:.0f} | | |")
+    return "\n".join(lines)

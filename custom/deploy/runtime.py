@@ -1,0 +1,82 @@
+"""CPU inference through ONNX Runtime, as a drop-in module for MONAI engines and bundle configs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from custom.deploy.onnx import export_onnx
+
+CPU_RUNTIMES = ("onnxruntime", "torch")
+
+logger = logging.getLogger(__name__)
+
+
+class OnnxRuntimeNetwork(nn.Module):
+    """Runs ``network`` with ONNX Runtime: same input, same ``{"seg", "cls"}`` output, faster on CPU.
+
+    The wrapper is transparent for checkpoints (``state_dict``/``load_state_dict`` are the wrapped
+    network's, so ``CheckpointLoader`` loads into it as into the network) and exports the current
+    weights on the first forward pass, so the ONNX graph always matches the loaded checkpoint. A
+    later ``load_state_dict`` discards the session. Inference only: there is no gradient.
+
+    Args:
+        network: a registered multi-task network.
+        threads: ONNX Runtime intra-op threads (``None``: its default, one per physical core).
+    """
+
+    def __init__(self, network: nn.Module, threads: int | None = None) -> None:
+        super().__init__()
+        self.network = network
+        self.threads = threads
+        self._session: Any = None
+        self._tasks: list[str] = []
+
+    def state_dict(self, *args, **kwargs) -> dict[str, Any]:
+        return self.network.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        self._session = None
+        return self.network.load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _build_session(self, example: torch.Tensor) -> None:
+        import onnxruntime as ort
+
+        model, self._tasks = export_onnx(self.network, example)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        image = torch.as_tensor(x).detach().to("cpu", torch.float32).contiguous()
+        if self._session is None:
+            self._build_session(image)
+        outputs = self._session.run(None, {"image": np.asarray(image.numpy())})
+        return {task: torch.from_numpy(out) for task, out in zip(self._tasks, outputs)}
+
+
+def accelerate(network: nn.Module, device: torch.device | str, cpu_runtime: str = "onnxruntime") -> nn.Module:
+    """The network to run inference with: ONNX Runtime on the CPU when asked for and installed, else ``network``.
+
+    Args:
+        network: the PyTorch network (already on ``device``).
+        device: the inference device; GPUs always run PyTorch.
+        cpu_runtime: ``"onnxruntime"`` or ``"torch"`` (eager PyTorch).
+    """
+    if cpu_runtime not in CPU_RUNTIMES:
+        raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, got {cpu_runtime!r}.")
+    if torch.device(device).type != "cpu" or cpu_runtime == "torch":
+        return network
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        logger.warning("onnxruntime is not installed: CPU inference runs in eager PyTorch (pip install onnxruntime).")
+        return network
+    return OnnxRuntimeNetwork(network)
