@@ -1,0 +1,139 @@
+"""Serving the bundle with MONAI Label (``monailabel`` 0.8.5): the app folder and the server command.
+
+:func:`create_app` lays out MONAI Label's ``monaibundle`` app shape::
+
+    <app>/main.py                    the app (custom/resources/monailabel_main.py): local bundles only, so it starts offline
+    <app>/model/<name>/configs/      this bundle's configs, incl. monailabel_infer.json (MONAI Label postprocessing)
+    <app>/model/<name>/custom/       the package the configs reference, so the app runs without this repository
+    <app>/model/<name>/docs/, LICENSE
+    <app>/model/<name>/models/model.pt   trained weights; MONAI Label offers inference only when they exist
+    <app>/produced_by.json
+
+:func:`server_command` is the ``monailabel start_server`` command line for it, :func:`start_server` runs it.
+This module never imports ``monailabel`` (the CLI ``scripts/monailabel.py`` would shadow it), so laying out
+an app works without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from monai.bundle import ConfigParser
+
+from custom.fileio import atomic_write_json, atomic_write_text
+from custom.provenance import provenance
+
+PACKAGE = Path(__file__).resolve().parent
+REPO = PACKAGE.parent
+BUNDLE = REPO / "bundle"
+APP_MAIN = PACKAGE / "resources" / "monailabel_main.py"
+DEFAULT_NAME = "nunet_breast_ultrasound"
+# the configs a MONAI Label server reads: BundleInferTask (+ our override) and BundleTrainTask
+SERVED_CONFIGS = ("inference.json", "train.json")
+INSTALL_HINT = (
+    "monailabel is not installed: 'pip install --no-deps monailabel==0.8.5 pydicom-seg==0.4.1' plus the server "
+    "requirements listed in bundle/docs/README.md, section MONAI Label (its own pins would replace torch and numpy)"
+)
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tmp*")
+
+
+def create_app(
+    out: str | os.PathLike,
+    name: str = DEFAULT_NAME,
+    model: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    bundle_dir: str | os.PathLike = BUNDLE,
+) -> Path:
+    """Writes a MONAI Label app serving the bundle at ``bundle_dir`` as model ``name``; returns the bundle copy.
+
+    Args:
+        out: app folder (created; other apps' files in it are left alone).
+        name: model name in MONAI Label (``/infer/<name>``, ``/train/<name>``) and folder under ``model/``.
+        model: weights to serve; default ``<bundle_dir>/models/model.pt`` when it exists. Without
+            weights the app offers training only, until the server is restarted after a training.
+        overrides: top-level or ``#``-nested config keys (e.g. ``{"spatial_size": [128, 128]}``)
+            written into each served config that has the key (``inference.json``, ``train.json``).
+        overwrite: replace an existing ``model/<name>`` (including weights trained in the app).
+        bundle_dir: the bundle to copy (configs/, docs/; LICENSE from the repository root if it has none).
+    """
+    bundle_dir = Path(bundle_dir)
+    app = Path(out)
+    target = app / "model" / name
+    weights = Path(model) if model is not None else bundle_dir / "models" / "model.pt"
+    if model is not None and not weights.is_file():
+        raise FileNotFoundError(f"model weights {str(weights)!r} do not exist")
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it (and any model trained there)")
+        shutil.rmtree(target)
+    for folder in ("configs", "docs"):
+        shutil.copytree(bundle_dir / folder, target / folder, ignore=_IGNORE)
+    license_file = bundle_dir / "LICENSE" if (bundle_dir / "LICENSE").is_file() else REPO / "LICENSE"
+    shutil.copy2(license_file, target / "LICENSE")
+    shutil.copytree(PACKAGE, target / PACKAGE.name, ignore=_IGNORE)
+    (target / "models").mkdir()
+    if weights.is_file():
+        shutil.copy2(weights, target / "models" / "model.pt")
+    _apply_overrides(target / "configs", dict(overrides or {}))
+    atomic_write_text(app / "main.py", APP_MAIN.read_text(encoding="utf-8"))
+    args = {"name": name, "model": str(weights) if weights.is_file() else None, "overrides": dict(overrides or {})}
+    atomic_write_json(app / "produced_by.json", provenance("custom.monailabel.create_app", args))
+    return target
+
+
+def _apply_overrides(configs: Path, overrides: dict[str, Any]) -> None:
+    """Sets each key in every served config that defines it; a key no served config has is an error (a typo)."""
+    unused = set(overrides)
+    for filename in SERVED_CONFIGS:
+        parser = ConfigParser(ConfigParser.load_config_file(configs / filename))
+        keys = [k for k in overrides if k in parser]
+        for key in keys:
+            parser[key] = overrides[key]
+        unused -= set(keys)
+        if keys:
+            atomic_write_text(configs / filename, json.dumps(parser.get(), indent=4) + "\n")
+    if unused:
+        raise KeyError(f"override key(s) {sorted(unused)} are in none of {list(SERVED_CONFIGS)}")
+
+
+def has_model(app: str | os.PathLike, name: str = DEFAULT_NAME) -> bool:
+    """Whether the app's bundle ``name`` has the weights MONAI Label needs for inference."""
+    return (Path(app) / "model" / name / "models" / "model.pt").is_file()
+
+
+def monailabel_executable() -> str:
+    """The ``monailabel`` command of this Python environment (then of PATH)."""
+    found = shutil.which("monailabel", path=os.path.dirname(sys.executable)) or shutil.which("monailabel")
+    if found is None:
+        raise RuntimeError(INSTALL_HINT)
+    return found
+
+
+def server_command(
+    app: str | os.PathLike,
+    studies: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    models: str = DEFAULT_NAME,
+) -> list[str]:
+    """``monailabel start_server`` for ``app`` on the image folder ``studies`` (labels in ``studies/labels/final``)."""
+    app_args = ["--app", str(app), "--studies", str(studies), "--conf", "models", models]
+    return [monailabel_executable(), "start_server", *app_args, "--host", host, "--port", str(port)]
+
+
+def start_server(command: list[str], **popen_kwargs: Any) -> subprocess.Popen:
+    """Runs :func:`server_command`'s ``command`` under this Python.
+
+    ``monailabel`` is a shell script running ``$MONAILABEL_PYEXE``, by default the first ``python`` on
+    PATH, which need not be this environment's. ``popen_kwargs`` go to ``subprocess.Popen``.
+    """
+    env = {**os.environ, **popen_kwargs.pop("env", {}), "MONAILABEL_PYEXE": sys.executable}
+    return subprocess.Popen(command, env=env, **popen_kwargs)
