@@ -6,9 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
+from monai.data import MetaTensor
 
 from custom.deploy.onnx import export_onnx
 
@@ -55,11 +55,23 @@ class OnnxRuntimeNetwork(nn.Module):
         self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        image = torch.as_tensor(x).detach().to("cpu", torch.float32).contiguous()
+        image = x.as_tensor() if isinstance(x, MetaTensor) else x
+        image = image.detach().to("cpu", torch.float32).contiguous()
         if self._session is None:
             self._build_session(image)
-        outputs = self._session.run(None, {"image": np.asarray(image.numpy())})
-        return {task: torch.from_numpy(out) for task, out in zip(self._tasks, outputs)}
+        arrays = self._session.run(None, {"image": image.numpy()})
+        outputs = {task: torch.from_numpy(out) for task, out in zip(self._tasks, arrays)}
+        if isinstance(x, MetaTensor):
+            # as eager PyTorch does: MONAI's ops pass the input's metadata (file names, applied transforms)
+            # on to every output, and inversion and saving read it from there
+            outputs = {task: _with_meta_of(out, x) for task, out in outputs.items()}
+        return outputs
+
+
+def _with_meta_of(tensor: torch.Tensor, source: MetaTensor) -> MetaTensor:
+    out = MetaTensor(tensor)
+    out.copy_meta_from(source)
+    return out
 
 
 def accelerate(network: nn.Module, device: torch.device | str, cpu_runtime: str = "onnxruntime") -> nn.Module:
