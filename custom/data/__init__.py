@@ -22,9 +22,11 @@ _EXPORTS = {
     "load_cached_split": "cache",
     "load_datalist": "datalist",
     "make_demo_dataset": "demo",
+    "oversample": "oversampling",
     "prepare_bus_uclm": "bus_uclm",
     "prepare_busi": "busi",
     "prepare_folder": "folder",
+    "replication_factors": "oversampling",
 }
 __all__ = sorted(_EXPORTS)
 

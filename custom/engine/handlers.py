@@ -140,7 +140,8 @@ class EvaluationWriter:
             if "lesion_true" in out:
                 row["lesion"] = int(out["lesion_true"][0])
                 row["target"] = int(out["cls_label_onehot"].argmax())
-                row["pred_class"] = int(out["cls_prob"].argmax())
+                # the decision after refining where the post-processing refines, else the argmax
+                row["pred_class"] = int(out["cls_pred"]) if "cls_pred" in out else int(out["cls_prob"].argmax())
                 row["lesion_pred"] = int(out["lesion_pred_onehot"][1])
                 row["lesion_prob"] = float(out["lesion_prob"][0])
                 row.update({f"prob_{name}": float(p) for name, p in out["result"]["class_probabilities"].items()})

@@ -1,6 +1,16 @@
-"""Losses: the AMTL multi-task loss of N-Unet and its task terms."""
+"""Losses: the AMTL multi-task loss of N-Unet and its task terms, and the peers' own losses."""
 
+from .acsnet import ACSNetLoss
 from .amtl import AMTLLoss
+from .deep_supervision import DeepSupervisionDiceFocalLoss, InverseDepthDeepSupervisionLoss
 from .focal import FocalCrossEntropyLoss
+from .mtl_oca import MTLOCALoss
 
-__all__ = ["AMTLLoss", "FocalCrossEntropyLoss"]
+__all__ = [
+    "ACSNetLoss",
+    "AMTLLoss",
+    "DeepSupervisionDiceFocalLoss",
+    "FocalCrossEntropyLoss",
+    "InverseDepthDeepSupervisionLoss",
+    "MTLOCALoss",
+]

@@ -1,6 +1,15 @@
 """MONAI dictionary transforms the configs use where MONAI has no component."""
 
+from .gradient import GradientMagnituded
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .outputs import MultiTaskDecisiond, SaveResultd
 
-__all__ = ["BinarizeMaskd", "ClassLabeld", "MultiTaskDecisiond", "NormalizeChannelsd", "SaveResultd", "class_names"]
+__all__ = [
+    "BinarizeMaskd",
+    "ClassLabeld",
+    "GradientMagnituded",
+    "MultiTaskDecisiond",
+    "NormalizeChannelsd",
+    "SaveResultd",
+    "class_names",
+]

@@ -1,8 +1,9 @@
 """Post-processing: how the raw multi-task output becomes decisions, metrics inputs and files.
 
 One transform, :class:`MultiTaskDecisiond`, turns ``{"seg": logits, "cls": logits}`` into the CSB-gated
-mask and the class decision. Validation, evaluation and inference all run it, so the CSB gate
-(:func:`custom.networks.csb.csb_gate`) is applied identically everywhere.
+mask and the class decision, optionally made consistent by prediction refining (paper 003).
+Validation, evaluation and inference all run it, so the CSB gate
+(:func:`custom.networks.csb.csb_gate`) and the refining are applied identically everywhere.
 """
 
 from __future__ import annotations
@@ -25,11 +26,22 @@ class MultiTaskDecisiond(MapTransform):
     Written keys (those of tasks the network has):
 
     - ``seg_prob`` (1,H,W): lesion probability after CSB; ``seg_pred``: ``seg_prob >= threshold`` as 0/1.
-    - ``cls_prob`` (C,): softmax; ``lesion_prob`` (1,): ``1 - p(normal)``;
-      ``lesion_pred_onehot`` (2,): the binary lesion decision ``argmax != normal`` as [normal, lesion].
-    - ``result``: a JSON-ready summary (class probabilities, predicted class, CSB decision), which
-      inference writes next to the mask and MONAI Label returns in its response.
+    - ``cls_prob`` (C,): softmax; ``lesion_prob`` (1,): ``1 - p(normal)``; ``cls_pred`` (1,): the class
+      decision (``argmax``, after refining); ``lesion_pred_onehot`` (2,): the binary lesion decision
+      ``cls_pred != normal`` as [normal, lesion].
+    - ``result``: a JSON-ready summary (class probabilities, predicted class, CSB decision, and with
+      ``refine`` what refining changed), which inference writes next to the mask and MONAI Label
+      returns in its response.
     - With a label: ``seg_label`` (1,H,W), ``cls_label_onehot`` (C,), ``lesion_true`` (1,), ``lesion_onehot`` (2,).
+
+    With ``refine`` (prediction refining, paper 003, section 3.1, module 3; see :func:`refine_prediction`),
+    after the CSB gate and the threshold: an image classified normal gets an empty mask (``seg_prob``
+    and ``seg_pred`` zero), and an image classified benign/malignant (lesion) whose mask is empty is
+    classified normal. The decisions (``seg_pred``, ``cls_pred``, ``lesion_pred_onehot``,
+    ``result["predicted_class"]``, ``result["lesion_pixels"]``) follow the refined prediction; the
+    probabilities (``cls_prob``, ``lesion_prob``, ``result["class_probabilities"]``) stay the network's,
+    so ROC-AUC still ranks the network's scores. Refining needs both tasks and does nothing for a
+    single-task network.
 
     Args:
         csb_mode: ``hard``, ``soft`` or ``off`` (paper 000, section 3.4).
@@ -37,6 +49,7 @@ class MultiTaskDecisiond(MapTransform):
         threshold: probability above which a pixel is lesion.
         pred_key / label_key: where the network output and the target dict are.
         class_names: names for ``result`` (default: normal/lesion or normal/benign/malignant).
+        refine: apply prediction refining (off by default).
     """
 
     def __init__(
@@ -47,6 +60,7 @@ class MultiTaskDecisiond(MapTransform):
         pred_key: str = "pred",
         label_key: str = "label",
         class_names: Sequence[str] | None = None,
+        refine: bool = False,
     ) -> None:
         super().__init__(keys=[pred_key], allow_missing_keys=False)
         self.csb_mode = check_csb_mode(csb_mode)
@@ -55,11 +69,13 @@ class MultiTaskDecisiond(MapTransform):
         self.pred_key = pred_key
         self.label_key = label_key
         self.class_names = list(class_names or default_class_names(num_classes))
+        self.refine = refine
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         pred = d[self.pred_key]
         result: dict = {}
+        predicted: int | None = None
         if "cls" in pred:
             cls_logits = pred["cls"].float().unsqueeze(0)
             cls_prob = torch.softmax(cls_logits, dim=1)[0]
@@ -67,7 +83,6 @@ class MultiTaskDecisiond(MapTransform):
             predicted = int(cls_prob.argmax())
             d["cls_prob"] = cls_prob
             d["lesion_prob"] = lesion_p.reshape(1)
-            d["lesion_pred_onehot"] = torch.tensor([predicted == 0, predicted != 0], dtype=torch.float32)
             result.update(
                 class_probabilities={n: float(p) for n, p in zip(self.class_names, cls_prob)},
                 predicted_class=self.class_names[predicted],
@@ -79,11 +94,25 @@ class MultiTaskDecisiond(MapTransform):
             mode = self.csb_mode if "cls" in pred else "off"
             gate_input = pred["cls"].float().unsqueeze(0) if "cls" in pred else seg_logits.new_zeros(1, self.num_classes)
             seg_prob = csb_gate(seg_logits, gate_input, mode)[0]
-            d["seg_prob"] = seg_prob
-            d["seg_pred"] = (seg_prob >= self.threshold).float()
+            seg_pred = (seg_prob >= self.threshold).float()
             scale = _csb_scale(mode, result.get("lesion_probability"), result.get("predicted_class"))
+            refining = None
+            if self.refine and predicted is not None:
+                refined, keep_mask = refine_prediction(predicted, seg_pred)
+                refining = {"mask_cleared": not keep_mask and bool(seg_pred.any()), "class_set_to_normal": refined != predicted}
+                predicted = refined
+                if not keep_mask:
+                    seg_prob, seg_pred = torch.zeros_like(seg_prob), torch.zeros_like(seg_pred)
+            d["seg_prob"] = seg_prob
+            d["seg_pred"] = seg_pred
             result["csb"] = {"mode": mode, "scale": scale}
-            result["lesion_pixels"] = int(d["seg_pred"].sum())
+            result["lesion_pixels"] = int(seg_pred.sum())
+            if refining is not None:
+                result["refining"] = refining
+        if predicted is not None:
+            d["cls_pred"] = torch.tensor([predicted])
+            d["lesion_pred_onehot"] = torch.tensor([predicted == 0, predicted != 0], dtype=torch.float32)
+            result["predicted_class"] = self.class_names[predicted]
         d["result"] = result
         label = d.get(self.label_key)
         if isinstance(label, Mapping):
@@ -95,6 +124,20 @@ class MultiTaskDecisiond(MapTransform):
                 d["lesion_true"] = torch.tensor([float(y != 0)])
                 d["lesion_onehot"] = torch.tensor([y == 0, y != 0], dtype=torch.float32)
         return d
+
+
+def refine_prediction(predicted_class: int, seg_pred: torch.Tensor) -> tuple[int, bool]:
+    """Prediction refining of paper 003 (section 3.1, module 3) for one image: ``(refined class, keep the mask)``.
+
+    - Segmentation refinement: an image classified normal (class 0) has its mask cleared.
+    - Classification refinement: an image classified as a lesion class whose thresholded mask
+      ``seg_pred`` has no lesion pixel is classified normal (its mask is already empty).
+    """
+    if predicted_class == 0:
+        return 0, False
+    if not bool(seg_pred.any()):
+        return 0, True
+    return predicted_class, True
 
 
 def _csb_scale(mode: str, lesion_p: float | None, predicted: str | None) -> float:
