@@ -18,6 +18,7 @@ __all__ = [
     "AttentionGate",
     "CBAM",
     "ChannelAttention",
+    "ClassificationHead",
     "ConvBNReLU",
     "CrossLevelAttention",
     "DepthwiseSeparableConv",
@@ -277,3 +278,22 @@ class CrossLevelAttention(nn.Module):
 
     def forward(self, skip: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         return self.gate(self.cbam(skip), up)
+
+
+class ClassificationHead(nn.Sequential):
+    """Image-level head on the bottleneck, section 3.4: GAP -> FC in->1024 -> ReLU -> FC 1024->num_classes.
+
+    Args:
+        spatial_dims: number of spatial dimensions.
+        in_channels: bottleneck channels (512 in the paper).
+        num_classes: number of classes (raw logits out).
+        hidden_channels: width of the hidden layer (1024 in the paper).
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, num_classes: int, hidden_channels: int = 1024) -> None:
+        super().__init__()
+        self.pool = Pool[Pool.ADAPTIVEAVG, spatial_dims](1)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(in_channels, hidden_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(hidden_channels, num_classes)

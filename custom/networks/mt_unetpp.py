@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution
 from monai.networks.nets import BasicUNetPlusPlus
 
-from custom.networks.nunet import ClassificationHead
+from custom.networks.blocks import ClassificationHead
 
 __all__ = ["MTUNetPlusPlus", "MultiScaleClassificationHead"]
 
@@ -27,7 +27,7 @@ class MultiScaleClassificationHead(nn.Module):
     concatenated with that level's encoder and decoder features. Classifier: Conv 3x3 -> 512 + norm +
     activation -> global average pooling -> FC 512 -> 256 -> ReLU -> FC 256 -> ``num_classes`` (logits;
     the paper's softmax is left to the loss and the post-processing). The pooling and the two fully
-    connected layers are :class:`custom.networks.nunet.ClassificationHead` with a 256-wide hidden layer.
+    connected layers are :class:`custom.networks.blocks.ClassificationHead` with a 256-wide hidden layer.
 
     Where the paper is silent: the bottleneck is upsampled by nearest-neighbour interpolation (no
     parameters, any ``spatial_dims``); the convolution's normalisation and activation are the

@@ -15,7 +15,7 @@ import torch.nn as nn
 from monai.networks.blocks import Convolution, ResidualUnit, UpSample
 from monai.networks.layers.factories import Conv, Pool
 
-from custom.networks.nunet import ClassificationHead
+from custom.networks.blocks import ClassificationHead
 
 __all__ = ["MTLOCA", "ObjectContextualAttention", "ResUNetBackbone", "ResUpBlock"]
 
@@ -187,7 +187,7 @@ class MTLOCA(nn.Module):
     - Classifier: "two layers of MLP" on the backbone's feature maps. The maps are global-average
       pooled first (flattening a full-resolution map would need millions of weights per unit), then
       FC ``features[0] -> cls_hidden`` -> ReLU -> FC ``cls_hidden -> num_classes``: the project's
-      :class:`~custom.networks.nunet.ClassificationHead`. The paper uses three classes; ``num_classes``
+      :class:`~custom.networks.blocks.ClassificationHead`. The paper uses three classes; ``num_classes``
       follows the bundle (2: normal/lesion, 3: normal/benign/malignant).
     - No dropout (none is mentioned).
 

@@ -17,10 +17,10 @@ import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
 from custom.errors import InputError
-from custom.networks.blocks import AdaptiveFeatureFusion, CrossLevelAttention, DoubleConv
+from custom.networks.blocks import AdaptiveFeatureFusion, ClassificationHead, CrossLevelAttention, DoubleConv
 from custom.networks.csb import ConditionalSegmentationBoost, check_csb_mode
 
-__all__ = ["ClassificationHead", "DecoderStage", "EncoderStage", "NUNet", "NUNetDecoder", "NUNetEncoder", "TASKS"]
+__all__ = ["DecoderStage", "EncoderStage", "NUNet", "NUNetDecoder", "NUNetEncoder", "TASKS"]
 
 TASKS = ("multi", "seg", "cls")
 
@@ -188,25 +188,6 @@ class NUNetDecoder(nn.Module):
         for i, stage in enumerate(self.stages):
             x = stage(x, features[-2 - i])
         return x
-
-
-class ClassificationHead(nn.Sequential):
-    """Image-level head on the bottleneck, section 3.4: GAP -> FC in->1024 -> ReLU -> FC 1024->num_classes.
-
-    Args:
-        spatial_dims: number of spatial dimensions.
-        in_channels: bottleneck channels (512 in the paper).
-        num_classes: number of classes (raw logits out).
-        hidden_channels: width of the hidden layer (1024 in the paper).
-    """
-
-    def __init__(self, spatial_dims: int, in_channels: int, num_classes: int, hidden_channels: int = 1024) -> None:
-        super().__init__()
-        self.pool = Pool[Pool.ADAPTIVEAVG, spatial_dims](1)
-        self.flatten = nn.Flatten()
-        self.fc1 = nn.Linear(in_channels, hidden_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.fc2 = nn.Linear(hidden_channels, num_classes)
 
 
 class NUNet(nn.Module):

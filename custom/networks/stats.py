@@ -8,9 +8,24 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from custom.networks import get_network
+from custom.errors import InputError
+from custom.networks import NETWORKS, get_network
 
-__all__ = ["count_parameters", "model_stats", "thop_macs"]
+__all__ = ["INPUT_SHAPES", "all_model_stats", "count_parameters", "model_stats", "thop_macs"]
+
+# The input every registered network is measured at: its own image channels and the input size of
+# the paper that reports it (paper 000 for N-Unet and its baselines, 001 ACSNet, 003 MT-UNet++ on
+# grayscale, 004 MTL-OCA on grayscale plus gradient magnitude).
+INPUT_SHAPES: dict[str, tuple[int, ...]] = {
+    "nunet": (1, 3, 256, 256),
+    "acsnet": (1, 3, 256, 256),
+    "mt_unetpp": (1, 1, 128, 128),
+    "mtl_oca": (1, 2, 128, 128),
+    "unet": (1, 3, 256, 256),
+    "attention_unet": (1, 3, 256, 256),
+    "unetr": (1, 3, 256, 256),
+    "swin_unetr": (1, 3, 256, 256),
+}
 
 
 def count_parameters(network: nn.Module) -> int:
@@ -51,3 +66,16 @@ def model_stats(name: str = "nunet", input_shape: Sequence[int] = (1, 3, 256, 25
         "macs": macs,
         "macs_g": round(macs / 1e9, 4),
     }
+
+
+def all_model_stats() -> dict[str, dict]:
+    """:func:`model_stats` of every registered network at its :data:`INPUT_SHAPES` entry (``in_channels`` from it).
+
+    Raises:
+        InputError: when a registered network has no entry in :data:`INPUT_SHAPES`. A network whose
+            module cannot be imported raises its import error: none is skipped.
+    """
+    missing = sorted(set(NETWORKS) - set(INPUT_SHAPES))
+    if missing:
+        raise InputError(f"no input shape for network(s) {missing}: add them to custom.networks.stats.INPUT_SHAPES.")
+    return {name: model_stats(name, INPUT_SHAPES[name], in_channels=INPUT_SHAPES[name][1]) for name in NETWORKS}

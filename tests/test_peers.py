@@ -1,0 +1,231 @@
+"""Every registered network and every peer config: output contract, loss that learns, bundle training, model_stats.
+
+The checks are parametrized over ``custom.networks.NETWORKS`` and ``bundle/configs/peers/*.json``, so
+a new peer is covered as soon as it is registered. A registered network whose module is not written
+yet is skipped (by name of the missing module), and only then: a module that exists but fails to
+import fails its tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONFIGS, REPO, run_bundle
+from monai.bundle import ConfigParser
+
+from custom.networks import NETWORKS, get_network
+from custom.networks.baselines import BottleneckClassifier
+from custom.networks.stats import INPUT_SHAPES, count_parameters
+
+pytestmark = [
+    # known deprecations of the tools under test (tracing is how the hooked baselines export)
+    pytest.mark.filterwarnings("ignore:`torch.jit.(script|interface|trace|trace_method)` is deprecated"),
+    pytest.mark.filterwarnings("ignore:distutils Version classes are deprecated"),  # thop
+    # SwinUNETR's window padding depends on the input size: traced graphs hold for that size only
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+]
+
+PEER_CONFIGS = sorted((CONFIGS / "peers").glob("*.json"))
+BASELINES = ("unet", "attention_unet", "unetr", "swin_unetr")
+SIZE = 64  # test input size: divisible by 32 (SwinUNETR) and by UNETR's 16-pixel patches
+# narrow widths where the network's defaults are slow on CPU; other networks are built with their defaults
+SMALL: dict[str, dict] = {
+    "nunet": {"features": (8, 16, 32, 64, 128)},
+    "unet": {"channels": (8, 16, 32, 64, 128)},
+    "attention_unet": {"channels": (8, 16, 32, 64, 128)},
+    "unetr": {"feature_size": 8, "hidden_size": 48, "mlp_dim": 96, "num_heads": 4},
+    "swin_unetr": {"feature_size": 12},
+}
+# what a network needs to know about the input size (peer configs derive it from spatial_size)
+SIZED: dict[str, dict] = {"unetr": {"img_size": SIZE}}
+
+
+def _skip_unwritten(name: str) -> None:
+    """Skips while the module of network ``name`` does not exist (an import error of an existing module still fails)."""
+    module = NETWORKS[name].rpartition(".")[0]
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"network {name!r}: module {module} is not written yet")
+
+
+def _small(name: str, num_classes: int = 2) -> torch.nn.Module:
+    """Network ``name`` at its own input channels, with the SMALL widths and the SIZED input size."""
+    _skip_unwritten(name)
+    return get_network(
+        name, in_channels=INPUT_SHAPES[name][1], num_classes=num_classes, **SMALL.get(name, {}), **SIZED.get(name, {})
+    )
+
+
+# ---------------------------------------------------------------- every registered network
+def test_every_network_has_an_input_shape():
+    assert set(INPUT_SHAPES) == set(NETWORKS)
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_network_output_contract(name, num_classes):
+    torch.manual_seed(0)
+    net = _small(name, num_classes)
+    x = torch.randn(2, INPUT_SHAPES[name][1], SIZE, SIZE)
+    with torch.no_grad():
+        train_out = net.train()(x)
+        eval_out = net.eval()(x)
+    assert {"seg", "cls"} <= set(train_out) <= {"seg", "cls", "aux_seg"}
+    for aux in train_out.get("aux_seg", []):
+        assert aux.ndim == 4 and aux.shape[0] == 2
+    assert set(eval_out) == {"seg", "cls"}
+    for out in (train_out, eval_out):
+        assert out["seg"].shape == (2, 1, SIZE, SIZE)
+        assert out["cls"].shape == (2, num_classes)
+        assert torch.isfinite(out["seg"]).all() and torch.isfinite(out["cls"]).all()
+
+
+# ---------------------------------------------------------------- the MONAI baselines with a classification head
+# bottleneck feature map of a 64x64 input with SMALL settings: 128@4x4 (U-Nets), 48@4x4 (UNETR patches of 16), 192@2x2 (Swin)
+BOTTLENECK_SHAPES = {"unet": (128, 4, 4), "attention_unet": (128, 4, 4), "unetr": (48, 4, 4), "swin_unetr": (192, 2, 2)}
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_head_reads_the_bottleneck_and_leaves_segmentation_alone(name):
+    torch.manual_seed(0)
+    net = _small(name, num_classes=3).eval()
+    assert isinstance(net, BottleneckClassifier)
+    bottleneck = net.segmenter.get_submodule(net.bottleneck)
+    seen = []
+    probe = bottleneck.register_forward_hook(lambda _m, _a, output: seen.append(net.bottleneck_features(output)))
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        out = net(x)
+        probe.remove()
+        assert tuple(seen[0].shape) == (2, *BOTTLENECK_SHAPES[name])
+        torch.testing.assert_close(out["cls"], net.classification_head(seen[0]))
+        torch.testing.assert_close(out["seg"], net.segmenter(x))
+    assert not bottleneck._forward_hooks  # the capture hook lives only during forward
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_traces_and_matches_eager(name):
+    net = _small(name).eval()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    traced = torch.jit.trace(net, x, strict=False, check_trace=False)  # compared below
+    with torch.no_grad():
+        eager, trace = net(x), traced(x)
+    assert set(trace) == {"seg", "cls"}
+    for key in eager:
+        torch.testing.assert_close(trace[key], eager[key])
+
+
+@pytest.mark.parametrize("name", ["unet", "attention_unet"])
+def test_baseline_3d(name):
+    net = get_network(name, spatial_dims=3, in_channels=1, channels=(4, 8, 16), strides=(2, 2)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 1, 16, 16, 16))
+    assert out["seg"].shape == (1, 1, 16, 16, 16) and out["cls"].shape == (1, 2)
+
+
+# parameter counts at the defaults documented in custom/networks/baselines.py (THOP MACs: model_stats --all)
+@pytest.mark.parametrize("name, params_m", [("unet", 27.02), ("attention_unet", 32.79), ("unetr", 88.52), ("swin_unetr", 25.93)])
+def test_baseline_default_sizes(name, params_m):
+    assert count_parameters(get_network(name)) / 1e6 == pytest.approx(params_m, abs=0.005)
+
+
+def test_baseline_rejects_a_single_class():
+    with pytest.raises(ValueError, match="num_classes"):
+        get_network("unet", num_classes=1)
+
+
+# ---------------------------------------------------------------- every peer config over train.json
+def _peer_parser(config, demo_dir, **overrides) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json"), str(config)])
+    parser.update({"dataset_dir": str(demo_dir), "spatial_size": [SIZE, SIZE], **overrides})
+    return parser
+
+
+def _config_network(config: Path) -> str | None:
+    """The registered network name in a peer config's ``network_def`` (``None`` when it builds none by name)."""
+    return json.loads(config.read_text()).get("network_def", {}).get("name")
+
+
+def _network_name(config: Path) -> str | None:
+    """:func:`_config_network`, skipping the test while that network's module is not written."""
+    name = _config_network(config)
+    if name in NETWORKS:
+        _skip_unwritten(name)
+    return name
+
+
+# a config whose network has no narrow setting in SMALL learns at full width: over 20 s on a CPU
+LEARNING_CASES = [
+    pytest.param(config, id=config.stem, marks=() if _config_network(config) in SMALL else pytest.mark.slow)
+    for config in PEER_CONFIGS
+]
+
+
+def test_baseline_configs_exist():
+    assert {c.stem for c in PEER_CONFIGS} >= set(BASELINES)
+
+
+@pytest.mark.parametrize("config", LEARNING_CASES)
+def test_peer_config_loss_learns_on_a_fixed_batch(config, demo_dir):
+    """The config's network, loss and Adam optimizer lower the loss on one tiny batch; the loss also takes eval outputs."""
+    name = _network_name(config)
+    torch.manual_seed(0)
+    # the config's own network at narrow widths (CPU time); its size arguments such as img_size stay as configured
+    narrow = {f"network_def#{key}": value for key, value in SMALL.get(name, {}).items()}
+    parser = _peer_parser(config, demo_dir, learning_rate=1e-4, **narrow)
+    device = parser.get_parsed_content("device")
+    net, loss_fn, optimizer = (parser.get_parsed_content(key) for key in ("network", "loss_fn", "optimizer"))
+    num_classes = parser.get_parsed_content("num_classes")
+    image = torch.rand(2, parser.get_parsed_content("in_channels"), SIZE, SIZE, device=device)
+    mask = torch.zeros(2, 1, SIZE, SIZE, device=device)
+    mask[0, :, 16:40, 20:44] = 1.0
+    image[0, :, 16:40, 20:44] += 1.0  # a bright lesion in image 0, image 1 is normal
+    target = {"seg": mask, "cls": torch.tensor([num_classes - 1, 0], device=device)}
+
+    net.train()
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = loss_fn(net(image), target)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        final = float(loss_fn(net(image), target))
+        eval_loss = loss_fn(net.eval()(image), target)  # validation's val_loss: outputs without aux keys
+    assert final < losses[0], losses + [final]
+    assert eval_loss.ndim == 0 and torch.isfinite(eval_loss)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", PEER_CONFIGS, ids=lambda p: p.stem)
+def test_peer_config_trains_one_epoch_through_the_bundle(config, demo_dir, tmp_path):
+    _network_name(config)
+    run_bundle(
+        "training", "--config_file", f"['{CONFIGS / 'train.json'}','{config}']",
+        "--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path),
+        "--spatial_size", f"[{SIZE},{SIZE}]", "--batch_size", "2", "--num_workers", "0", "--epochs", "1",
+    )  # fmt: skip
+    assert (tmp_path / "model.pt").is_file()
+
+
+# ---------------------------------------------------------------- scripts/model_stats.py --all
+@pytest.mark.slow
+def test_model_stats_all_lists_every_network():
+    for name in NETWORKS:
+        _skip_unwritten(name)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "model_stats.py"), "--all"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    stats = json.loads(proc.stdout)["networks"]
+    assert list(stats) == list(NETWORKS)
+    for name, row in stats.items():
+        assert row["input_shape"] == list(INPUT_SHAPES[name])
+        assert row["params"] > 0 and row["macs"] > 0
