@@ -158,7 +158,8 @@ def cross_validate(
         previous = json.loads(run_file.read_text())
         if {k: previous.get(k) for k in settings} != settings:
             raise InputError(f"{out_dir} holds a run with other settings ({run_file}); choose another --out.")
-    record = {"name": out_dir.name, **settings, "folds": chosen, "produced_by": provenance("cross_validate", settings)}
+    produced_by = provenance("cross_validate", settings, created=True)
+    record = {"name": out_dir.name, **settings, "folds": chosen, "produced_by": produced_by}
     atomic_write_json(run_file, record)
 
     progress = _Progress(chosen, log)
@@ -211,7 +212,9 @@ def summarize_run(data_dir: Path, out_dir: Path, folds: Sequence[int]) -> dict:
         **aggregate_folds(list(fold_summaries.values())),
         "pooled": pooled,
         "conventions": pooled["conventions"],
-        "produced_by": provenance("cross_validate", {"data": str(data_dir), "out": str(out_dir), "folds": list(folds)}),
+        "produced_by": provenance(
+            "cross_validate", {"data": str(data_dir), "out": str(out_dir), "folds": list(folds)}, created=True
+        ),
     }
     atomic_write_json(out_dir / "summary.json", summary)
     return summary

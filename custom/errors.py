@@ -1,44 +1,79 @@
-"""Errors a user can fix (a missing file, an unknown option), reported in one line instead of a traceback.
+"""Errors a user can fix (a missing file, an unknown option, a full disk), reported in one line instead of a traceback.
 
 Bundle runs go through MONAI's config machinery, which wraps every exception raised while
 building a component in a ``RuntimeError`` and prints a long traceback. :func:`install_excepthook`
-(called first in every config's ``initialize``) looks through the exception chain for an
-:class:`InputError` and, when there is one, prints only its message: the file or key at fault and
+(called first in every config's ``initialize``) looks through the exception chain for a
+:class:`UserError` and, when there is one, prints only its message: the file or key at fault and
 what to do. Anything else (a bug) keeps its full traceback; so does everything when the
 environment variable ``NUNET_TRACEBACK=1`` is set.
+
+One failure is recognised without a :class:`UserError`: MONAI's ``SaveImage`` (inference masks)
+catches the writer's ``OSError`` and raises a ``RuntimeError`` whose text holds the file name and
+the formatted ``OSError``; a full disk there is printed as ``<file>: cannot write it (<reason>)``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from types import TracebackType
 
 
-class InputError(ValueError):
+class UserError(Exception):
+    """A problem the user can fix; its message names the file or key and says what is wrong."""
+
+
+class InputError(UserError, ValueError):
     """Bad input the user can fix: the message names the file or key and says what to do."""
 
 
-def find_input_error(exc: BaseException | None) -> InputError | None:
-    """The first :class:`InputError` in ``exc``'s chain of causes and contexts, if any."""
+class OutputError(UserError):
+    """A file that could not be written (disk full, read-only or missing folder); the message names it."""
+
+
+# MONAI's SaveImage failure: "SaveImage cannot find a suitable writer for <file>.\n ... OSError: [Errno 28] <reason>"
+_SAVE_IMAGE_FAILURE = re.compile(r"cannot find a suitable writer for (?P<file>.+?)\.\n")
+_OS_ERROR_LINE = re.compile(
+    r"^\w*(?:OSError|IOError|PermissionError|FileNotFoundError): \[Errno \d+\] (?P<reason>[^\n:']+)", re.M
+)
+
+
+def _chain(exc: BaseException | None):
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, InputError):
-            return exc
+        yield exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
+
+
+def find_user_error(exc: BaseException | None) -> UserError | None:
+    """The first :class:`UserError` in ``exc``'s chain of causes and contexts, if any."""
+    return next((e for e in _chain(exc) if isinstance(e, UserError)), None)
+
+
+def one_line(exc: BaseException | None) -> str | None:
+    """The one-line message a bundle run prints for ``exc``, or None when it deserves its traceback."""
+    error = find_user_error(exc)
+    if error is not None:
+        return " ".join(str(error).split())
+    for e in _chain(exc):
+        text = str(e)
+        written, reason = _SAVE_IMAGE_FAILURE.search(text), _OS_ERROR_LINE.search(text)
+        if written and reason:
+            return f"{written['file']}: cannot write it ({reason['reason'].strip()})"
     return None
 
 
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-    error = find_input_error(exc)
-    if error is None or os.environ.get("NUNET_TRACEBACK") == "1":
+    message = one_line(exc)
+    if message is None or os.environ.get("NUNET_TRACEBACK") == "1":
         sys.__excepthook__(exc_type, exc, tb)
     else:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
 
 
 def install_excepthook() -> bool:
-    """Makes uncaught :class:`InputError` print as one line; returns True so configs can list it."""
+    """Makes uncaught :class:`UserError` print as one line; returns True so configs can list it."""
     sys.excepthook = _excepthook
     return True

@@ -1,7 +1,10 @@
 """Atomic file writing: every artefact a later stage reads is written to a temporary file and renamed.
 
 A reader therefore sees either the previous complete file or the new complete file, never half of
-one (a killed run, a full disk). JSON is written strictly: NaN and infinities become ``null``.
+one (a killed run, a full disk). A write that fails raises :class:`custom.errors.OutputError` naming
+the file, which a bundle run prints as one line. JSON is written strictly: NaN and infinities become ``null``.
+
+Also here: :func:`check_output_dir`, the guard that keeps inference from writing into its input folder.
 """
 
 from __future__ import annotations
@@ -9,23 +12,55 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from custom.errors import InputError, OutputError
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb", durable: bool = False) -> Iterator[IO]:
+    """A file handle whose content replaces ``path`` only when the ``with`` block succeeds.
+
+    The temporary file is a hidden, uniquely named sibling (same file system, so ``os.replace`` is
+    atomic) opened with ``"x"`` rather than through ``tempfile.mkstemp``, whose 0600 mode would stick
+    to the result. ``durable`` also flushes it to the disk before the rename, so the new content
+    survives a power cut and not only a killed process. An ``OSError`` while writing (disk full,
+    read-only folder) becomes :class:`OutputError` naming ``path``; the previous file is kept.
+
+    Args:
+        path: the file to write.
+        mode: ``"wb"`` or ``"w"`` (text, UTF-8, newlines as written).
+        durable: ``fsync`` before the rename.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    text = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, mode.replace("w", "x"), **text) as f:
+            yield f
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Writes ``text`` to ``path`` atomically and durably (see :func:`atomic_file`)."""
+    with atomic_file(path, "w", durable=True) as f:
+        f.write(text)
 
 
 def to_json_safe(value: Any) -> Any:
@@ -42,3 +77,30 @@ def to_json_safe(value: Any) -> Any:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Writes ``obj`` as indented, strictly valid JSON, atomically."""
     atomic_write_text(path, json.dumps(to_json_safe(obj), indent=2, allow_nan=False) + "\n")
+
+
+def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[str, Any]], key: str = "image") -> bool:
+    """Refuses an inference output folder that holds any of the input images; returns True otherwise.
+
+    Inference writes ``<stem>_seg.png`` and ``<stem>.json`` into ``output_dir``. When that folder is
+    the folder of an input image, a later run would read those outputs as inputs, and an input named
+    like an output (``a_seg.png`` next to ``a.png``) would be overwritten. Folders are compared after
+    resolving links, so ``./in`` and ``in/`` and a symlink to it are the same folder.
+
+    Args:
+        output_dir: the inference output folder.
+        records: the inference records (``{"image": path}``).
+        key: the record key of the input image path.
+
+    Raises:
+        InputError: naming the folder and an input image in it.
+    """
+    out = Path(output_dir).resolve()
+    for record in records:
+        image = Path(record[key])
+        if image.resolve().parent == out:
+            raise InputError(
+                f"output_dir {str(output_dir)!r} is the folder of the input image {str(image)!r}: "
+                "inference never writes next to its inputs; pass another --output_dir."
+            )
+    return True

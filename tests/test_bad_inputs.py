@@ -67,13 +67,21 @@ def test_malformed_datalist(broken_copy, tmp_path):
 def test_unknown_csb_mode(demo_dir, tmp_path):
     _assert_one_line_error(
         _train("--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path / "out"), "--csb_mode", "sometimes"),
-        "csb_mode", "sometimes", "hard",
+        "csb_mode",
+        "sometimes",
+        "hard",
     )
 
 
 def test_inference_on_missing_input_folder(tmp_path):
     proc = run_bundle(
-        "run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "nothing"),
-        "--output_dir", str(tmp_path / "out"), check=False,
+        "run",
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--input_dir",
+        str(tmp_path / "nothing"),
+        "--output_dir",
+        str(tmp_path / "out"),
+        check=False,
     )
     _assert_one_line_error(proc, "input_dir", "nothing")

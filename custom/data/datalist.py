@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from monai.data import load_decathlon_datalist
 from PIL import Image
 
+from custom.data.errors import DataError
+from custom.data.io import check_mask_size
 from custom.errors import InputError
 
 
-def load_datalist(path: str, split: str = "training", check_images: bool = True) -> list[dict]:
+def load_datalist(path: str, split: str = "training", check_images: bool = True, labels: bool = True) -> list[dict]:
     """The records of ``split`` in the datalist at ``path``, with ``image``/``label`` made absolute.
 
     Paths are relative to the datalist's folder (as ``scripts/prepare_data.py`` writes them), so a
     prepared folder can be moved. Before MONAI sees the records, each one is checked: the image
-    and its mask exist, are not empty and can be decoded. A problem raises :class:`InputError`
-    naming the datalist, the case and the file, instead of a failure deep inside a data-loader worker.
+    and its mask exist, are not empty, can be decoded and have the same size. A problem raises
+    :class:`InputError` naming the datalist, the case and the file, instead of a failure deep inside
+    a data-loader worker. With ``labels`` (training, validation, evaluation) every record needs its
+    mask; inference reads images only and passes False.
     """
     if not os.path.isfile(path):
         raise InputError(
@@ -37,9 +42,19 @@ def load_datalist(path: str, split: str = "training", check_images: bool = True)
         case = record.get("id", f"record {i}") if isinstance(record, dict) else f"record {i}"
         if not isinstance(record, dict) or "image" not in record:
             raise InputError(f"datalist {path!r}, {split} {case}: a record needs an 'image' path.")
+        if labels and "label" not in record:
+            raise InputError(
+                f"datalist {path!r}, {split} case {case!r}: image {record['image']!r} has no 'label' (mask path); "
+                "add its mask or remove the case."
+            )
         for key in ("image", "label"):
             if key in record:
                 _check_file(record[key], f"datalist {path!r}, {split} case {case!r}, {key}", check_images)
+        if check_images and "label" in record:
+            try:
+                check_mask_size(Path(record["image"]), Path(record["label"]))
+            except DataError as e:
+                raise InputError(f"datalist {path!r}, {split} case {case!r}: {e}") from e
     return records
 
 

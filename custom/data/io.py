@@ -1,24 +1,20 @@
-"""Reading images and masks of any PNG/JPEG/BMP/TIFF mode, and writing files atomically.
+"""Reading images and masks of any PNG/JPEG/BMP/TIFF mode, and writing PNGs atomically.
 
 Every file a later stage reads is written atomically (temporary file in the same folder, then
-``os.replace``), so a reader sees the old file or the new one, never half of one: JSON and text
-through :mod:`custom.fileio`, binary files (PNG, cache) through :func:`atomic_file`.
+``os.replace``, :func:`custom.fileio.atomic_file`), so a reader sees the old file or the new one,
+never half of one. Every reading problem is a :class:`DataError` whose message starts with the file.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from custom.data.errors import DataError
+from custom.fileio import atomic_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -62,6 +58,40 @@ def to_gray(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.uint8)
 
 
+def expand_palette(img: Image.Image) -> Image.Image:
+    """``img`` with a palette replaced by the colours it shows (RGB, or RGBA when it has transparency).
+
+    MONAI's ``PILReader`` returns a palette image's index numbers, not its colours, so a palette PNG
+    (image or mask) would reach the network as indices; pass this as the reader's ``converter``.
+    Other modes are returned unchanged.
+    """
+    if img.mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode == "PA":
+        return img.convert("RGBA")
+    return img
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of the image at ``path`` from its header (nothing is decoded)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception as e:  # PIL raises UnidentifiedImageError, OSError, ... for bad files
+        raise DataError(f"{path}: not a readable image ({e})") from e
+
+
+def check_mask_size(image: Path, mask: Path) -> None:
+    """Raises :class:`DataError` naming ``mask`` when it does not have ``image``'s size (headers only).
+
+    A mask of another size cannot be aligned with its image: resizing both to the network input
+    would silently pair pixels that do not belong together.
+    """
+    image_wh, mask_wh = image_size(image), image_size(mask)
+    if mask_wh != image_wh:
+        raise DataError(f"{mask}: mask is {mask_wh[0]}x{mask_wh[1]} but its image is {image_wh[0]}x{image_wh[1]}")
+
+
 def read_gray(path: Path) -> np.ndarray:
     """The image at ``path`` as an ``(H, W)`` uint8 array (see :func:`to_gray`)."""
     return to_gray(open_image(path))
@@ -84,21 +114,6 @@ def read_mask(path: Path) -> np.ndarray:
     copy mean the same lesion.
     """
     return read_mask_rgb(path).any(axis=-1)
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[BinaryIO]:
-    """A binary file handle whose content replaces ``path`` only when the ``with`` block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a unique name opened with "x" (not tempfile.mkstemp, whose 0600 mode would stick to the result)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_png(path: Path, pixels: np.ndarray, compress_level: int = 6) -> None:

@@ -1,0 +1,729 @@
+"""The bad-input corpus: every messy input of issue 8, what each stage does with it, and the tests that hold it to that.
+
+``CASES`` is the single description: how to make each input, and per stage (``scripts/prepare_data.py
+folder``, training, inference) either what the tool does with it (checked here) or the problem a run
+stops with (one ``error: ...`` line naming the file). ``docs/reliability.md`` carries the table
+rendered from it; a test fails when the two differ (``python tests/test_reliability_corpus.py``
+rewrites the table).
+
+Cost: preparation runs in-process per case (about 0.1 s each; the 5000x5000 image 4 s). Training and
+inference run through ``monai.bundle.run`` in this process (what ``python -m monai.bundle run`` calls,
+without a new interpreter per case): refusals stop while the config is parsed (under a second),
+the cases a stage handles are checked on the stage's preprocessing (the pixels the network gets)
+and then trained / inferred together in one run each (marked slow).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "bundle" / "configs"
+DOC = REPO / "docs" / "reliability.md"
+SHAPE = (40, 48)  # height, width of the ordinary corpus images
+TINY = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 2, "num_workers": 0}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The corpus
+# ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Handled:
+    """The stage accepts the input and does ``what``; the test checks it against the case's reference pixels."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The stage stops with a one-line error naming ``file`` (relative to the case folder) and containing ``problem``."""
+
+    file: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """The stage never reads this kind of input."""
+
+    why: str
+
+
+Outcome = Handled | Refused | NotApplicable
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a handled input means: its 8-bit grayscale pixels and its lesion mask (None: its file already is that)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input.
+
+    Attributes:
+        name: short id (test ids, the table).
+        input: what the input is, for the table.
+        make: writes the case into a folder (``images/``, ``masks/``, or a ``fold0.json``); returns the reference.
+        prepare / train / infer: the outcome of each stage.
+        good_cases: whether the stages add ordinary cases next to it (not for the empty folder).
+    """
+
+    name: str
+    input: str
+    make: Callable[[Path], Reference | None]
+    prepare: Outcome
+    train: Outcome
+    infer: Outcome
+    good_cases: bool = True
+
+
+def picture(seed: int = 0, shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    """Speckle-like 8-bit pixels spanning 0..255 (so a min-max rescale maps them the same whatever their depth)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    pixels.flat[:2] = (0, 255)
+    return pixels
+
+
+def lesion(shape: tuple[int, int] = SHAPE) -> np.ndarray:
+    h, w = shape
+    mask = np.zeros(shape, dtype=bool)
+    mask[h // 4 : h // 2, w // 4 : w // 2] = True
+    return mask
+
+
+def _folders(root: Path) -> tuple[Path, Path]:
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    return root / "images", root / "masks"
+
+
+def write_pair(root: Path, stem: str, image: Image.Image | None = None, mask: Image.Image | None = None, ext: str = ".png"):
+    """``images/<stem><ext>`` and ``masks/<stem>.png``: by default an ordinary gray image and a 0/255 mask."""
+    images, masks = _folders(root)
+    (image or Image.fromarray(picture())).save(images / f"{stem}{ext}")
+    (mask or Image.fromarray(lesion().astype(np.uint8) * 255)).save(masks / f"{stem}.png")
+
+
+def _ordinary(stem: str) -> Callable[[Path], None]:
+    def make(root: Path) -> None:
+        write_pair(root, stem)
+
+    return make
+
+
+def _broken_image(content: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def make(root: Path) -> None:
+        write_pair(root, "x")
+        path = root / "images" / "x.png"
+        path.write_bytes(content(path.read_bytes()))
+
+    return make
+
+
+def _gray16(root: Path) -> Reference:
+    write_pair(root, "x", image=Image.fromarray(picture().astype(np.uint16) * 257))
+    return Reference(picture(), lesion())
+
+
+def _palette(root: Path) -> Reference:
+    # grey levels stored in a shuffled palette: reading the indices instead of the colours gives other pixels
+    order = np.random.default_rng(1).permutation(256).astype(np.uint8)
+    indices = np.argsort(order).astype(np.uint8)[picture()]
+    image = Image.fromarray(indices, "P")
+    image.putpalette(np.repeat(order, 3).tolist())
+    write_pair(root, "x", image=image)
+    return Reference(picture(), lesion())
+
+
+def _rgba(root: Path) -> Reference:
+    gray = picture()
+    write_pair(root, "x", image=Image.fromarray(np.dstack([gray, gray, gray, np.full_like(gray, 128)])))
+    return Reference(gray, lesion())
+
+
+def _tiny(root: Path) -> None:
+    mask = np.array([[0, 255], [0, 0]], dtype=np.uint8)
+    write_pair(root, "x", image=Image.fromarray(picture(shape=(2, 2))), mask=Image.fromarray(mask))
+
+
+def _huge(root: Path) -> None:
+    # a smooth ramp (compresses to a small PNG) rather than noise: 25 megapixels either way
+    yy, xx = np.mgrid[0:5000, 0:5000]
+    mask = np.zeros((5000, 5000), dtype=np.uint8)
+    mask[1000:2000, 1500:3000] = 255
+    write_pair(root, "x", image=Image.fromarray(((xx + yy) % 256).astype(np.uint8)), mask=Image.fromarray(mask))
+
+
+def _jpeg(root: Path) -> Reference:
+    write_pair(root, "x", ext=".jpg")
+    with Image.open(root / "images" / "x.jpg") as decoded:
+        return Reference(np.asarray(decoded.convert("L")), lesion())
+
+
+def _mask_sized(shape: tuple[int, int]) -> Callable[[Path], None]:
+    def make(root: Path) -> None:
+        write_pair(root, "x", mask=Image.fromarray(lesion(shape).astype(np.uint8) * 255))
+
+    return make
+
+
+def _mask_01(root: Path) -> Reference:
+    write_pair(root, "x", mask=Image.fromarray(lesion().astype(np.uint8)))
+    return Reference(picture(), lesion())
+
+
+def _mask_colours(root: Path) -> Reference:
+    # BUS-UCLM style: green and red lesions on black
+    colours = np.zeros((*SHAPE, 3), dtype=np.uint8)
+    colours[lesion()] = (0, 255, 0)
+    colours[30:36, 30:40] = (255, 0, 0)
+    write_pair(root, "x", mask=Image.fromarray(colours))
+    return Reference(picture(), colours.any(axis=-1))
+
+
+def _mask_grey_edge(root: Path) -> Reference:
+    # a disc drawn at 4x and box-filtered down: its boundary pixels are grey, as in an anti-aliased drawing
+    yy, xx = np.mgrid[0 : 4 * SHAPE[0], 0 : 4 * SHAPE[1]]
+    disc = ((yy - 70) ** 2 + (xx - 90) ** 2 < 45**2).astype(np.uint8) * 255
+    mask = np.asarray(Image.fromarray(disc).resize(SHAPE[::-1], Image.BOX))
+    write_pair(root, "x", mask=Image.fromarray(mask))
+    return Reference(picture(), mask > 0)
+
+
+def _image_without_mask(root: Path) -> None:
+    write_pair(root, "x")
+    (root / "masks" / "x.png").unlink()
+
+
+def _mask_without_image(root: Path) -> None:
+    write_pair(root, "x")
+    (root / "images" / "x.png").unlink()
+
+
+def _empty(root: Path) -> None:
+    _folders(root)
+
+
+def _malformed_datalist(root: Path) -> None:
+    write_pair(root, "x")
+    (root / "fold0.json").write_text('{"training": [{"image": "images/x.png",')
+
+
+def _datalist_missing_files(root: Path) -> None:
+    write_pair(root, "x")
+    record = {"id": "gone", "image": "images/gone.png", "label": "masks/gone.png", "lesion": 1}
+    (root / "fold0.json").write_text(json.dumps({"training": [record], "validation": [record], "test": [record]}))
+
+
+UNREADABLE = "stops: not a readable image"
+READS_NO_MASKS = "inference reads images only"
+READS_NO_DATALIST = "preparation writes datalists, it does not read them"
+ANY_NON_ZERO = "any non-zero pixel (any channel) is lesion, stored as 0/255"
+
+CASES = [
+    Case(
+        "zero-byte",
+        "zero-byte image file",
+        _broken_image(lambda _: b""),
+        Refused("images/x.png", "zero-byte file"),
+        Refused("images/x.png", "is empty (0 bytes)"),
+        Refused("images/x.png", "zero-byte file"),
+    ),
+    Case(
+        "truncated",
+        "PNG cut in half",
+        _broken_image(lambda data: data[: len(data) // 2]),
+        Refused("images/x.png", "not a readable image"),
+        Refused("images/x.png", "not a readable image"),
+        Refused("images/x.png", "not a readable image"),
+    ),
+    Case(
+        "text-as-png",
+        "text file named .png",
+        _broken_image(lambda _: b"this is not a picture\n"),
+        Refused("images/x.png", "not a readable image"),
+        Refused("images/x.png", "not a readable image"),
+        Refused("images/x.png", "not a readable image"),
+    ),
+    Case(
+        "16-bit",
+        "16-bit grayscale PNG",
+        _gray16,
+        Handled("kept as its top 8 bits"),
+        Handled("read at 16 bits, then rescaled to 0..1 per image like any image"),
+        Handled("read at 16 bits, then rescaled to 0..1 per image like any image"),
+    ),
+    Case(
+        "palette",
+        "palette PNG (grey levels in a shuffled palette)",
+        _palette,
+        Handled("the colours it shows, as luma"),
+        Handled("the colours it shows (the reader expands the palette)"),
+        Handled("the colours it shows (the reader expands the palette)"),
+    ),
+    Case(
+        "rgba",
+        "RGBA PNG (half-transparent)",
+        _rgba,
+        Handled("alpha dropped, colour as luma"),
+        Handled("alpha channel dropped"),
+        Handled("alpha channel dropped"),
+    ),
+    Case(
+        "2x2",
+        "2x2 image with a 2x2 mask",
+        _tiny,
+        Handled("kept at 2x2"),
+        Handled("resized to the network input like any image"),
+        Handled("mask written at 2x2"),
+    ),
+    Case(
+        "5000x5000",
+        "5000x5000 image and mask",
+        _huge,
+        Handled("kept at full size"),
+        Handled("resized to the network input"),
+        Handled("mask written at 5000x5000"),
+    ),
+    Case(
+        "jpeg",
+        "JPEG image",
+        _jpeg,
+        Handled("decoded, stored as PNG"),
+        Handled("decoded like a PNG"),
+        Handled("decoded like a PNG"),
+    ),
+    Case(
+        "mask-larger",
+        "mask 96x80 for a 48x40 image",
+        _mask_sized((80, 96)),
+        Refused("masks/x.png", "mask is 96x80 but its image is 48x40"),
+        Refused("masks/x.png", "mask is 96x80 but its image is 48x40"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
+        "mask-smaller",
+        "mask 24x20 for a 48x40 image",
+        _mask_sized((20, 24)),
+        Refused("masks/x.png", "mask is 24x20 but its image is 48x40"),
+        Refused("masks/x.png", "mask is 24x20 but its image is 48x40"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
+        "mask-0-1",
+        "mask with values {0, 1}",
+        _mask_01,
+        Handled(ANY_NON_ZERO),
+        Handled("any non-zero value is lesion"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
+        "mask-0-255",
+        "mask with values {0, 255}",
+        _ordinary("x"),
+        Handled(ANY_NON_ZERO),
+        Handled("any non-zero value is lesion"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
+        "mask-colours",
+        "RGB mask, green and red lesions",
+        _mask_colours,
+        Handled(ANY_NON_ZERO),
+        Handled("any non-zero value in any channel is lesion"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
+        "mask-grey-edge",
+        "mask with a grey anti-aliased edge",
+        _mask_grey_edge,
+        Handled(ANY_NON_ZERO + ": the grey rim counts as lesion"),
+        Handled("any non-zero value is lesion: the grey rim counts as lesion"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
+        "image-without-mask",
+        "image without its mask",
+        _image_without_mask,
+        Refused("images/x.png", "missing mask"),
+        Refused("images/x.png", "has no 'label'"),
+        Handled("segmented (inference needs no mask)"),
+    ),
+    Case(
+        "mask-without-image",
+        "mask without its image",
+        _mask_without_image,
+        Refused("masks/x.png", "mask without its image"),
+        Refused("fold0.json", "a record needs an 'image' path"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
+        "spaces",
+        "file name with spaces",
+        _ordinary("case one"),
+        Handled("id and files keep the name"),
+        Handled("read like any image"),
+        Handled("outputs keep the name"),
+    ),
+    Case(
+        "parentheses",
+        "file name with parentheses",
+        _ordinary("benign (3)"),
+        Handled("id and files keep the name"),
+        Handled("read like any image"),
+        Handled("outputs keep the name"),
+    ),
+    Case(
+        "non-ascii",
+        "file name with non-ASCII characters",
+        _ordinary("läsion_超声"),
+        Handled("id and files keep the name"),
+        Handled("read like any image"),
+        Handled("outputs keep the name"),
+    ),
+    Case(
+        "empty-folder",
+        "empty folder",
+        _empty,
+        Refused("images", "empty images folder"),
+        Refused("fold0.json", "does not exist"),
+        Refused("images", "contains no PNG or JPEG image"),
+        good_cases=False,
+    ),
+    Case(
+        "malformed-datalist",
+        "datalist that is not valid JSON",
+        _malformed_datalist,
+        NotApplicable(READS_NO_DATALIST),
+        Refused("fold0.json", "is not valid JSON"),
+        Refused("fold0.json", "is not valid JSON"),
+    ),
+    Case(
+        "datalist-missing-files",
+        "datalist naming files that do not exist",
+        _datalist_missing_files,
+        NotApplicable(READS_NO_DATALIST),
+        Refused("images/gone.png", "does not exist"),
+        Refused("images/gone.png", "does not exist"),
+    ),
+]
+IDS = [c.name for c in CASES]
+STAGES = ("prepare", "train", "infer")
+
+
+def _cases(stage: str, kind: type) -> list:
+    return [pytest.param(c, id=c.name) for c in CASES if isinstance(getattr(c, stage), kind)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The table in docs/reliability.md
+# ---------------------------------------------------------------------------------------------------
+
+TABLE_START, TABLE_END = "<!-- corpus table: start -->", "<!-- corpus table: end -->"
+
+
+def _describe(outcome: Outcome) -> str:
+    if isinstance(outcome, Refused):
+        return f'stops, naming `{outcome.file}`: "{outcome.problem}"'
+    if isinstance(outcome, Handled):
+        return outcome.what
+    return f"n/a ({outcome.why})"
+
+
+def corpus_table() -> str:
+    """The markdown table of :data:`CASES`, as docs/reliability.md carries it."""
+    rows = [
+        "| input | `prepare_data.py folder` | training | inference |",
+        "| --- | --- | --- | --- |",
+        *(f"| {c.input} | {' | '.join(_describe(getattr(c, s)) for s in STAGES)} |" for c in CASES),
+    ]
+    return "\n".join(rows)
+
+
+def test_docs_table_matches_the_corpus():
+    text = DOC.read_text(encoding="utf-8")
+    table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    assert table == corpus_table(), "docs/reliability.md is out of date: run python tests/test_reliability_corpus.py"
+
+
+def test_every_input_of_the_issue_is_in_the_corpus():
+    assert len(set(IDS)) == len(IDS)
+    assert {"zero-byte", "truncated", "text-as-png", "16-bit", "palette", "rgba", "2x2", "5000x5000", "jpeg"} <= set(IDS)
+    assert {"mask-larger", "mask-smaller", "mask-0-1", "mask-0-255", "mask-colours", "mask-grey-edge"} <= set(IDS)
+    assert {"image-without-mask", "mask-without-image", "spaces", "parentheses", "non-ascii", "empty-folder"} <= set(IDS)
+    assert {"malformed-datalist", "datalist-missing-files"} <= set(IDS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Stage drivers
+# ---------------------------------------------------------------------------------------------------
+
+
+def build(case: Case, root: Path) -> Reference | None:
+    """The case in ``root``, with three ordinary cases (two with a lesion) beside it unless it is the empty folder."""
+    reference = case.make(root)
+    if case.good_cases:
+        for i in range(3):
+            mask = lesion() if i < 2 else np.zeros(SHAPE, dtype=bool)
+            write_pair(root, f"good_{i}", Image.fromarray(picture(10 + i)), Image.fromarray(mask.astype(np.uint8) * 255))
+    return reference
+
+
+def records(root: Path, prefix: str = "") -> tuple[list[dict], list[dict]]:
+    """Datalist records of the case files (``image`` and/or ``label`` as present) and of the ordinary ones."""
+    found: dict[str, dict] = {}
+    for key, folder in (("image", "images"), ("label", "masks")):
+        for path in sorted((root / folder).glob("*")):
+            found.setdefault(path.stem, {"id": prefix + path.stem})[key] = str(path)
+    good = [r for stem, r in found.items() if stem.startswith("good_")]
+    return [r for stem, r in found.items() if not stem.startswith("good_")], good
+
+
+def training_datalist(case: Case, root: Path) -> Path:
+    """``<root>/fold0.json``: the case's own datalist, or one training on its files (none for an empty folder)."""
+    datalist = root / "fold0.json"
+    if not datalist.exists() and case.good_cases:
+        cases, good = records(root)
+        datalist.write_text(json.dumps({"training": cases, "validation": good, "test": cases}, ensure_ascii=False))
+    return datalist
+
+
+def assert_one_line(error: BaseException, root: Path, refused: Refused) -> None:
+    """The error a bundle run prints in one line names the file and the problem."""
+    from custom.errors import one_line
+
+    message = one_line(error)
+    assert message is not None, f"would print a traceback: {error!r}"
+    assert str(root / refused.file) in message and refused.problem in message, message
+
+
+def bundle_run(run_id: str, config: str, **overrides):
+    """``python -m monai.bundle run`` in this process (same entry point, no new interpreter per case)."""
+    from monai.bundle import run
+
+    return run(run_id, config_file=str(CONFIGS / config), logging_file=False, **overrides)
+
+
+def preprocess(config: str, key: str, record: dict) -> dict:
+    """The deterministic preprocessing a config applies to ``record`` (spatial size 32x32)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / config))
+    parser.update({"spatial_size": [32, 32], "dataset_dir": str(REPO)})
+    return parser.get_parsed_content(key)(record)
+
+
+def write_reference(reference: Reference, folder: Path) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(reference.image).save(folder / "reference.png")
+    Image.fromarray(reference.mask.astype(np.uint8) * 255).save(folder / "reference_mask.png")
+    return {"image": str(folder / "reference.png"), "label": str(folder / "reference_mask.png")}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Preparation (scripts/prepare_data.py folder)
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", _cases("prepare", Refused))
+def test_preparation_refuses(case, tmp_path):
+    from custom.data.errors import DataError
+    from custom.data.folder import prepare_folder
+
+    build(case, tmp_path)
+    with pytest.raises(DataError) as error:
+        prepare_folder(str(tmp_path / "images"), str(tmp_path / "masks"), str(tmp_path / "out"), folds=3)
+    assert_one_line(error.value, tmp_path, case.prepare)
+    assert not (tmp_path / "out" / "datalist.json").exists()
+
+
+@pytest.mark.parametrize("case", _cases("prepare", Handled))
+def test_preparation_handles(case, tmp_path):
+    from custom.data.folder import prepare_folder
+
+    reference = build(case, tmp_path)
+    prepare_folder(str(tmp_path / "images"), str(tmp_path / "masks"), str(tmp_path / "out"), folds=3)
+    (stem,) = [p.stem for p in (tmp_path / "images").iterdir() if not p.stem.startswith("good_")]
+    record = {r["id"]: r for r in json.loads((tmp_path / "out" / "datalist.json").read_text())["all"]}[stem]
+    assert record["image"] == f"images/{stem}.png"
+    image = np.asarray(Image.open(tmp_path / "out" / record["image"]))
+    mask = np.asarray(Image.open(tmp_path / "out" / record["label"]))
+    with Image.open(next((tmp_path / "images").glob(f"{stem}.*"))) as source:
+        assert image.shape == source.size[::-1]
+    assert set(np.unique(mask).tolist()) <= {0, 255} and record["lesion"] == int(mask.any())
+    if reference is not None:
+        assert np.array_equal(image, reference.image)
+        assert np.array_equal(mask > 0, reference.mask)
+
+
+def test_preparation_cli_prints_one_line_and_exits_1(tmp_path):
+    build(CASES[IDS.index("truncated")], tmp_path)
+    cmd = [
+        sys.executable,
+        "scripts/prepare_data.py",
+        "folder",
+        "--images",
+        str(tmp_path / "images"),
+        "--masks",
+        str(tmp_path / "masks"),
+        "--out",
+        str(tmp_path / "out"),
+        "--folds",
+        "3",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: {tmp_path / 'images' / 'x.png'}: not a readable image"), line
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", _cases("train", Refused))
+def test_training_refuses(case, tmp_path):
+    build(case, tmp_path)
+    training_datalist(case, tmp_path)
+    with pytest.raises(Exception) as error:
+        bundle_run("training", "train.json", dataset_dir=str(tmp_path), output_dir=str(tmp_path / "out"), **TINY)
+    assert_one_line(error.value, tmp_path, case.train)
+    assert not list((tmp_path / "out").glob("*.pt"))
+
+
+@pytest.mark.parametrize("case", _cases("train", Handled))
+def test_training_preprocessing_handles(case, tmp_path):
+    reference = build(case, tmp_path)
+    (record,), _ = records(tmp_path)
+    sample = preprocess("train.json", "validate#preprocessing", record)
+    assert sample["image"].shape == (3, 32, 32) and sample["label"].shape == (1, 32, 32)
+    assert np.isfinite(sample["image"].numpy()).all() and set(np.unique(sample["label"].numpy())) <= {0.0, 1.0}
+    if reference is not None:
+        expected = preprocess("train.json", "validate#preprocessing", write_reference(reference, tmp_path / "ref"))
+        np.testing.assert_allclose(sample["image"].numpy(), expected["image"].numpy(), atol=1e-5)
+        assert np.array_equal(sample["label"].numpy(), expected["label"].numpy())
+        assert int(sample["cls"]) == int(reference.mask.any())
+
+
+@pytest.mark.slow
+def test_training_runs_on_every_handled_case_together(tmp_path):
+    training, validation = [], []
+    for case in CASES:
+        if isinstance(case.train, Handled):
+            build(case, tmp_path / case.name)
+            cases, good = records(tmp_path / case.name, prefix=f"{case.name}/")
+            training += cases
+            validation = validation or good
+    (tmp_path / "fold0.json").write_text(json.dumps({"training": training, "validation": validation}, ensure_ascii=False))
+    bundle_run("training", "train.json", dataset_dir=str(tmp_path), output_dir=str(tmp_path / "out"), **TINY)
+    (log,) = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
+    assert log["epoch"] == 1 and np.isfinite(log["train_loss"])
+    assert (tmp_path / "out" / "checkpoint_epoch=1.pt").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inference
+# ---------------------------------------------------------------------------------------------------
+
+
+def inference_input(case: Case, root: Path) -> dict:
+    """``--input_dir <root>/images``, or ``--datalist`` for the datalist cases."""
+    if (root / "fold0.json").exists():
+        return {"datalist": str(root / "fold0.json")}
+    return {"input_dir": str(root / "images"), "dataset_dir": str(root)}
+
+
+def save_untrained_checkpoint(path: Path) -> Path:
+    """inference.json's network with its initial weights, saved as training saves ``model.pt`` (no training needed)."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    torch.save({"model": parser.get_parsed_content("network_def").state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    return save_untrained_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
+
+
+@pytest.mark.parametrize("case", _cases("infer", Refused))
+def test_inference_refuses(case, tmp_path, untrained_checkpoint):
+    build(case, tmp_path)
+    with pytest.raises(Exception) as error:
+        bundle_run(
+            "run",
+            "inference.json",
+            output_dir=str(tmp_path / "out"),
+            ckpt_path=str(untrained_checkpoint),
+            spatial_size=[32, 32],
+            **inference_input(case, tmp_path),
+        )
+    assert_one_line(error.value, tmp_path, case.infer)
+
+
+@pytest.mark.parametrize("case", _cases("infer", Handled))
+def test_inference_preprocessing_handles(case, tmp_path):
+    reference = build(case, tmp_path)
+    (record,), _ = records(tmp_path)
+    sample = preprocess("inference.json", "preprocessing", {"image": record["image"]})
+    assert sample["image"].shape == (3, 32, 32) and np.isfinite(sample["image"].numpy()).all()
+    if reference is not None:
+        expected = preprocess("inference.json", "preprocessing", {"image": write_reference(reference, tmp_path / "ref")["image"]})
+        np.testing.assert_allclose(sample["image"].numpy(), expected["image"].numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_inference_runs_on_every_handled_case_together(tmp_path, untrained_checkpoint):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for case in CASES:
+        if isinstance(case.infer, Handled):
+            build(case, tmp_path / case.name)
+            (record,), _ = records(tmp_path / case.name)
+            shutil.copy(record["image"], inputs / f"{case.name} {Path(record['image']).name}")
+    before = {p.name: p.read_bytes() for p in inputs.iterdir()}
+    out = tmp_path / "out"
+    bundle_run(
+        "run",
+        "inference.json",
+        dataset_dir=str(tmp_path),
+        input_dir=str(inputs),
+        output_dir=str(out),
+        ckpt_path=str(untrained_checkpoint),
+        spatial_size=[32, 32],
+    )
+    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # inputs untouched
+    for name in before:
+        stem = Path(name).stem
+        with Image.open(inputs / name) as source, Image.open(out / f"{stem}_seg.png") as mask:
+            assert mask.size == source.size, name
+            assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}, name
+        assert json.loads((out / f"{stem}.json").read_text())["predicted_class"] in ("normal", "lesion")
+
+
+if __name__ == "__main__":
+    text = DOC.read_text(encoding="utf-8")
+    head, rest = text.split(TABLE_START, 1)
+    DOC.write_text(f"{head}{TABLE_START}\n{corpus_table()}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}", encoding="utf-8")
+    print(f"updated {DOC}")
