@@ -16,7 +16,7 @@ import torch
 from ignite.engine import Engine, Events
 
 from custom.evaluation import SEGMENTATION_METRICS, classification_metrics, nanmean, segmentation_metrics
-from custom.fileio import atomic_write_json, atomic_write_text
+from custom.fileio import atomic_write_json, atomic_write_text, to_json_safe
 
 logger = logging.getLogger("nunet")
 
@@ -81,7 +81,7 @@ class TrainingLog:
         eta = elapsed / done * (max_epochs - epoch) if done else math.nan
         record["elapsed_s"] = round(elapsed, 2)
         with open(self.log_file, "a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(to_json_safe(record)) + "\n")  # strict JSON: an undefined AUC is null
         shown = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_")))
         logger.info("epoch %d/%d %s | elapsed %s ETA %s", epoch, max_epochs, shown, _hms(elapsed), _hms(eta))
 
