@@ -8,7 +8,6 @@ import fails its tests.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -46,16 +45,8 @@ SMALL: dict[str, dict] = {
 SIZED: dict[str, dict] = {"unetr": {"img_size": SIZE}}
 
 
-def _skip_unwritten(name: str) -> None:
-    """Skips while the module of network ``name`` does not exist (an import error of an existing module still fails)."""
-    module = NETWORKS[name].rpartition(".")[0]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"network {name!r}: module {module} is not written yet")
-
-
 def _small(name: str, num_classes: int = 2) -> torch.nn.Module:
     """Network ``name`` at its own input channels, with the SMALL widths and the SIZED input size."""
-    _skip_unwritten(name)
     return get_network(
         name, in_channels=INPUT_SHAPES[name][1], num_classes=num_classes, **SMALL.get(name, {}), **SIZED.get(name, {})
     )
@@ -152,14 +143,6 @@ def _config_network(config: Path) -> str | None:
     return json.loads(config.read_text()).get("network_def", {}).get("name")
 
 
-def _network_name(config: Path) -> str | None:
-    """:func:`_config_network`, skipping the test while that network's module is not written."""
-    name = _config_network(config)
-    if name in NETWORKS:
-        _skip_unwritten(name)
-    return name
-
-
 # a config whose network has no narrow setting in SMALL learns at full width: over 20 s on a CPU
 LEARNING_CASES = [
     pytest.param(config, id=config.stem, marks=() if _config_network(config) in SMALL else pytest.mark.slow)
@@ -174,7 +157,7 @@ def test_baseline_configs_exist():
 @pytest.mark.parametrize("config", LEARNING_CASES)
 def test_peer_config_loss_learns_on_a_fixed_batch(config, demo_dir):
     """The config's network, loss and Adam optimizer lower the loss on one tiny batch; the loss also takes eval outputs."""
-    name = _network_name(config)
+    name = _config_network(config)
     torch.manual_seed(0)
     # the config's own network at narrow widths (CPU time); its size arguments such as img_size stay as configured
     narrow = {f"network_def#{key}": value for key, value in SMALL.get(name, {}).items()}
@@ -206,7 +189,7 @@ def test_peer_config_loss_learns_on_a_fixed_batch(config, demo_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("config", PEER_CONFIGS, ids=lambda p: p.stem)
 def test_peer_config_trains_one_epoch_through_the_bundle(config, demo_dir, tmp_path):
-    _network_name(config)
+    _config_network(config)
     run_bundle(
         "training", "--config_file", f"['{CONFIGS / 'train.json'}','{config}']",
         "--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path),
@@ -218,8 +201,6 @@ def test_peer_config_trains_one_epoch_through_the_bundle(config, demo_dir, tmp_p
 # ---------------------------------------------------------------- scripts/model_stats.py --all
 @pytest.mark.slow
 def test_model_stats_all_lists_every_network():
-    for name in NETWORKS:
-        _skip_unwritten(name)
     proc = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "model_stats.py"), "--all"], cwd=REPO, capture_output=True, text=True
     )
