@@ -274,21 +274,26 @@ def test_check_output_dir_refuses_the_folder_of_an_input(tmp_path):
     assert check_output_dir(tmp_path, records)
 
 
-def test_inference_refuses_to_write_into_its_input_folder(tmp_path):
-    """Needs inference.json's ``initialize`` to call ``custom.fileio.check_output_dir`` (see docs/reliability.md)."""
-    write_pair(tmp_path, "a")
-    before = sorted(p.name for p in (tmp_path / "images").iterdir())
+def _failed_inference(tmp_path, output_dir) -> str | None:
+    """The one-line message of an inference run over ``tmp_path/images`` (untrained model) that must fail."""
     with pytest.raises(Exception) as error:
         bundle_run(
             "run",
             "inference.json",
             dataset_dir=str(tmp_path),
             input_dir=str(tmp_path / "images"),
-            output_dir=str(tmp_path / "images"),
+            output_dir=str(output_dir),
             ckpt_path=str(save_untrained_checkpoint(tmp_path / "model.pt")),
             spatial_size=[32, 32],
         )
-    message = one_line(error.value)
+    return one_line(error.value)
+
+
+def test_inference_refuses_to_write_into_its_input_folder(tmp_path):
+    """Needs inference.json's ``initialize`` to call ``custom.fileio.check_output_dir`` (see docs/reliability.md)."""
+    write_pair(tmp_path, "a")
+    before = sorted(p.name for p in (tmp_path / "images").iterdir())
+    message = _failed_inference(tmp_path, output_dir=tmp_path / "images")
     assert message is not None and "is the folder of the input image" in message and str(tmp_path / "images") in message
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == before
 
@@ -303,17 +308,10 @@ def test_a_full_disk_during_inference_names_the_file_being_written(tmp_path):
     write_pair(tmp_path, "a")
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a_seg.png").symlink_to("/dev/full")
-    with pytest.raises(Exception) as error:
-        bundle_run(
-            "run",
-            "inference.json",
-            dataset_dir=str(tmp_path),
-            input_dir=str(tmp_path / "images"),
-            output_dir=str(tmp_path / "out"),
-            ckpt_path=str(save_untrained_checkpoint(tmp_path / "model.pt")),
-            spatial_size=[32, 32],
-        )
-    assert one_line(error.value) == f"{tmp_path / 'out' / 'a_seg.png'}: cannot write it (No space left on device)"
+    assert (
+        _failed_inference(tmp_path, output_dir=tmp_path / "out")
+        == f"{tmp_path / 'out' / 'a_seg.png'}: cannot write it (No space left on device)"
+    )
 
 
 def _rss_kib(pid: int) -> int:
