@@ -152,6 +152,61 @@ class PipelineBench:
         return self.parser.get_parsed_content("network_def").to(self.device).eval()
 
 
+# training precision / layout modes compared side by side (``train_modes``); compile runs in the config's precision
+TRAIN_MODES: dict[str, dict[str, Any]] = {
+    "fp32": {"amp": False, "channels_last": False},
+    "fp32_channels_last": {"amp": False, "channels_last": True},
+    "bf16": {"amp": True, "amp_dtype": "bfloat16", "channels_last": False},
+    "bf16_channels_last": {"amp": True, "amp_dtype": "bfloat16", "channels_last": True},
+    "fp32_compile": {"amp": False, "channels_last": False, "compile": True},
+}
+
+
+def train_modes(
+    config: str | Sequence[str],
+    data: str,
+    device: torch.device,
+    scratch: str,
+    sizes: Sequence[int],
+    modes: Sequence[str],
+    iterations: int,
+    repeats: int,
+    overrides: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Training images/s of every mode of :data:`TRAIN_MODES` at every input size, in one process.
+
+    Each figure is the median over ``repeats`` epochs of ``iterations`` batches after one warm-up
+    epoch; the warm-up epoch's seconds are reported too (for ``compile`` they include compiling).
+    Returns ``{"<size>": {"<mode>": {"img_s", "warmup_s", "speedup_vs_fp32"}}}`` plus the mode the
+    config picks on this device (``default_mode``: ``amp`` follows :func:`custom.engine.amp_supported`).
+    """
+    unknown = sorted(set(modes) - set(TRAIN_MODES))
+    if unknown:
+        raise ValueError(f"unknown training mode(s) {unknown}; choose from {sorted(TRAIN_MODES)}.")
+    result: dict[str, Any] = {}
+    for size in sizes:
+        row: dict[str, Any] = {}
+        for mode in modes:
+            log(f"training mode {mode} at {size}x{size}")
+            settings = {**dict(overrides or {}), "spatial_size": [size, size], **TRAIN_MODES[mode]}
+            bench = PipelineBench(config, data, device, os.path.join(scratch, f"{mode}_{size}"), settings)
+            bench.parser["train#trainer#epoch_length"] = iterations
+            bench.parser["train#trainer#max_epochs"] = repeats + 1
+            trainer = bench.parser.get_parsed_content("train#trainer")
+            times = _timed_epochs(trainer, device)
+            trainer.run()
+            row[mode] = {"img_s": iterations * bench.batch_size / statistics.median(times[1:]), "warmup_s": times[0]}
+        if "fp32" in row:
+            for figures in row.values():
+                figures["speedup_vs_fp32"] = figures["img_s"] / row["fp32"]["img_s"]
+        result[str(size)] = row
+    default = PipelineBench(config, data, device, os.path.join(scratch, "default"), overrides)
+    amp, channels_last = (bool(default.parser.get_parsed_content(k)) for k in ("amp", "channels_last"))
+    result["default_mode"] = ("bf16" if amp else "fp32") + ("_channels_last" if channels_last else "")
+    return result
+
+
 def _inference_seconds(network: nn.Module, x: torch.Tensor, repeats: int) -> float:
     with torch.inference_mode():
         return _median_seconds(lambda: network(x), x.device, repeats, warmup=2)
@@ -177,7 +232,10 @@ def _versions(device: torch.device) -> dict[str, Any]:
             return None
 
     cuda = device.type == "cuda"
+    from custom.engine.amp import amp_supported
+
     return {
+        "bf16_kernels": amp_supported(device) if not cuda else torch.cuda.is_bf16_supported(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
         "cpu_count": os.cpu_count(),
@@ -200,6 +258,8 @@ def benchmark(
     infer_repeats: int = 10,
     overrides: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    modes: Sequence[str] = (),
+    mode_sizes: Sequence[int] = (128, 256),
 ) -> dict[str, Any]:
     """Measures our pipeline and the baseline on ``device`` and returns the figures (see ``scripts/benchmark.py``).
 
@@ -212,6 +272,9 @@ def benchmark(
         infer_repeats: timed forward passes per inference measurement.
         overrides: bundle keys applied to both pipelines (e.g. ``spatial_size``, ``batch_size``), then
             :data:`BASELINE` on top for the baseline.
+        modes: training modes of :data:`TRAIN_MODES` to compare at each of ``mode_sizes`` (:func:`train_modes`);
+            none by default, since bf16 on a CPU without bf16 kernels takes minutes per batch at 256x256.
+        mode_sizes: input sides for ``modes``.
     """
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -257,6 +320,8 @@ def benchmark(
         result["infer_latency_ms_bs1"] = 1000 * _inference_seconds(fast, x1, infer_repeats)
         result["infer_speedup"] = result["baseline_infer_latency_ms_bs1"] / result["infer_latency_ms_bs1"]
         result["infer_img_s_bs32"] = 32 / _inference_seconds(fast, x32, max(2, infer_repeats // 4))
+        if modes:
+            result["train_modes"] = train_modes(config, data, dev, scratch, mode_sizes, modes, iterations, repeats, common, log)
 
     for prefix in ("", "baseline_"):
         epoch = BUSI_TRAIN_IMAGES / result[f"{prefix}train_img_s"] + BUSI_VALIDATION_IMAGES / result[f"{prefix}val_img_s"]
@@ -297,4 +362,14 @@ def format_table(result: Mapping[str, Any]) -> str:
         cells = [f"{result[ours]:.1f}", f"{result[base]:.1f}" if base else "", f"{result[speedup]:.2f}x" if speedup else ""]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append(f"| peak memory, MB | {result['peak_mem_mb']:.0f} | | |")
+    modes = result.get("train_modes")
+    if modes:
+        lines += ["", f"training modes (images/s; default on this device: {modes['default_mode']})", "",
+                  "| size | mode | images/s | vs fp32 | warm-up epoch, s |", "|---|---|---:|---:|---:|"]
+        for size, row in modes.items():
+            if size == "default_mode":
+                continue
+            for mode, f in row.items():
+                ratio = f"{f['speedup_vs_fp32']:.2f}x" if "speedup_vs_fp32" in f else ""
+                lines.append(f"| {size} | {mode} | {f['img_s']:.2f} | {ratio} | {f['warmup_s']:.1f} |")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 
+from custom.deploy.release import card_path
 from custom.fileio import atomic_write_json, atomic_write_text
 from custom.provenance import provenance
 
@@ -82,6 +83,9 @@ def create_app(
     (target / "models").mkdir()
     if weights.is_file():
         shutil.copy2(weights, target / "models" / "model.pt")
+        card = card_path(weights)
+        if card.is_file():  # the input size the weights were trained at (custom.deploy.release)
+            shutil.copy2(card, target / "models" / card.name)
     _apply_overrides(target / "configs", dict(overrides or {}))
     atomic_write_text(app / "main.py", APP_MAIN.read_text(encoding="utf-8"))
     args = {"name": name, "model": str(weights) if weights.is_file() else None, "overrides": dict(overrides or {})}

@@ -25,7 +25,6 @@ address); ``hash_val`` is the SHA-256 of the file actually left out, or empty wh
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import yaml
 
+from custom.provenance import file_sha256
+
 __all__ = ["MODEL_ZOO_FILE_LIMIT_MB", "WEIGHT_FILES", "bundle_name", "export_bundle", "large_files_entries"]
 
 logger = logging.getLogger("nunet")
@@ -43,6 +44,7 @@ logger = logging.getLogger("nunet")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_ZOO_FILE_LIMIT_MB = 25.0
 WEIGHT_FILES = ("model.pt", "model.ts")
+MODEL_CARD = "model.json"  # custom.deploy.release: written beside the released model.pt
 # a fixed timestamp makes the archive depend on the file contents only
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 SKIPPED_NAMES = {"__pycache__", ".pytest_cache", ".DS_Store"}
@@ -59,14 +61,6 @@ def bundle_name(metadata: dict) -> str:
     if not name:
         raise ValueError("metadata.json has no usable 'name' to derive the bundle name from.")
     return name
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def large_files_entries(
@@ -95,7 +89,7 @@ def large_files_entries(
             listed.pop(key, None)  # in the archive: nothing to download
             continue
         entry = listed.setdefault(key, {"path": key, "url": ""})
-        entry.update(hash_val=_sha256(path), hash_type="sha256")
+        entry.update(hash_val=file_sha256(path), hash_type="sha256")
         if weights_url:
             entry["url"] = weights_url.replace("{file}", name)
     return list(listed.values()), included
@@ -180,6 +174,8 @@ def export_bundle(
             _add(archive, f"{name}/models/")
             for path in weights:
                 _add(archive, f"{name}/models/{path.name}", source=path)
+            if (models / MODEL_CARD).is_file():  # the input size and figures of the weights, downloaded or not
+                _add(archive, f"{name}/models/{MODEL_CARD}", source=models / MODEL_CARD)
         os.replace(partial, target)
     finally:
         if partial.exists():

@@ -3,6 +3,8 @@
     python scripts/benchmark.py --device cpu --out bench_cpu.json
     python scripts/benchmark.py --device cuda --data data/busi --out bench_h100.json
     python scripts/benchmark.py --device cpu --iterations 2 --repeats 1 --spatial_size [64,64]   # quick check
+    python scripts/benchmark.py --device cpu --modes fp32,bf16,bf16_channels_last,fp32_channels_last,fp32_compile \
+        --mode_sizes 128,256 --iterations 2 --repeats 2      # training precision / layout modes side by side
 
 Prints a table and writes the JSON (``train_img_s``, ``baseline_train_img_s``, ``train_speedup``,
 ``epoch_s``, ``protocol_min``, ``infer_latency_ms_bs1``, ``infer_speedup``, ``infer_img_s_bs32``,
@@ -29,10 +31,14 @@ def main(
     iterations: int = 10,
     repeats: int = 3,
     infer_repeats: int = 10,
+    modes=(),
+    mode_sizes=(128, 256),
     **overrides,
 ) -> None:
     """Runs :func:`custom.benchmark.benchmark` and prints (and with ``out`` writes) the result."""
-    result = benchmark(device, data, config, iterations, repeats, infer_repeats, overrides)
+    modes = modes.split(",") if isinstance(modes, str) else list(modes)
+    sizes = [int(s) for s in (mode_sizes.split(",") if isinstance(mode_sizes, str) else [mode_sizes] if isinstance(mode_sizes, int) else mode_sizes)]
+    result = benchmark(device, data, config, iterations, repeats, infer_repeats, overrides, modes=modes, mode_sizes=sizes)
     print(format_table(result))
     print(json.dumps(result, indent=2, default=str))
     if out:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from custom.transforms import BinarizeMaskd, ClassLabeld, MultiTaskDecisiond, NormalizeChannelsd
+from custom.transforms import BinarizeMaskd, ClassLabeld, MatchLabelSized, MultiTaskDecisiond, NormalizeChannelsd
 
 
 @pytest.mark.parametrize("channels_in", [1, 2, 3, 4])
@@ -105,3 +105,15 @@ def test_decision_segmentation_only_network_has_no_gate():
     out = MultiTaskDecisiond(csb_mode="hard")(sample)
     assert "cls_prob" not in out and out["result"]["csb"]["mode"] == "off"
     assert out["seg_pred"].sum() == 15
+
+
+def test_match_label_size_brings_logits_to_the_original_mask_size_before_the_decision():
+    sample = _sample([-3.0, 3.0])
+    sample["label"]["seg"] = torch.ones(1, 10, 6)  # the original mask, larger than the network output
+    resized = MatchLabelSized()(sample)
+    assert resized["pred"]["seg"].shape == (1, 10, 6) and resized["pred"]["cls"] is sample["pred"]["cls"]
+    decided = MultiTaskDecisiond()(resized)
+    assert decided["seg_pred"].shape == decided["seg_label"].shape == (1, 10, 6)
+    same_size = _sample([-3.0, 3.0])
+    assert MatchLabelSized()(same_size)["pred"]["seg"] is same_size["pred"]["seg"]  # validation: untouched
+    assert "pred" not in MatchLabelSized()({"image": torch.zeros(1)})  # nothing to match

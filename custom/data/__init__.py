@@ -14,6 +14,7 @@ from typing import Any
 
 _EXPORTS = {
     "DataError": "errors",
+    "balanced_sampler": "sampling",
     "class_weights": "weights",
     "ensure_demo_dataset": "demo",
     "find_duplicate_groups": "duplicates",

@@ -29,8 +29,8 @@ def replication_factors(records: Sequence[Mapping], num_classes: int = 3, class_
         ValueError: for ``num_classes`` other than 2 or 3, or a class index outside ``[0, num_classes)``.
         KeyError: when a record lacks ``class_key``.
     """
-    key = _class_key(num_classes, class_key)
-    counts = Counter(_class_of(r, key, num_classes) for r in records)
+    key = resolve_class_key(num_classes, class_key)
+    counts = Counter(class_index(r, key, num_classes) for r in records)
     return {c: round(Fraction(len(records), n)) for c, n in sorted(counts.items())}
 
 
@@ -47,22 +47,22 @@ def oversample(records: Sequence[Mapping], num_classes: int = 3, class_key: str 
 
     Args: see :func:`replication_factors`.
     """
-    key = _class_key(num_classes, class_key)
+    key = resolve_class_key(num_classes, class_key)
     if any(key not in r for r in records):
         logger.warning("training records lack %r: deterministic oversampling skipped.", key)
         return [dict(r) for r in records]
     factors = replication_factors(records, num_classes, key)
     logger.info("deterministic oversampling, replication factor per class: %s", factors)
-    return [dict(r) for r in records for _ in range(factors[_class_of(r, key, num_classes)])]
+    return [dict(r) for r in records for _ in range(factors[class_index(r, key, num_classes)])]
 
 
-def _class_key(num_classes: int, class_key: str | None) -> str:
+def resolve_class_key(num_classes: int, class_key: str | None) -> str:
     if num_classes not in (2, 3):
         raise ValueError(f"num_classes must be 2 (normal/lesion) or 3 (normal/benign/malignant), got {num_classes}.")
     return class_key or ("lesion" if num_classes == 2 else "class")
 
 
-def _class_of(record: Mapping, key: str, num_classes: int) -> int:
+def class_index(record: Mapping, key: str, num_classes: int) -> int:
     label = int(record[key])
     if not 0 <= label < num_classes:
         raise ValueError(f"record {record.get('id', record.get('image', '?'))!r}: {key} = {label} is outside [0, {num_classes}).")

@@ -2,12 +2,13 @@
 
 from .gradient import GradientMagnituded
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
-from .outputs import MultiTaskDecisiond, SaveResultd
+from .outputs import MatchLabelSized, MultiTaskDecisiond, SaveResultd
 
 __all__ = [
     "BinarizeMaskd",
     "ClassLabeld",
     "GradientMagnituded",
+    "MatchLabelSized",
     "MultiTaskDecisiond",
     "NormalizeChannelsd",
     "SaveResultd",

@@ -12,12 +12,44 @@ import os
 from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
 from custom.fileio import atomic_write_json
 from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability
 from custom.transforms.labels import class_names as default_class_names
+
+
+class MatchLabelSized(MapTransform):
+    """Resamples the segmentation logits of one decollated prediction to the size of its segmentation target.
+
+    Evaluation scores every method against the masks at each image's original size (the convention
+    of the papers' tables, and the only one under which methods with different input sizes compare
+    like with like): the network predicts at its input size, and the logits are brought back
+    bilinearly before the threshold and the CSB gate, so the mask's outline is not the blocky
+    nearest-neighbour upsampling of a low-resolution mask. When prediction and target already share
+    their size (validation during training), nothing changes.
+
+    Args:
+        pred_key / label_key: where the network output and the target dict are.
+        task: the key of the segmentation logits in both.
+    """
+
+    def __init__(self, pred_key: str = "pred", label_key: str = "label", task: str = "seg") -> None:
+        super().__init__(keys=[pred_key], allow_missing_keys=True)
+        self.pred_key, self.label_key, self.task = pred_key, label_key, task
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        pred, label = d.get(self.pred_key), d.get(self.label_key)
+        if not (isinstance(pred, Mapping) and isinstance(label, Mapping) and self.task in pred and self.task in label):
+            return d
+        logits, size = pred[self.task], tuple(label[self.task].shape[1:])
+        if tuple(logits.shape[1:]) != size:
+            resized = F.interpolate(torch.as_tensor(logits)[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+            d[self.pred_key] = {**pred, self.task: resized}
+        return d
 
 
 class MultiTaskDecisiond(MapTransform):

@@ -1,0 +1,31 @@
+"""Releases one fold of a cross-validation run as the bundle's model: float16 weights plus their card.
+
+    python scripts/release_model.py --run runs/busi_cpu_budget --fold 0 [--out bundle/models]
+
+Writes ``<out>/model.pt`` (state dict in float16, loads into the float32 network) and ``<out>/model.json``
+(network, input size, SHA-256, recipe, data, fold, test figures, and how much float16 storage changes
+the masks and decisions on the fold's test images), then prints the card.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import fire
+
+from custom.deploy.release import release_from_run
+from custom.errors import InputError
+
+
+def main(run: str, fold: int = 0, out: str = "bundle/models", note: str = "") -> None:
+    """Writes the release of fold ``fold`` of ``run`` into ``out`` and prints its card."""
+    try:
+        card = release_from_run(run, fold, out, note)
+    except InputError as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps(card, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    fire.Fire(main)

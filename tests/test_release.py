@@ -1,0 +1,48 @@
+"""The released model: float16 weights that load into the float32 network, and a card the configs trust only for its own weights."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from conftest import CONFIGS
+
+from custom.deploy import bundle_parser, load_model_weights
+from custom.deploy.release import check_half_storage, read_card, trained_input_size, write_release
+from custom.networks import get_network
+
+
+def _network(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return get_network("nunet", features=(8, 16, 32, 64, 128)).eval()
+
+
+def test_release_stores_float16_weights_that_load_safely_into_the_float32_network(tmp_path):
+    network = _network()
+    card = write_release(network, tmp_path, {"network": "nunet", "spatial_size": [96, 96]})
+    weights = tmp_path / "model.pt"
+    state = torch.load(weights, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    fp32_bytes = sum(v.numel() * 4 for v in network.state_dict().values() if v.is_floating_point())
+    assert weights.stat().st_size < 0.6 * fp32_bytes
+    loaded = load_model_weights(_network(seed=1), weights)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert json.loads((tmp_path / "model.json").read_text()) == card and card["weights"]["dtype"] == "float16"
+
+
+def test_half_storage_check_compares_masks_and_decisions():
+    network = _network()
+    report = check_half_storage(network, [torch.rand(2, 3, 32, 32) for _ in range(2)])
+    assert report["images"] == 4 and report["decision_agreement"] == 1.0
+    assert report["mask_dice_mean"] > 0.99 and 0 < report["max_abs_logit_change"] < 0.05
+
+
+def test_inference_runs_the_released_model_at_its_recorded_size_and_other_weights_at_the_config_size(tmp_path):
+    write_release(_network(), tmp_path, {"network": "nunet", "spatial_size": [96, 96]})
+    ckpt = tmp_path / "model.pt"
+    assert trained_input_size(ckpt, [256, 256]) == [96, 96]
+    parser = bundle_parser(str(CONFIGS / "inference.json"), {"ckpt_path": str(ckpt)})
+    assert parser.get_parsed_content("spatial_size") == [96, 96]
+    torch.save(_network(seed=2).state_dict(), ckpt)  # retrained in place: the card no longer describes it
+    assert read_card(ckpt) is None and trained_input_size(ckpt, [256, 256]) == [256, 256]
+    assert trained_input_size(tmp_path / "missing.pt", [128, 128]) == [128, 128]
