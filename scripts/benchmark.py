@@ -37,7 +37,9 @@ def main(
 ) -> None:
     """Runs :func:`custom.benchmark.benchmark` and prints (and with ``out`` writes) the result."""
     modes = modes.split(",") if isinstance(modes, str) else list(modes)
-    sizes = [int(s) for s in (mode_sizes.split(",") if isinstance(mode_sizes, str) else [mode_sizes] if isinstance(mode_sizes, int) else mode_sizes)]
+    if isinstance(mode_sizes, (int, str)):  # fire: "128,256" arrives as a tuple, "128" as an int
+        mode_sizes = str(mode_sizes).split(",")
+    sizes = [int(s) for s in mode_sizes]
     result = benchmark(device, data, config, iterations, repeats, infer_repeats, overrides, modes=modes, mode_sizes=sizes)
     print(format_table(result))
     print(json.dumps(result, indent=2, default=str))

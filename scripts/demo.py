@@ -32,7 +32,9 @@ def _run(args: list[str]) -> None:
     subprocess.run(cmd, cwd=REPO, check=True)
 
 
-def main(out: str = "runs/demo", epochs: int = 30, size: int = 64, batch_size: int = 4, learning_rate: float = 1e-3) -> None:
+def main(
+    out: str = "runs/demo", epochs: int = 30, size: int = 64, batch_size: int = 4, learning_rate: float = 1e-3
+) -> None:
     """Runs training, evaluation on the test split and inference with the released model.
 
     Args:
@@ -53,7 +55,8 @@ def main(out: str = "runs/demo", epochs: int = 30, size: int = 64, batch_size: i
     seg, cls = metrics.get("segmentation", {}), metrics.get("classification", {})
     print(
         f"\nshort training, demo test split ({metrics['n_images']} images, original size): "
-        f"Dice {seg.get('dice', float('nan')):.3f} on lesion images, lesion-vs-normal accuracy {cls.get('accuracy', float('nan')):.3f}"
+        f"Dice {seg.get('dice', float('nan')):.3f} on lesion images, "
+        f"lesion-vs-normal accuracy {cls.get('accuracy', float('nan')):.3f}"
     )
     model = RELEASED if (REPO / RELEASED).is_file() else f"{out}/model.pt"
     if model != RELEASED:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 
 import numpy as np
@@ -74,7 +73,8 @@ def _separable_records(n: int = 40, normals: int = 8, size: int = 32, seed: int 
             cy, cx = rng.uniform(r, size - r, 2)
             mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < r * r).astype(float)
             image *= 1 - 0.7 * mask
-        records.append({"id": f"case{i}", "image": image[None].astype(np.uint8), "label": (255 * mask[None]).astype(np.uint8), "lesion": int(i >= normals)})
+        pixels, label = image[None].astype(np.uint8), (255 * mask[None]).astype(np.uint8)
+        records.append({"id": f"case{i}", "image": pixels, "label": label, "lesion": int(i >= normals)})
     return records
 
 
@@ -106,7 +106,8 @@ def test_budget_recipe_classifier_learns_a_separable_training_set():
     parser.get_parsed_content("initialize")
     parser.get_parsed_content("train#trainer").run()
     network = parser.get_parsed_content("network").eval()
-    images = torch.stack([torch.as_tensor(parser.get_parsed_content("validate#dataset")[i]["image"]) for i in range(len(records))])
+    dataset = parser.get_parsed_content("validate#dataset")  # the training images, without augmentation
+    images = torch.stack([torch.as_tensor(dataset[i]["image"]) for i in range(len(records))])
     with torch.no_grad():
         lesion_prob = torch.softmax(network(images)["cls"], dim=1)[:, 1]
     assert roc_auc_score([r["lesion"] for r in records], lesion_prob.numpy()) > 0.9

@@ -1,4 +1,4 @@
-"""The released model: float16 weights that load into the float32 network, and a card the configs trust only for its own weights."""
+"""The released model: float16 weights loading into the float32 network; a card trusted only for its own weights."""
 
 from __future__ import annotations
 

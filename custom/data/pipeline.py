@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from custom.data import cache as cache_module
 from custom.data import duplicates, sizes
@@ -196,7 +198,9 @@ def _load_cases(
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     prepared, notes = [], []
     try:
-        for result in pool.map(work, cases, chunksize=8) if pool else map(work, cases):
+        results = pool.map(work, cases, chunksize=8) if pool else map(work, cases)
+        # a bar on a terminal only: logs and CI output stay free of carriage returns
+        for result in tqdm(results, total=len(cases), desc="preparing", unit="image", disable=not sys.stderr.isatty()):
             if isinstance(result, BadCase):
                 if not skip_bad:
                     raise DataError(_first_problem([result]))

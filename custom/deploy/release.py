@@ -117,7 +117,9 @@ def write_release(network: nn.Module, out_dir: str | os.PathLike, card: Mapping[
     return content
 
 
-def release_from_run(run_dir: str | os.PathLike, fold: int = 0, out_dir: str | os.PathLike = "bundle/models", note: str = "") -> dict[str, Any]:
+def release_from_run(
+    run_dir: str | os.PathLike, fold: int = 0, out_dir: str | os.PathLike = "bundle/models", note: str = ""
+) -> dict[str, Any]:
     """Releases fold ``fold`` of a cross-validation run (``scripts/cross_validate.py``) into ``out_dir``.
 
     The network and its settings come from the run's own configs (``run.json``), the weights from the
@@ -132,12 +134,15 @@ def release_from_run(run_dir: str | os.PathLike, fold: int = 0, out_dir: str | o
         if not needed.is_file():
             raise InputError(f"{needed}: missing; train and evaluate the fold first (scripts/cross_validate.py).")
     meta = json.loads(meta_file.read_text())
-    overrides = {**meta.get("overrides", {}), "dataset_dir": meta["data"], "fold": fold, "val_split": "test", "output_dir": str(fold_dir)}
+    overrides = {
+        **meta.get("overrides", {}),
+        **{"dataset_dir": meta["data"], "fold": fold, "val_split": "test", "output_dir": str(fold_dir)},
+    }
     parser = bundle_parser(meta["config_files"], overrides)
     network = load_model_weights(parser.get_parsed_content("network_def"), fold_dir / "model.pt").eval()
     csb_mode = parser.get_parsed_content("csb_mode")
     loader = parser.get_parsed_content("validate#dataloader")
-    batches = [batch["image"].as_tensor() if hasattr(batch["image"], "as_tensor") else batch["image"] for batch in loader]
+    batches = [torch.as_tensor(batch["image"]) for batch in loader]
     settings = {k: parser.get_parsed_content(k) for k in ("spatial_size", "in_channels", "num_classes", "csb_mode")}
     card = {
         "network": parser.get_parsed_content("network_def#name"),

@@ -4,19 +4,19 @@ from .amp import AutocastInferer, amp_dtype_name, amp_supported
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
 from .handlers import EvaluationWriter, TrainingLog
 from .outputs import batch_size_of, collate_pred_label
-from .progress import IterationProgress
 from .prepare_batch import MultiTaskPrepareBatch
+from .progress import IterationProgress
 
 __all__ = [
     "AutocastInferer",
-    "IterationProgress",
     "EvaluationWriter",
+    "IterationProgress",
     "MultiTaskPrepareBatch",
     "ResumableCheckpoint",
     "TrainingLog",
-    "batch_size_of",
     "amp_dtype_name",
     "amp_supported",
+    "batch_size_of",
     "collate_pred_label",
     "latest_checkpoint",
 ]

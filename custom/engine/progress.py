@@ -1,4 +1,4 @@
-"""A progress bar of the iterations of an epoch, with images per second, when attached to a terminal.
+"""A progress bar of the iterations of an epoch (training) or of a pass (inference), with images per second, on a terminal.
 
 On a CPU an epoch of N-Unet takes minutes; the one-line-per-epoch log of
 :class:`custom.engine.TrainingLog` (with its ETA) stays the record, and this bar shows life in between.
@@ -18,7 +18,7 @@ __all__ = ["IterationProgress"]
 
 
 class IterationProgress:
-    """Attaches a per-epoch tqdm bar showing the running loss and images/s, only when stderr is a terminal.
+    """Attaches a per-epoch tqdm bar showing images/s (and the loss when training), only when stderr is a terminal.
 
     Args:
         batch_size: images per iteration, for the images/s figure.
@@ -35,7 +35,8 @@ class IterationProgress:
         if not (self.force or sys.stderr.isatty()):
             return
         engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
-        bar = ProgressBar(persist=False, bar_format="{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}|{postfix} [{elapsed}<{remaining}]")
+        layout = "{desc}[{n_fmt}/{total_fmt}] {percentage:3.0f}%|{bar}|{postfix} [{elapsed}<{remaining}]"
+        bar = ProgressBar(persist=False, bar_format=layout)
         bar.attach(engine, output_transform=self._postfix)
 
     def _epoch_started(self, _: Engine) -> None:
@@ -44,5 +45,6 @@ class IterationProgress:
     def _postfix(self, output) -> dict[str, float]:
         self._count += self.batch_size
         first = output[0] if isinstance(output, (list, tuple)) else output
-        rate = self._count / max(time.perf_counter() - self._start, 1e-9)
-        return {"loss": float(first["loss"]), "img/s": round(rate, 2)}
+        shown = {"loss": float(first["loss"])} if isinstance(first, dict) and "loss" in first else {}
+        shown["img/s"] = round(self._count / max(time.perf_counter() - self._start, 1e-9), 2)
+        return shown
