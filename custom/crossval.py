@@ -119,6 +119,44 @@ def _run_bundle(args: list[str], log_file: Path, on_line: Callable[[str], None])
             raise InputError(f"'{' '.join(args[:1])}' failed (see {log_file}): {last}")
 
 
+def calibrate_fold(
+    fold_dir: Path,
+    data_dir: Path,
+    fold: int,
+    configs: Sequence[str],
+    overrides: Mapping[str, Any],
+    on_line: Callable[[str], None],
+) -> dict[str, Any]:
+    """Chooses the fold's lesion/normal threshold on its validation split and records it in the model card.
+
+    Evaluates ``<fold_dir>/model.pt`` on the validation split into ``<fold_dir>/validation/``, picks the
+    threshold with :func:`custom.evaluation.calibration.choose_lesion_threshold` and writes
+    ``<fold_dir>/model.json`` (threshold, input size, the validation figures, the weights' SHA-256),
+    which ``evaluate.json`` and ``inference.json`` read. The test split is not looked at.
+    """
+    from custom.deploy.loading import bundle_parser
+    from custom.deploy.release import write_card
+    from custom.evaluation.calibration import brier_score, choose_lesion_threshold, expected_calibration_error
+
+    evaluate = str(Path(configs[0]).parent / "evaluate.json")
+    validation_dir = fold_dir / "validation"
+    settings = {**overrides, "dataset_dir": str(data_dir), "fold": fold, "output_dir": str(validation_dir)}
+    settings.update(ckpt_path=str(fold_dir / "model.pt"), val_split="validation", lesion_threshold=None)
+    args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *override_args(settings)]
+    _run_bundle(args, fold_dir / "bundle.log", on_line)
+    rows = read_per_image(str(validation_dir / "per_image.csv"))
+    truth, prob = [int(r["lesion"]) for r in rows], [float(r["lesion_prob"]) for r in rows]
+    choice = choose_lesion_threshold(truth, prob)
+    parser = bundle_parser(configs, {**overrides, "dataset_dir": str(data_dir), "fold": fold})
+    card = {
+        "network": parser["network_def"].get("name"),
+        "spatial_size": [int(s) for s in parser.get_parsed_content("spatial_size")],
+        "lesion_threshold": choice["threshold"],
+        "calibration": {**choice, "brier": brier_score(truth, prob), "ece": expected_calibration_error(truth, prob)},
+    }
+    return write_card(fold_dir / "model.pt", card)
+
+
 def cross_validate(
     data: str,
     out: str,
@@ -128,6 +166,7 @@ def cross_validate(
     overrides: Mapping[str, Any] | None = None,
     parallel: int = 1,
     log: Callable[[str], None] = print,
+    calibrate: bool = False,
 ) -> dict:
     """Runs (or continues) a cross-validation and returns its summary (also written to ``<out>/summary.json``).
 
@@ -140,6 +179,8 @@ def cross_validate(
         resume: continue an interrupted fold from its last checkpoint instead of restarting it.
         overrides: bundle keys to override (``epochs``, ``csb_mode``, ...), the same for every fold.
         parallel: folds trained at the same time, each in its own process on the same device.
+        calibrate: choose each fold's lesion/normal threshold on its validation split before the test
+            evaluation (:func:`calibrate_fold`); off, the decision is the paper's argmax.
     """
     data_dir, out_dir = Path(data).resolve(), Path(out).resolve()
     if not data_dir.is_dir():
@@ -152,6 +193,8 @@ def cross_validate(
     chosen = _fold_ids(data_dir, folds)
     overrides = dict(overrides or {})
     settings = {"data": str(data_dir), "config_files": configs, "overrides": overrides}
+    if calibrate:  # recorded only when on, so runs from before the option still resume
+        settings["calibrate"] = True
 
     run_file = out_dir / "run.json"
     if run_file.exists():
@@ -178,6 +221,10 @@ def cross_validate(
             if continuing:
                 train_args += ["--resume", "True"]
             _run_bundle(train_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
+            if calibrate:
+                card = calibrate_fold(fold_dir, data_dir, k, configs, overrides, lambda t: progress.line(k, t))
+                log(f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
+                    f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})")
             eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
             _run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
@@ -188,6 +235,37 @@ def cross_validate(
         for future in [pool.submit(run_fold, k) for k in chosen]:
             future.result()
     return summarize_run(data_dir, out_dir, chosen)
+
+
+def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[str], None] = print) -> dict:
+    """Calibrates the trained folds of an existing run, re-evaluates their test splits and re-summarises it.
+
+    For runs trained without ``calibrate``: each fold's threshold is chosen on its validation split
+    (:func:`calibrate_fold`), then its test split is evaluated again with it. ``run.json`` records the
+    stage (``"calibrate": "after training"``); returns the new summary.
+    """
+    out_dir = Path(out).resolve()
+    run_file = out_dir / "run.json"
+    if not run_file.is_file():
+        raise InputError(f"{out_dir}: no run.json; run scripts/cross_validate.py first.")
+    run = json.loads(run_file.read_text())
+    data_dir, configs, overrides = Path(run["data"]), run["config_files"], run.get("overrides", {})
+    chosen = list(folds if folds is not None else run["folds"])
+    evaluate = str(Path(configs[0]).parent / "evaluate.json")
+    for k in chosen:
+        fold_dir = out_dir / f"fold{k}"
+        if not (fold_dir / "model.pt").is_file():
+            raise InputError(f"{fold_dir}: no model.pt; train the fold first (scripts/cross_validate.py --resume).")
+        card = calibrate_fold(fold_dir, data_dir, k, configs, overrides, lambda t: None)
+        log(f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
+            f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})")
+        common = override_args({**overrides, "dataset_dir": str(data_dir), "fold": k, "output_dir": str(fold_dir)})
+        eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
+        _run_bundle(eval_args, fold_dir / "bundle.log", lambda t: None)
+    run["calibrate"] = "after training"
+    run["calibrated_by"] = provenance("calibrate_run", {"out": str(out_dir), "folds": chosen}, created=True)
+    atomic_write_json(run_file, run)
+    return summarize_run(data_dir, out_dir, run["folds"])
 
 
 def summarize_run(data_dir: Path, out_dir: Path, folds: Sequence[int]) -> dict:

@@ -1,9 +1,11 @@
 """Cross-validation of a bundle config on a prepared dataset, then the report.
 
     python scripts/cross_validate.py --data <prepared dir> --out runs/<name> [--folds 0,1,2,3,4]
-        [--config bundle/configs/train.json] [--resume] [--parallel 2] [any bundle override, e.g. --epochs 800]
+        [--config bundle/configs/train.json] [--resume] [--parallel 2] [--calibrate] [any bundle override, e.g. --epochs 800]
 
 ``--parallel N`` trains N folds at the same time, each in its own process on the same device.
+``--calibrate`` chooses each fold's lesion/normal threshold on its validation split before the test
+evaluation (``scripts/calibrate.py`` does it for a run trained without it).
 
 Each fold: train (checkpoint chosen on the fold's validation split), evaluate the test split, write
 ``runs/<name>/fold<k>/metrics.json`` and ``per_image.csv``. Then ``runs/<name>/summary.json`` (mean and
@@ -39,12 +41,14 @@ def main(
     resume: bool = False,
     report: bool = True,
     parallel: int = 1,
+    calibrate: bool = False,
     **overrides,
 ) -> None:
     """Runs the folds (``parallel`` at a time), writes summary.json and (with ``report``) the report into ``out``."""
     try:
         summary = cross_validate(
-            data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides, parallel=parallel
+            data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides, parallel=parallel,
+            calibrate=calibrate,
         )
     except InputError as e:
         sys.exit(f"error: {e}")

@@ -56,3 +56,25 @@ def test_two_folds_in_parallel_give_summary_report_and_skip_when_rerun(demo_dir,
 
     rerun = _cross_validate(demo_dir, out)
     assert "[fold 0] already evaluated, skipped" in rerun and "epoch 1/1" not in rerun
+
+
+@pytest.mark.slow
+def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_dir, tmp_path):
+    out = tmp_path / "calibrated"
+    cmd = [sys.executable, "scripts/cross_validate.py", "--data", str(demo_dir), "--out", str(out), "--folds", "0",
+           "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0",
+           "--calibrate", "True", "--report", "False"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    card = json.loads((out / "fold0" / "model.json").read_text())
+    validation_ids = {r["id"] for r in json.loads((demo_dir / "fold0.json").read_text())["validation"]}
+    validation_rows = (out / "fold0" / "validation" / "per_image.csv").read_text().splitlines()[1:]
+    assert {row.split(",")[0] for row in validation_rows} == validation_ids  # chosen on validation images only
+    assert card["calibration"]["images"] == len(validation_ids) and card["spatial_size"] == [32, 32]
+    threshold = card["lesion_threshold"]
+    assert f"lesion threshold {threshold:.3f}" in proc.stdout
+    from custom.evaluation import read_per_image
+
+    for row in read_per_image(str(out / "fold0" / "per_image.csv")):
+        assert row["lesion_pred"] == int(row["lesion_prob"] >= threshold), row
+        assert row["pred_area"] == 0 or row["lesion_pred"] == 1  # the hard CSB gate follows the same decision

@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from custom.errors import InputError
 from custom.fileio import atomic_file, atomic_write_json
-from custom.networks.csb import csb_gate
+from custom.networks.csb import csb_gate, predicted_class
 from custom.provenance import file_sha256
 
 logger = logging.getLogger("nunet")
@@ -61,6 +61,21 @@ def trained_input_size(ckpt_path: str | os.PathLike, default: Sequence[int]) -> 
     return [int(s) for s in size] if size else [int(s) for s in default]
 
 
+def decision_threshold(ckpt_path: str | os.PathLike) -> float | None:
+    """The lesion/normal threshold chosen on validation data, from the card of ``ckpt_path``; None: the argmax."""
+    threshold = (read_card(ckpt_path) or {}).get("lesion_threshold")
+    return None if threshold is None else float(threshold)
+
+
+def write_card(ckpt_path: str | os.PathLike, content: Mapping[str, Any]) -> dict[str, Any]:
+    """Writes the card of the checkpoint at ``ckpt_path`` (``content`` plus the weights' size and SHA-256)."""
+    weights = Path(ckpt_path)
+    stored = {"file": weights.name, "bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
+    card = {**content, "weights": {**content.get("weights", {}), **stored}}
+    atomic_write_json(card_path(weights), card)
+    return card
+
+
 def half_state_dict(network: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict with floating tensors in float16 (integer buffers such as BN counters unchanged)."""
     return {
@@ -69,13 +84,17 @@ def half_state_dict(network: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def decisions(output: Mapping[str, torch.Tensor], csb_mode: str = "hard") -> tuple[torch.Tensor, torch.Tensor]:
+def decisions(
+    output: Mapping[str, torch.Tensor], csb_mode: str = "hard", lesion_threshold: float | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The masks (B,1,H,W, bool, after the CSB gate) and class decisions (B,) of a batch output."""
-    masks = csb_gate(output["seg"], output["cls"], csb_mode) >= 0.5
-    return masks, output["cls"].argmax(dim=1)
+    masks = csb_gate(output["seg"], output["cls"], csb_mode, lesion_threshold) >= 0.5
+    return masks, predicted_class(output["cls"], lesion_threshold)
 
 
-def check_half_storage(network: nn.Module, batches: Sequence[torch.Tensor], csb_mode: str = "hard") -> dict[str, float]:
+def check_half_storage(
+    network: nn.Module, batches: Sequence[torch.Tensor], csb_mode: str = "hard", lesion_threshold: float | None = None
+) -> dict[str, float]:
     """How much storing ``network``'s weights in float16 changes its decisions on ``batches``.
 
     Returns the mean and smallest Dice between the masks of the float32 network and of the same network
@@ -89,7 +108,7 @@ def check_half_storage(network: nn.Module, batches: Sequence[torch.Tensor], csb_
         for x in batches:
             out32, out16 = network(x), half(x)
             diff = max(diff, max(float((out32[k] - out16[k]).abs().max()) for k in out32))
-            (m32, c32), (m16, c16) = decisions(out32, csb_mode), decisions(out16, csb_mode)
+            (m32, c32), (m16, c16) = (decisions(out, csb_mode, lesion_threshold) for out in (out32, out16))
             for a, b in zip(m32, m16):
                 total = int(a.sum() + b.sum())
                 dices.append(1.0 if total == 0 else 2.0 * int((a & b).sum()) / total)
@@ -111,10 +130,7 @@ def write_release(network: nn.Module, out_dir: str | os.PathLike, card: Mapping[
     weights = out / "model.pt"
     with atomic_file(weights, durable=True) as f:
         torch.save(half_state_dict(network), f)
-    stored = {"file": weights.name, "dtype": "float16", "bytes": weights.stat().st_size, "sha256": file_sha256(weights)}
-    content = {**card, "weights": stored}
-    atomic_write_json(card_path(weights), content)
-    return content
+    return write_card(weights, {**card, "weights": {"dtype": "float16"}})
 
 
 def release_from_run(
@@ -144,6 +160,8 @@ def release_from_run(
     loader = parser.get_parsed_content("validate#dataloader")
     batches = [torch.as_tensor(batch["image"]) for batch in loader]
     settings = {k: parser.get_parsed_content(k) for k in ("spatial_size", "in_channels", "num_classes", "csb_mode")}
+    calibrated = read_card(fold_dir / "model.pt") or {}  # scripts/calibrate.py: the threshold chosen on validation
+    threshold = calibrated.get("lesion_threshold")
     card = {
         "network": parser.get_parsed_content("network_def#name"),
         **settings,
@@ -155,8 +173,10 @@ def release_from_run(
             "checkpoint_selection": "best validation key metric (Dice over all images, after CSB)",
             "provenance": meta.get("produced_by", {}),
         },
+        "lesion_threshold": threshold,
+        "calibration": calibrated.get("calibration"),
         "test_metrics": json.loads((fold_dir / "metrics.json").read_text()),
-        "half_storage_check": check_half_storage(network, batches, csb_mode),
+        "half_storage_check": check_half_storage(network, batches, csb_mode, threshold),
         "note": note,
     }
     return write_release(network, out_dir, card)

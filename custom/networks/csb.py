@@ -5,7 +5,9 @@ The paper gates the segmentation with the image-level decision, ``S_hat = (1 - s
 other class is a lesion class (``(normal, lesion)`` or ``(normal, benign, malignant)``), so:
 
 - ``hard``: the paper's gate. The mask probability is kept bit-identical for images whose predicted
-  (argmax) class is not 0 and set to zero for images predicted normal.
+  class is not 0 and set to zero for images predicted normal. The paper's decision is the argmax;
+  with a ``lesion_threshold`` (chosen on validation data, :mod:`custom.evaluation.calibration`) an
+  image is predicted normal when its lesion probability is below the threshold.
 - ``soft``: the confidence-weighted gate the paper proposes as future work (section 5.6): the mask
   probability is multiplied by the lesion probability ``1 - softmax(cls)[:, 0]``.
 - ``off``: no gate, the plain sigmoid of the segmentation logits.
@@ -15,6 +17,8 @@ The gate has no parameters and only runs at inference; training losses see the r
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 
@@ -22,6 +26,7 @@ from custom.errors import InputError
 
 __all__ = [
     "CSB_MODES",
+    "predicted_class",
     "ConditionalSegmentationBoost",
     "SegmentationWithCSB",
     "check_csb_mode",
@@ -47,13 +52,26 @@ def lesion_probability(cls_logits: torch.Tensor) -> torch.Tensor:
     return 1.0 - torch.softmax(cls_logits, dim=1)[:, 0]
 
 
-def csb_gate(seg_logits: torch.Tensor, cls_logits: torch.Tensor, mode: str) -> torch.Tensor:
+def predicted_class(cls_logits: torch.Tensor, lesion_threshold: Optional[float] = None) -> torch.Tensor:
+    """The class decision of each image, shape (B,): the argmax, or with ``lesion_threshold`` normal (0)
+    when the lesion probability is below it and otherwise the most probable lesion class."""
+    if lesion_threshold is None:
+        return cls_logits.argmax(dim=1)
+    lesion_class = cls_logits[:, 1:].argmax(dim=1) + 1
+    is_lesion = lesion_probability(cls_logits) >= lesion_threshold
+    return torch.where(is_lesion, lesion_class, torch.zeros_like(lesion_class))
+
+
+def csb_gate(
+    seg_logits: torch.Tensor, cls_logits: torch.Tensor, mode: str, lesion_threshold: Optional[float] = None
+) -> torch.Tensor:
     """CSB-gated segmentation probability (section 3.4).
 
     Args:
         seg_logits: raw segmentation logits, (B, 1, *spatial).
         cls_logits: raw classification logits, (B, num_classes), class 0 = normal.
         mode: ``"hard"``, ``"soft"`` or ``"off"`` (see the module docstring).
+        lesion_threshold: the hard gate's decision rule (see :func:`predicted_class`); None is the argmax.
 
     Returns:
         the gated foreground probability, same shape as ``seg_logits``.
@@ -67,7 +85,7 @@ def csb_gate(seg_logits: torch.Tensor, cls_logits: torch.Tensor, mode: str) -> t
     # one gate value per image, broadcast over the channel and spatial dimensions
     per_image = [cls_logits.shape[0]] + [1] * (prob.dim() - 1)
     if mode == "hard":
-        predicted_normal = cls_logits.argmax(dim=1) == 0
+        predicted_normal = predicted_class(cls_logits, lesion_threshold) == 0
         return prob.masked_fill(predicted_normal.view(per_image), 0.0)
     if mode == "soft":
         return prob * lesion_probability(cls_logits).to(prob.dtype).view(per_image)
@@ -80,17 +98,19 @@ class ConditionalSegmentationBoost(nn.Module):
 
     Args:
         mode: ``"hard"`` (the paper), ``"soft"`` (section 5.6) or ``"off"``.
+        lesion_threshold: the hard gate's decision rule (see :func:`predicted_class`); None is the argmax.
 
     Raises:
         ValueError: for a mode not in :data:`CSB_MODES`.
     """
 
-    def __init__(self, mode: str = "hard") -> None:
+    def __init__(self, mode: str = "hard", lesion_threshold: Optional[float] = None) -> None:
         super().__init__()
         self.mode = check_csb_mode(mode)
+        self.lesion_threshold = lesion_threshold
 
     def forward(self, seg_logits: torch.Tensor, cls_logits: torch.Tensor) -> torch.Tensor:
-        return csb_gate(seg_logits, cls_logits, self.mode)
+        return csb_gate(seg_logits, cls_logits, self.mode, self.lesion_threshold)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"

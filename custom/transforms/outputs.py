@@ -17,7 +17,7 @@ from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
 from custom.fileio import atomic_write_json
-from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability
+from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability, predicted_class
 from custom.transforms.labels import class_names as default_class_names
 
 
@@ -82,6 +82,8 @@ class MultiTaskDecisiond(MapTransform):
         pred_key / label_key: where the network output and the target dict are.
         class_names: names for ``result`` (default: normal/lesion or normal/benign/malignant).
         refine: apply prediction refining (off by default).
+        lesion_threshold: lesion-probability threshold of the class decision and the CSB gate, chosen on
+            validation data (:mod:`custom.evaluation.calibration`); None keeps the paper's argmax.
     """
 
     def __init__(
@@ -93,8 +95,10 @@ class MultiTaskDecisiond(MapTransform):
         label_key: str = "label",
         class_names: Sequence[str] | None = None,
         refine: bool = False,
+        lesion_threshold: float | None = None,
     ) -> None:
         super().__init__(keys=[pred_key], allow_missing_keys=False)
+        self.lesion_threshold = lesion_threshold
         self.csb_mode = check_csb_mode(csb_mode)
         self.num_classes = num_classes
         self.threshold = threshold
@@ -112,7 +116,7 @@ class MultiTaskDecisiond(MapTransform):
             cls_logits = pred["cls"].float().unsqueeze(0)
             cls_prob = torch.softmax(cls_logits, dim=1)[0]
             lesion_p = lesion_probability(cls_logits)[0]
-            predicted = int(cls_prob.argmax())
+            predicted = int(predicted_class(cls_logits, self.lesion_threshold)[0])
             d["cls_prob"] = cls_prob
             d["lesion_prob"] = lesion_p.reshape(1)
             result.update(
@@ -120,12 +124,14 @@ class MultiTaskDecisiond(MapTransform):
                 predicted_class=self.class_names[predicted],
                 lesion_probability=float(lesion_p),
             )
+            if self.lesion_threshold is not None:
+                result["lesion_threshold"] = float(self.lesion_threshold)
         if "seg" in pred:
             seg_logits = pred["seg"].float().unsqueeze(0)
             # segmentation-only networks have no class decision to gate with
             mode = self.csb_mode if "cls" in pred else "off"
             gate_input = pred["cls"].float().unsqueeze(0) if "cls" in pred else seg_logits.new_zeros(1, self.num_classes)
-            seg_prob = csb_gate(seg_logits, gate_input, mode)[0]
+            seg_prob = csb_gate(seg_logits, gate_input, mode, self.lesion_threshold)[0]
             seg_pred = (seg_prob >= self.threshold).float()
             scale = _csb_scale(mode, result.get("lesion_probability"), result.get("predicted_class"))
             refining = None
