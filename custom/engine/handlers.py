@@ -103,7 +103,8 @@ class EvaluationWriter:
     ``per_image.csv`` columns: ``id``, ``image``, the record's ``class_name``, ``size_tier`` and ``lesion_area`` when it
     has them, ``lesion`` (truth), ``target`` / ``pred_class`` (class indices of the model, 0 normal),
     ``lesion_pred``, ``lesion_prob``, ``prob_<class>`` per class, ``gt_area`` / ``pred_area`` (pixels
-    at network resolution, after CSB) and the per-image segmentation metrics.
+    of the compared masks after CSB: each image's original size with ``evaluate.json``, the network's
+    input size in validation) and the per-image segmentation metrics.
 
     Reads the post-processed output of :class:`custom.transforms.MultiTaskDecisiond` (CSB-gated
     ``seg_pred``, ``lesion_prob``, ...), computes the per-image segmentation metrics with
@@ -165,7 +166,8 @@ class EvaluationWriter:
             metrics["n_lesion_images"] = len(lesion_rows)
         metrics["convention"] = (
             "classification: lesion (benign or malignant) = positive, all images; "
-            "segmentation: per image after CSB, averaged over lesion-containing images (paper 000)"
+            "segmentation: per image after CSB, averaged over lesion-containing images (paper 000), "
+            "at the size of the compared masks (each image's original size with evaluate.json)"
         )
         return metrics
 

@@ -39,7 +39,9 @@ CONVENTIONS = {
     "one-vs-rest (NaN when undefined, e.g. a class never predicted); benign_vs_malignant_accuracy = "
     "share of correct benign/malignant calls among images that are truly benign or malignant AND predicted "
     "benign or malignant (malignancy grading of detected lesions; missed lesions count in recall instead)",
-    "segmentation": "paper 000: per image after CSB, mean over images whose ground truth has a lesion (gt_area > 0)",
+    "segmentation": "paper 000: per image after CSB, mean over images whose ground truth has a lesion (gt_area > 0); "
+    "masks compared at each image's original size (logits resampled bilinearly from the network's input size "
+    "before the threshold; the cache size when evaluated from cached.json)",
     "segmentation_paper003": "paper 003: dice_all = mean over all images, an empty ground truth scores 1 if the "
     "prediction is empty else 0; normal_false_positive_rate = share of empty-ground-truth images with any "
     "predicted foreground",
