@@ -66,8 +66,9 @@ def test_archive_holds_configs_package_docs_license_and_schema(tmp_path):
     with zipfile.ZipFile(path) as archive:
         metadata = json.loads(archive.read(f"{NAME}/configs/metadata.json"))
     assert metadata["version"] in metadata["changelog"]
-    # no trained weights: the template entry, with nothing invented for url and hash
-    assert _large_files(path) == [{"path": "models/model.pt", "url": "", "hash_val": "", "hash_type": "sha256"}]
+    # no weights in models_dir: the template entry (the released model's SHA-256), with no url invented
+    released = yaml.safe_load((REPO / "bundle" / "large_files.yml").read_text())["large_files"]
+    assert _large_files(path) == released and released[0]["url"] == "" and len(released[0]["hash_val"]) == 64
 
 
 def test_small_weights_go_into_the_archive_large_ones_into_large_files_yml(tmp_path):
