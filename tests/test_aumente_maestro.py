@@ -278,7 +278,8 @@ def test_config_recipe(demo_dir):
     assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert (scheduler.factor, scheduler.patience) == (0.5, 20)
     assert parser.get_parsed_content("early_stopping").patience == 50
-    decision = parser.get_parsed_content("validate#postprocessing").transforms[0]
+    postprocessing = parser.get_parsed_content("validate#postprocessing").transforms
+    decision = next(t for t in postprocessing if isinstance(t, MultiTaskDecisiond))
     assert decision.refine and decision.csb_mode == "off" and decision.num_classes == 3
 
 
