@@ -157,8 +157,11 @@ def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
     saved = torch.load(out / "checkpoint_epoch=1.pt", weights_only=True)
     assert {"network", "loss", "optimizer", "lr_scheduler", "trainer"} <= set(saved)
     assert saved["trainer"]["iteration"] == saved["trainer"]["epoch_length"]  # ignite stores the epoch as iterations
-    run_bundle("training", *common, "--resume", "True")
-    epochs = [json.loads(line)["epoch"] for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert epochs == [1, 2, 3]
-    resumed = torch.load(out / "checkpoint_epoch=3.pt", weights_only=True)
-    assert resumed["lr_scheduler"]["last_epoch"] == 3 and resumed["lr_scheduler"]["T_max"] == 3
+    # resumed with a longer plan: the schedule follows the new --epochs, the best model's score is kept
+    run_bundle("training", *common[:-1], "4", "--resume", "True")
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    resumed = torch.load(out / "checkpoint_epoch=4.pt", weights_only=True)
+    assert resumed["lr_scheduler"]["last_epoch"] == 4 and resumed["lr_scheduler"]["T_max"] == 4
+    (best_score, _), = resumed["best_model"]["_saved"]  # ignite's name; AtomicDiskSaver writes it as model.pt
+    assert best_score == pytest.approx(max(r["val_dice_all"] for r in log))

@@ -207,3 +207,19 @@ def test_aggregate_folds_matches_numpy():
     single = aggregate_folds(folds[:1])
     assert single["std"]["classification"]["accuracy"] == 0
     assert single["mean"]["classification"]["accuracy"] == folds[0]["classification"]["accuracy"]
+
+
+def test_boundary_metrics_average_over_lesion_images_and_millimetres_only_when_given():
+    rows = [
+        seg_row(1000, 900, 0.8, hd95=4.0, asd=1.0),
+        seg_row(500, 0, 0.0, hd95=100.0, asd=100.0),  # missed: the image diagonal
+        seg_row(0, 40, class_name="normal", hd95=math.nan, asd=math.nan),
+    ]
+    out = summarize(rows, n_bootstrap=10)["segmentation"]
+    assert out["hd95"] == pytest.approx(52.0) and out["asd"] == pytest.approx(50.5)
+    assert "hd95_mm" not in out
+    rows[0].update(hd95_mm=0.4, asd_mm=0.1)
+    rows[1].update(hd95_mm=10.0, asd_mm=10.0)
+    rows[2].update(hd95_mm=math.nan, asd_mm=math.nan)
+    out = summarize(rows, n_bootstrap=10)["segmentation"]
+    assert out["hd95_mm"] == pytest.approx(5.2) and out["asd_mm"] == pytest.approx(5.05)

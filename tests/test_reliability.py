@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from monai.optimizers import WarmupCosineSchedule
 from conftest import CONFIGS, REPO, run_bundle
 from PIL import Image
 from test_reliability_corpus import bundle_run, lesion, picture, save_untrained_checkpoint, write_pair
@@ -102,6 +103,79 @@ def test_checkpoint_saver_keeps_the_previous_checkpoint_when_a_save_fails(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_epoch=1.pt"]
     saved = torch.load(tmp_path / "checkpoint_epoch=1.pt", weights_only=True)
     assert saved["trainer"]["iteration"] == 1 and torch.equal(saved["net"]["weight"], torch.ones(2, 2))
+
+
+def test_best_model_after_a_resume_is_replaced_only_by_a_better_epoch(tmp_path):
+    """The key-metric tracking list travels in the training checkpoint: a resumed run keeps the best model.pt."""
+    from ignite.engine import Engine, Events
+
+    from custom.engine.checkpoint import AtomicCheckpointSaver
+
+    net = torch.nn.Linear(1, 1, bias=False)
+
+    def evaluate(scores: list[float], saver_state: dict | None = None) -> AtomicCheckpointSaver:
+        evaluator = Engine(lambda engine, batch: None)
+
+        @evaluator.on(Events.EPOCH_COMPLETED)
+        def score(engine):
+            engine.state.metrics = {"dice": scores[engine.state.epoch - 1]}
+            net.weight.data.fill_(scores[engine.state.epoch - 1])  # the weights say which epoch was saved
+
+        saver = AtomicCheckpointSaver(str(tmp_path), {"model": net}, save_key_metric=True, key_metric_name="dice",
+                                      key_metric_filename="model.pt")
+        if saver_state is not None:
+            saver.load_state_dict(saver_state)
+        saver.attach(evaluator)
+        evaluator.run([0], max_epochs=len(scores))
+        return saver
+
+    state = evaluate([0.5, 0.7, 0.6]).state_dict()
+    state = torch.load(_saved(tmp_path, state), weights_only=True)  # as the training checkpoint stores it
+    evaluate([0.65], state)  # resumed: worse than before the interruption
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["weight"].item() == pytest.approx(0.7)
+    evaluate([0.8], state)
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["weight"].item() == pytest.approx(0.8)
+
+
+def _saved(folder, state) -> Path:
+    path = folder / "state.pt"
+    torch.save(state, path)
+    return path
+
+
+SCHEDULES = {
+    "T_max": lambda optimizer, total: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total),
+    "t_total": lambda optimizer, total: WarmupCosineSchedule(optimizer, warmup_steps=2, t_total=total),
+}
+
+
+@pytest.mark.parametrize("length_key", list(SCHEDULES))
+def test_a_resumed_scheduler_follows_the_configured_schedule(length_key, caplog):
+    """Resuming with another ``--epochs`` changes the cosine's length and keeps its position (step count)."""
+    from custom.engine.checkpoint import _keep_configured_schedule
+
+    def scheduler(total: int):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return SCHEDULES[length_key](optimizer, total)
+
+    old = scheduler(45)
+    for _ in range(30):
+        old.optimizer.step()
+        old.step()
+    resumed = scheduler(30)
+    configured = resumed.state_dict()
+    resumed.load_state_dict(old.state_dict())
+    with caplog.at_level("WARNING"):
+        _keep_configured_schedule("lr_scheduler", resumed, configured)
+    assert getattr(resumed, length_key) == 30 and resumed.last_epoch == 30
+    assert f"{length_key} 45 -> 30" in caplog.text
+    resumed.optimizer.step()
+    resumed.step()
+    fresh = scheduler(30)
+    for _ in range(31):
+        fresh.optimizer.step()
+        fresh.step()
+    assert resumed.get_last_lr() == pytest.approx(fresh.get_last_lr())
 
 
 KILLED_WRITER = """

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ignite.handlers.checkpoint import BaseSaveHandler
 from monai.handlers import CheckpointSaver
 from monai.transforms import Compose, Randomizable
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
 
 from custom.errors import InputError
 from custom.fileio import atomic_file, atomic_write_json
@@ -95,6 +97,45 @@ class AtomicCheckpointSaver(CheckpointSaver):
         ):
             if checkpoint is not None:
                 checkpoint.save_handler = AtomicDiskSaver(save_dir, filename)
+
+    def state_dict(self) -> dict:
+        """The key-metric tracking list (the best score so far and its file), for the training checkpoint.
+
+        MONAI can store it only inside the best model file itself (``key_metric_save_state``), which
+        would make ``model.pt`` more than weights. Saved with the training checkpoint instead, a
+        resumed run replaces ``model.pt`` only when it beats the best epoch before the interruption.
+        """
+        return dict(self._key_metric_checkpoint.state_dict()) if self._key_metric_checkpoint is not None else {}
+
+
+# what a scheduler's state records about where it is, as opposed to the schedule's shape
+_SCHEDULE_POSITION = (
+    "last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step", "_is_initial", "base_lrs",
+    "best", "num_bad_epochs", "cooldown_counter",  # ReduceLROnPlateau
+)
+
+
+def _keep_configured_schedule(name: str, scheduler: LRScheduler, configured: Mapping[str, Any]) -> None:
+    """Gives a resumed scheduler the config's shape (``T_max``, ``t_total``, warm-up, ...) at the checkpoint's position.
+
+    A scheduler's state dict holds its hyperparameters as well as its step count, so loading it
+    silently replaced a changed schedule (``--epochs 45`` resumed as 30 kept decaying towards 30).
+    """
+    loaded = scheduler.state_dict()
+    changed = {k: (loaded[k], v) for k, v in configured.items() if k not in _SCHEDULE_POSITION and loaded.get(k) != v}
+    if changed:
+        scheduler.load_state_dict({**loaded, **{k: new for k, (_, new) in changed.items()}})
+        # the learning rate the new shape has at this step; recursive schedules (CosineAnnealingLR)
+        # step from the current rate, so it must be the new one before they step again
+        closed_form = getattr(scheduler, "_get_closed_form_lr", None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # get_lr outside step() warns; here it is the closed form
+            rates = closed_form() if closed_form is not None else scheduler.get_lr()
+        for group, rate in zip(scheduler.optimizer.param_groups, rates):
+            group["lr"] = rate
+        scheduler._last_lr = list(rates)
+        described = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+        logger.warning("resume: %s follows the config's schedule (%s) from step %d", name, described, scheduler.last_epoch)
 
 
 def _randomizables(transform: Any) -> list[Randomizable]:
@@ -260,8 +301,11 @@ class ResumableCheckpoint:
         # checkpoints written before RNG state and provenance were saved still resume, with fresh generators
         to_load = {k: v for k, v in everything.items() if k in checkpoint}
         max_epochs = engine.state.max_epochs
+        schedules = {k: v.state_dict() for k, v in to_load.items() if isinstance(v, LRScheduler)}
         Checkpoint.load_objects(to_load=to_load, checkpoint=checkpoint)
         engine.state.max_epochs = max_epochs  # the run's --epochs, not the one the checkpoint was written with
+        for name, configured in schedules.items():
+            _keep_configured_schedule(name, to_load[name], configured)
         if engine.state.epoch > max_epochs:
             raise InputError(f"{path}: checkpoint is at epoch {engine.state.epoch}, beyond --epochs {max_epochs}.")
         logger.info("resumed from %s at epoch %d of %d", path, engine.state.epoch, max_epochs)

@@ -15,7 +15,13 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from custom.evaluation import SEGMENTATION_METRICS, classification_metrics, nanmean, segmentation_metrics
+from custom.evaluation import (
+    MILLIMETRE_METRICS,
+    SEGMENTATION_METRICS,
+    classification_metrics,
+    nanmean,
+    segmentation_metrics,
+)
 from custom.fileio import atomic_write_json, atomic_write_text, to_json_safe
 
 logger = logging.getLogger("nunet")
@@ -150,7 +156,9 @@ class EvaluationWriter:
                 pred, gt = out["seg_pred"][None], out["seg_label"][None]
                 row["gt_area"] = int(gt.sum())
                 row["pred_area"] = int(pred.sum())
-                row.update({k: float(v[0]) for k, v in segmentation_metrics(pred, gt).items()})
+                # millimetres only where the record gives the pixel spacing (row, column), e.g. from DICOM
+                spacing = [float(v) for v in item["spacing"]] if item.get("spacing") is not None else None
+                row.update({k: float(v[0]) for k, v in segmentation_metrics(pred, gt, spacing).items()})
             self.rows.append(row)
 
     def summary(self) -> dict:
@@ -162,12 +170,14 @@ class EvaluationWriter:
             )
         if self.rows and "dice" in self.rows[0]:
             lesion_rows = [r for r in self.rows if r["gt_area"] > 0]
-            metrics["segmentation"] = {k: nanmean([r[k] for r in lesion_rows]) for k in SEGMENTATION_METRICS}
+            names = [*SEGMENTATION_METRICS, *(m for m in MILLIMETRE_METRICS if any(m in r for r in lesion_rows))]
+            metrics["segmentation"] = {k: nanmean([r.get(k, math.nan) for r in lesion_rows]) for k in names}
             metrics["n_lesion_images"] = len(lesion_rows)
         metrics["convention"] = (
             "classification: lesion (benign or malignant) = positive, all images; "
             "segmentation: per image after CSB, averaged over lesion-containing images (paper 000), "
-            "at the size of the compared masks (each image's original size with evaluate.json)"
+            "at the size of the compared masks (each image's original size with evaluate.json); "
+            "hd95 and asd in pixels of those masks, a missed lesion scoring the image diagonal"
         )
         return metrics
 

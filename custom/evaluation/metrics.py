@@ -14,14 +14,31 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from monai.metrics import compute_confusion_matrix_metric, compute_dice, compute_iou, compute_roc_auc, get_confusion_matrix
+from monai.metrics import (
+    compute_average_surface_distance,
+    compute_confusion_matrix_metric,
+    compute_dice,
+    compute_hausdorff_distance,
+    compute_iou,
+    compute_roc_auc,
+    get_confusion_matrix,
+)
 
-SEGMENTATION_METRICS = ("dice", "iou", "pixel_accuracy", "sensitivity", "precision")
+BOUNDARY_METRICS = ("hd95", "asd")
+SEGMENTATION_METRICS = ("dice", "iou", "pixel_accuracy", "sensitivity", "precision", *BOUNDARY_METRICS)
+# the boundary metrics again in millimetres, for images whose record gives a pixel spacing
+MILLIMETRE_METRICS = tuple(f"{m}_mm" for m in BOUNDARY_METRICS)
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
 
 
-def segmentation_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+def segmentation_metrics(
+    pred: torch.Tensor, gt: torch.Tensor, spacing: Sequence[float] | None = None
+) -> dict[str, torch.Tensor]:
     """Per-image segmentation metrics of binary masks ``(B, 1, H, W)``; each value has shape ``(B,)``.
+
+    Overlap metrics and the boundary metrics of :func:`boundary_metrics` in pixels; with ``spacing``
+    (millimetres per pixel along height and width, the same for the batch) the boundary metrics
+    once more in millimetres under ``hd95_mm`` and ``asd_mm``.
 
     Images with an empty ground truth get NaN for every metric except pixel accuracy, so that
     averaging with ``nanmean`` follows the paper's lesion-images-only convention. On a lesion
@@ -39,7 +56,39 @@ def segmentation_metrics(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torc
         "pixel_accuracy": compute_confusion_matrix_metric("accuracy", cm)[:, 0],
         "sensitivity": torch.where(has_lesion, compute_confusion_matrix_metric("sensitivity", cm)[:, 0], nan),
         "precision": torch.where(has_lesion, precision, nan),
+        **boundary_metrics(pred, gt),
+        **({f"{k}_mm": v for k, v in boundary_metrics(pred, gt, spacing).items()} if spacing is not None else {}),
     }
+
+
+def boundary_metrics(
+    pred: torch.Tensor, gt: torch.Tensor, spacing: Sequence[float] | None = None
+) -> dict[str, torch.Tensor]:
+    """95th-percentile Hausdorff distance and average symmetric surface distance per image, ``(B,)``.
+
+    Computed with MONAI's ``compute_hausdorff_distance`` (``percentile=95``, symmetric) and
+    ``compute_average_surface_distance`` (``symmetric=True``) on the mask edges, in pixels or, with
+    ``spacing`` (per axis), in its unit. ACSNet and Aumente-Maestro et al. report HD95 this way.
+
+    Conventions where a mask is empty (MONAI returns NaN or infinity there): an empty ground truth
+    gives NaN, so that the lesion-images-only average of the N-Unet convention skips the image; a
+    lesion image with an empty prediction (missed, or zeroed by CSB) scores the image's diagonal,
+    the largest distance the image allows, so that a miss is penalised instead of dropped.
+    """
+    pred, gt = pred.float(), gt.float()
+    n = pred.shape[0]
+    scale = torch.ones(pred.ndim - 2) if spacing is None else torch.as_tensor(spacing, dtype=torch.float32)
+    diagonal = float(torch.linalg.vector_norm(torch.as_tensor(pred.shape[2:], dtype=torch.float32) * scale))
+    out = {name: torch.full((n,), float("nan")) for name in BOUNDARY_METRICS}
+    has_gt, has_pred = gt.flatten(1).sum(1) > 0, pred.flatten(1).sum(1) > 0
+    both = has_gt & has_pred
+    if both.any():
+        kwargs = {"include_background": True, "spacing": None if spacing is None else list(spacing)}
+        out["hd95"][both] = compute_hausdorff_distance(pred[both], gt[both], percentile=95, **kwargs)[:, 0].float()
+        out["asd"][both] = compute_average_surface_distance(pred[both], gt[both], symmetric=True, **kwargs)[:, 0].float()
+    for name in BOUNDARY_METRICS:
+        out[name][has_gt & ~has_pred] = diagonal
+    return out
 
 
 def classification_metrics(

@@ -26,7 +26,7 @@ from monai.metrics import compute_confusion_matrix_metric, compute_roc_auc, get_
 
 from custom.data.sizes import size_tier
 
-from .metrics import SEGMENTATION_METRICS, classification_metrics, nanmean
+from .metrics import MILLIMETRE_METRICS, SEGMENTATION_METRICS, classification_metrics, nanmean
 from .statistics import bootstrap_ci
 
 TEXT_COLUMNS = ("id", "image", "class_name", "size_tier")
@@ -41,7 +41,10 @@ CONVENTIONS = {
     "benign or malignant (malignancy grading of detected lesions; missed lesions count in recall instead)",
     "segmentation": "paper 000: per image after CSB, mean over images whose ground truth has a lesion (gt_area > 0); "
     "masks compared at each image's original size (logits resampled bilinearly from the network's input size "
-    "before the threshold; the cache size when evaluated from cached.json)",
+    "before the threshold; the cache size when evaluated from cached.json); hd95 = 95th-percentile symmetric "
+    "Hausdorff distance and asd = average symmetric surface distance between the mask edges (MONAI), in pixels "
+    "of the compared masks (hd95_mm, asd_mm in millimetres for images whose record gives the pixel spacing); "
+    "a lesion image with an empty prediction scores the image diagonal",
     "segmentation_paper003": "paper 003: dice_all = mean over all images, an empty ground truth scores 1 if the "
     "prediction is empty else 0; normal_false_positive_rate = share of empty-ground-truth images with any "
     "predicted foreground",
@@ -96,7 +99,8 @@ def summarize(
     if "dice" in columns:
         lesion_rows = [r for r in rows if r["gt_area"] > 0]
         out["n_lesion_images"] = len(lesion_rows)
-        out["segmentation"] = {k: nanmean([r[k] for r in lesion_rows]) for k in SEGMENTATION_METRICS}
+        names = [*SEGMENTATION_METRICS, *(m for m in MILLIMETRE_METRICS if m in columns)]
+        out["segmentation"] = {k: nanmean([r.get(k, math.nan) for r in lesion_rows]) for k in names}
         normal_rows = [r for r in rows if not r["gt_area"] > 0]
         out["segmentation_paper003"] = {
             "dice_all": nanmean([_dice_all(r) for r in rows]),

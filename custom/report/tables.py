@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from custom.evaluation import CLASSIFICATION_METRICS, MILLIMETRE_METRICS, SEGMENTATION_METRICS
+
 from .document import Table
 from .runs import Run, is_number
 
-CLASSIFICATION = ("accuracy", "precision", "recall", "f1", "auc")
-SEGMENTATION = ("dice", "iou", "pixel_accuracy", "sensitivity", "precision")
 PAPER003 = ("dice_all", "normal_false_positive_rate")
 SIZE_TIERS = ("small", "medium", "large")
 
@@ -63,16 +63,17 @@ def _metric_table(runs: Sequence[Run], caption: str, section: str, metrics: Sequ
 def classification_table(runs: Sequence[Run]) -> Table:
     """Paper 000 lesion-vs-normal classification (table of section 4)."""
     return _metric_table(
-        runs, "Classification, lesion vs normal (paper 000)", "classification", CLASSIFICATION,
+        runs, "Classification, lesion vs normal (paper 000)", "classification", CLASSIFICATION_METRICS,
         "paper 000: lesion present (benign or malignant) is the positive class; every test image counts; "
         "AUC of the lesion probability.",
     )
 
 
 def segmentation_table(runs: Sequence[Run]) -> Table:
-    """Paper 000 segmentation: lesion images only, after CSB."""
+    """Paper 000 segmentation: lesion images only, after CSB; boundary metrics in millimetres where a run has them."""
+    millimetres = [m for m in MILLIMETRE_METRICS if any(lookup(run.summary, "mean", "segmentation", m) for run in runs)]
     return _metric_table(
-        runs, "Segmentation (paper 000)", "segmentation", SEGMENTATION,
+        runs, "Segmentation (paper 000)", "segmentation", [*SEGMENTATION_METRICS, *millimetres],
         "paper 000: metrics per image on the CSB-gated binary mask, averaged over the test images whose "
         "ground truth contains a lesion (normal images excluded); a lesion zeroed by CSB scores 0.",
     )
