@@ -58,7 +58,7 @@ def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
     )
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert set(metrics["classification"]) == {"accuracy", "precision", "recall", "f1", "auc"}
-    assert set(metrics["segmentation"]) == {"dice", "iou", "pixel_accuracy", "sensitivity", "precision"}
+    assert set(metrics["segmentation"]) == {"dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd"}
     test_split = json.loads((demo_dir / "fold0.json").read_text())["test"]
     assert metrics["n_images"] == len(test_split)
     with open(trained_run / "per_image.csv") as f:
@@ -66,6 +66,31 @@ def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in test_split)
     accuracy = np.mean([int(r["lesion"]) == int(r["lesion_pred"]) for r in rows])
     assert metrics["classification"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "heads"), [("seg", {"segmentation"}), ("cls", {"classification"})])
+def test_single_task_variants_train_evaluate_and_infer(task, heads, demo_dir, tmp_path):
+    """N-Unet without its classification head or without its decoder (Table 8): every stage, only its metrics."""
+    from monai.bundle import run
+
+    out = tmp_path / task
+    common = {"dataset_dir": str(demo_dir), "output_dir": str(out), "spatial_size": [32, 32], "num_workers": 0,
+              "network_def#task": task, "logging_file": False}
+    run("training", config_file=str(CONFIGS / "train.json"), epochs=1, batch_size=4, **common)
+    validated = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
+    assert ("val_dice_all" in validated) == (task == "seg") and ("val_auc" in validated) == (task == "cls")
+    run("evaluating", config_file=[str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")], **common)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert heads <= set(metrics) and not {"segmentation", "classification"} - heads & set(metrics)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.full((40, 50), 90, np.uint8)).save(images / "case.png")
+    run("run", config_file=str(CONFIGS / "inference.json"), input_dir=str(images), output_dir=str(out / "pred"),
+        ckpt_path=str(out / "model.pt"), spatial_size=[32, 32], **{"network_def#task": task}, logging_file=False)
+    result = json.loads((out / "pred" / "case.json").read_text())
+    assert ("class_probabilities" in result) == (task == "cls")
+    assert (out / "pred" / "case_seg.png").exists() == (task == "seg")
 
 
 @pytest.mark.slow

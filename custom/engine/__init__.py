@@ -3,6 +3,7 @@
 from .amp import AutocastInferer, amp_dtype_name, amp_supported
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
 from .handlers import EvaluationWriter, TrainingLog
+from .metrics import key_metric, network_heads, validation_metrics
 from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import IterationProgress
@@ -18,5 +19,8 @@ __all__ = [
     "amp_supported",
     "batch_size_of",
     "collate_pred_label",
+    "key_metric",
     "latest_checkpoint",
+    "network_heads",
+    "validation_metrics",
 ]

@@ -144,7 +144,7 @@ class EvaluationWriter:
             row: dict = {"id": case_id, "image": source}
             # the record's own fields, for breakdowns by class and lesion size (absent for plain folders)
             row.update({k: item[k] for k in ("class_name", "size_tier", "lesion_area") if k in item})
-            if "lesion_true" in out:
+            if "lesion_true" in out and "lesion_pred_onehot" in out:  # a labelled image and a classifying network
                 row["lesion"] = int(out["lesion_true"][0])
                 row["target"] = int(out["cls_label_onehot"].argmax())
                 # the decision after refining where the post-processing refines, else the argmax
@@ -152,7 +152,7 @@ class EvaluationWriter:
                 row["lesion_pred"] = int(out["lesion_pred_onehot"][1])
                 row["lesion_prob"] = float(out["lesion_prob"][0])
                 row.update({f"prob_{name}": float(p) for name, p in out["result"]["class_probabilities"].items()})
-            if "seg_label" in out:
+            if "seg_label" in out and "seg_pred" in out:  # a mask to compare with and a segmenting network
                 pred, gt = out["seg_pred"][None], out["seg_label"][None]
                 row["gt_area"] = int(gt.sum())
                 row["pred_area"] = int(pred.sum())
