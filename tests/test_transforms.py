@@ -117,3 +117,27 @@ def test_match_label_size_brings_logits_to_the_original_mask_size_before_the_dec
     same_size = _sample([-3.0, 3.0])
     assert MatchLabelSized()(same_size)["pred"]["seg"] is same_size["pred"]["seg"]  # validation: untouched
     assert "pred" not in MatchLabelSized()({"image": torch.zeros(1)})  # nothing to match
+
+
+def test_training_scale_augmentation_shrinks_and_enlarges_with_image_and_mask_aligned():
+    """train.json's random transforms: lesion areas both below and above the original, the mask on the bright lesion."""
+    from monai.bundle import ConfigParser
+    from monai.transforms import Compose
+
+    from conftest import CONFIGS
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "train.json"))
+    parser.update({"spatial_size": [64, 64]})
+    augment = Compose(parser.get_parsed_content("train#random_transforms")).set_random_state(seed=0)
+    lesion = torch.zeros(1, 64, 64)
+    lesion[:, 22:42, 24:40] = 1  # a bright lesion in the middle: zoom moves its edges, never off the image
+    ratios = []
+    for _ in range(60):
+        out = augment({"image": MetaTensor(lesion.clone()), "label": MetaTensor(lesion.clone())})
+        image, mask = torch.as_tensor(out["image"]), torch.as_tensor(out["label"])
+        assert image.shape == mask.shape == (1, 64, 64)
+        inside = (image > 0.5) == (mask > 0.5)
+        assert inside.float().mean() > 0.97  # aligned up to the interpolation of the edge
+        ratios.append(float(mask.sum() / lesion.sum()))
+    assert min(ratios) < 0.8 and max(ratios) > 1.2  # zoomed out (area x 0.64 at most) and in (x 1.44)
