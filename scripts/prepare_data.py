@@ -2,8 +2,8 @@
 
     python scripts/prepare_data.py busi --src <Dataset_BUSI_with_GT> --out <dir> [--curated <mapping_curated_BUSI.csv>]
         [--dedup auto|none] [--folds 5] [--seed 0] [--skip-bad] [--cache-size 256]
-    python scripts/prepare_data.py bus_uclm --src <folder with INFO.csv, images/, masks/> --out <dir> [same options]
-    python scripts/prepare_data.py folder --images <dir> --masks <dir> [--labels <csv>] --out <dir> [same options]
+    python scripts/prepare_data.py bus_uclm --src <folder with INFO.csv, images/, masks/> --out <dir> [--patients False] [same options]
+    python scripts/prepare_data.py folder --images <dir> --masks <dir> [--labels <csv>] [--group_pattern <regex>] --out <dir> [same options]
 
 Output: ``<dir>/images``, ``<dir>/labels``, ``datalist.json``, ``fold0.json`` ... and ``summary.json``
 (see custom/data/pipeline.py). Bad input stops with one ``error: <file>: <problem>`` line and exit
@@ -56,6 +56,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             print(
                 f"  against the Curated BUSI list: recall {scores['recall']:.3f}, precision {scores['precision']:.3f}"
             )
+    grouping = summary["grouping"]
+    if grouping["patients"]:
+        print(f"patients: {grouping['patients']}; {grouping['groups']} groups kept whole across splits")
     if summary["excluded"]:
         print(f"excluded: {len(summary['excluded'])} files (reasons in summary.json)")
     if summary["adjusted"]:

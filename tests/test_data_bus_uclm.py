@@ -199,3 +199,36 @@ def test_cli(src, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "BUS-UCLM: 7 images" in proc.stdout and "adjusted: 2 images" in proc.stdout
+
+
+def test_folds_keep_every_patient_on_one_side_of_every_split(tmp_path):
+    """BUS-UCLM names frames ``<patient>_<frame>.png``: consecutive frames of a patient never straddle a split."""
+    root = tmp_path / "BUS-UCLM"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(1)
+    rows = []
+    for p in range(12):
+        patient = "".join(rng.choice(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), 4)) + f"{p:02d}"
+        label, colour = [("Benign", GREEN), ("Malignant", RED), ("Normal", None)][p % 3]
+        for frame in range(int(rng.integers(2, 6))):
+            name = f"{patient}_{frame:03d}.png"
+            Image.fromarray(rng.integers(0, 256, (*MASK_SHAPE, 3), dtype=np.uint8)).save(root / "images" / name)
+            mask = np.zeros((*MASK_SHAPE, 3), dtype=np.uint8)
+            if colour:
+                mask[_lesion(frame)] = colour
+            Image.fromarray(mask).save(root / "masks" / name)
+            rows.append((name, label))
+    _write_info(root, rows)
+    out = tmp_path / "out"
+    summary = prepare_bus_uclm(str(root), str(out), folds=5)
+    assert summary["grouping"] == {"by": ["patient"], "patients": 12, "groups": 12}
+    for k in range(5):
+        split = json.loads((out / f"fold{k}.json").read_text())
+        sides = [{r["patient"] for r in split[name]} for name in ("training", "validation", "test")]
+        assert all(sides) and not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2]), k
+        for records in split.values():
+            if isinstance(records, list):
+                assert all(r["patient"] == r["id"].split("_")[0] for r in records)
+    unaware = prepare_bus_uclm(str(root), str(tmp_path / "by_image"), folds=5, patients=False)
+    assert unaware["grouping"] == {"by": [], "patients": None, "groups": len(rows)}

@@ -172,3 +172,21 @@ def test_cli(data):
     (data / "masks" / "a.png").unlink()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_group_pattern_keeps_each_patient_on_one_side_of_every_split(data):
+    for folder in ("images", "masks"):  # patients X (a, b), Y (c, d), Z (e, f)
+        for path in (data / folder).iterdir():
+            path.rename(path.with_name("XXYYZZ"["abcdef".index(path.name[0])] + "_" + path.name))
+    summary, records = _prepare(data, group_pattern=r"^([^_]+)_")
+    assert {i: r["patient"] for i, r in records.items()} == {
+        "X_a": "X", "X_b": "X", "Y_c": "Y", "Y_d": "Y", "Z_e": "Z", "Z_f": "Z"}
+    assert summary["grouping"]["patients"] == 3
+    for k in range(3):
+        split = json.loads((data / "out" / f"fold{k}.json").read_text())
+        sides = [{r["patient"] for r in split[name]} for name in ("training", "validation", "test")]
+        assert sides[0].isdisjoint(sides[1]) and sides[0].isdisjoint(sides[2]) and sides[1].isdisjoint(sides[2])
+    with pytest.raises(DataError, match=r"X_a\.png: file name does not match --group_pattern '\^Y'"):
+        _prepare(data, group_pattern="^Y")
+    with pytest.raises(DataError, match=r"--group_pattern '\(': not a regular expression"):
+        _prepare(data, group_pattern="(")

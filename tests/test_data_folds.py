@@ -51,3 +51,13 @@ def test_k_folds_give_k_minus_2_training_chunks():
     assert len(folds) == 10
     for fold in folds:
         assert abs(len(fold["training"]) - 8 * len(fold["test"])) <= 24
+
+
+def test_merge_groups_joins_duplicates_and_patients_transitively():
+    from custom.data.folds import merge_groups
+
+    duplicates = [0, 0, 1, 2, 3, 4]
+    patients = [None, "p", "p", None, "q", "q"]  # 0 ~ 1 (duplicates), 1 ~ 2 (patient p), 4 ~ 5 (patient q)
+    groups = merge_groups(duplicates, patients)
+    assert groups[0] == groups[1] == groups[2] and groups[4] == groups[5]
+    assert len({groups[0], groups[3], groups[4]}) == 3

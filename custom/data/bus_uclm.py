@@ -59,8 +59,13 @@ def _read_info(info: Path) -> tuple[list[tuple[int, str, str]], list[BadCase]]:
     return entries, bad
 
 
-def scan_bus_uclm(src: Path) -> Scan:
-    """The cases listed in INFO.csv, and every file or row that does not fit the layout."""
+def scan_bus_uclm(src: Path, patients: bool = True) -> Scan:
+    """The cases listed in INFO.csv, and every file or row that does not fit the layout.
+
+    With ``patients`` each case names its patient, the part of the file name before the first ``_``
+    (``ALWI_000.png``: ``ALWI``): consecutive frames of one patient are near-duplicates, so folds keep
+    a patient's images together.
+    """
     if not src.is_dir():
         raise DataError(f"{src}: BUS-UCLM folder does not exist")
     images_dir, masks_dir = src / "images", src / "masks"
@@ -83,7 +88,9 @@ def scan_bus_uclm(src: Path) -> Scan:
         elif not mask.is_file():
             bad.append(BadCase(str(image), f"missing mask (expected {mask})"))
         else:
-            cases.append(CaseSource(Path(name).stem, image, (mask,), label, f"images/{name}"))
+            stem = Path(name).stem
+            patient = stem.split("_")[0] if patients else None  # <patient code>_<frame number>
+            cases.append(CaseSource(stem, image, (mask,), label, f"images/{name}", patient))
     for path in image_files:
         if not is_image_name(path.name):
             bad.append(BadCase(str(path), "not an image file"))
@@ -136,15 +143,19 @@ def prepare_bus_uclm(
     seed: int = 0,
     skip_bad: bool = False,
     cache_size: int | None = None,
+    patients: bool = True,
 ) -> dict[str, Any]:
-    """Prepares BUS-UCLM from ``src`` (INFO.csv, images/, masks/) into ``out``; returns the summary."""
+    """Prepares BUS-UCLM from ``src`` (INFO.csv, images/, masks/) into ``out``; returns the summary.
+
+    ``patients=False`` splits image by image (only duplicates grouped), as papers that ignore patients do.
+    """
     options = dict(dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size)
     return prepare(
         "BUS-UCLM",
-        scan_bus_uclm(Path(src)),
+        scan_bus_uclm(Path(src), patients),
         load_bus_uclm_case,
         out,
         tool=f"{__name__}.prepare_bus_uclm",
-        args=dict(src=src, out=out, **options),
+        args=dict(src=src, out=out, patients=patients, **options),
         **options,
     )

@@ -10,11 +10,16 @@
   (class 1), because a mask cannot tell benign from malignant. The record's ``lesion`` field (0/1)
   is all a lesion-vs-normal model needs; ``class`` 1 then means "lesion", listed as such under
   ``classes`` in the datalist.
+- ``--group_pattern <regex>`` (optional): names the patient (or any acquisition unit) of each image
+  from its file name: the first capture group of the pattern's first match, else the whole match
+  (``"^([^_]+)_"`` makes ``ALWI_000.png`` patient ``ALWI``). Images of one patient stay on one side
+  of every split; a file name the pattern does not match is a bad case.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +72,25 @@ def _read_labels(path: Path) -> tuple[dict[str, tuple[int, str]], list[BadCase]]
     return labels, bad
 
 
-def scan_folder(images: Path, masks: Path, labels: Path | None = None) -> Scan:
-    """Image / mask pairs (and classes) of two folders, and every file or row that does not fit."""
+def _group_regex(pattern: str | None) -> re.Pattern | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise DataError(f"--group_pattern {pattern!r}: not a regular expression ({e})") from e
+
+
+def _patient(regex: re.Pattern, name: str) -> str | None:
+    match = regex.search(name)
+    if match is None:
+        return None
+    return next((g for g in match.groups() if g), None) or match.group(0) or None
+
+
+def scan_folder(images: Path, masks: Path, labels: Path | None = None, group_pattern: str | None = None) -> Scan:
+    """Image / mask pairs (and classes, and patients) of two folders, and every file or row that does not fit."""
+    regex = _group_regex(group_pattern)
     if images.resolve() == masks.resolve():
         raise DataError(f"{images}: --images and --masks must be different folders")
     image_files, bad = _files(images, "images")
@@ -91,9 +113,12 @@ def scan_folder(images: Path, masks: Path, labels: Path | None = None) -> Scan:
             bad.append(BadCase(str(image), f"several masks: {', '.join(m.name for m in found)}"))
         elif labels and image.stem not in classes:
             bad.append(BadCase(str(image), f"no row in {labels}"))
+        elif regex is not None and _patient(regex, image.name) is None:
+            bad.append(BadCase(str(image), f"file name does not match --group_pattern {group_pattern!r}"))
         else:
             class_name = classes[image.stem][1] if labels else None
-            cases.append(CaseSource(image.stem, image, (found[0],), class_name, image.name))
+            patient = _patient(regex, image.name) if regex is not None else None
+            cases.append(CaseSource(image.stem, image, (found[0],), class_name, image.name, patient))
     image_stems = {p.stem for p in image_files}
     bad += [BadCase(str(m), "mask without its image") for m in mask_files if m not in used]
     bad += [
@@ -127,15 +152,17 @@ def prepare_folder(
     seed: int = 0,
     skip_bad: bool = False,
     cache_size: int | None = None,
+    group_pattern: str | None = None,
 ) -> dict[str, Any]:
-    """Prepares the pairs of ``images`` and ``masks`` (classes from ``labels`` or the masks) into ``out``."""
+    """Prepares the pairs of ``images`` and ``masks`` (classes from ``labels`` or the masks) into ``out``;
+    ``group_pattern`` names each image's patient from its file name (see the module docstring)."""
     options = dict(dedup=dedup, folds=folds, seed=seed, skip_bad=skip_bad, cache_size=cache_size)
     return prepare(
         Path(images).resolve().parent.name or "folder",
-        scan_folder(Path(images), Path(masks), Path(labels) if labels else None),
+        scan_folder(Path(images), Path(masks), Path(labels) if labels else None, group_pattern),
         load_folder_case,
         out,
         tool=f"{__name__}.prepare_folder",
-        args=dict(images=images, masks=masks, out=out, labels=labels, **options),
+        args=dict(images=images, masks=masks, out=out, labels=labels, group_pattern=group_pattern, **options),
         **options,
     )

@@ -4,8 +4,9 @@ Paper 000 (section 4.1) uses five folds, each split 6 : 2 : 2 into training, val
 while preserving the class and lesion-size distributions. Here the data is cut into ``k`` chunks of
 near-equal size and composition; fold ``f`` tests on chunk ``f``, validates on chunk ``f + 1`` (mod
 ``k``) and trains on the other ``k - 2`` (3 : 1 : 1 chunks for ``k = 5``). Every image is in exactly
-one test split, and a duplicate group (all its members) is always in one chunk, so never on both
-sides of a training / validation / test boundary.
+one test split, and a group (duplicates, and the images of one patient where patients are known:
+:func:`merge_groups`) is always in one chunk, so never on both sides of a training / validation /
+test boundary.
 
 Chunks are filled greedily: groups in order of decreasing size (ties in a seeded random order), each
 to the chunk where it most reduces the squared gap between the chunk's per-stratum counts and the
@@ -20,6 +21,28 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 SPLITS = ("training", "validation", "test")
+
+
+def merge_groups(*labelings: Sequence) -> np.ndarray:
+    """One group id per item such that items sharing a label in any of ``labelings`` share a group.
+
+    For example duplicate groups and patients: two near-identical images of different patients, and
+    all frames of one patient, each end up together. ``None`` labels join nothing.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(labelings[0])
+    rows, cols, offset = [], [], n
+    for labels in labelings:
+        names = {label: k for k, label in enumerate(dict.fromkeys(x for x in labels if x is not None))}
+        for item, label in enumerate(labels):
+            if label is not None:
+                rows.append(item)
+                cols.append(offset + names[label])
+        offset += len(names)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(offset, offset))
+    return connected_components(graph, directed=False)[1][:n]
 
 
 def assign_chunks(strata: Sequence[str], groups: Sequence[int], k: int, seed: int) -> np.ndarray:

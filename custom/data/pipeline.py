@@ -114,7 +114,9 @@ def prepare(
         if len(kept) < folds:
             inputs = ", ".join(map(str, scan.inputs))
             raise DataError(f"{len(kept)} usable images in {inputs}: {folds} folds need at least {folds}")
-        groups = search.labels[kept] if search is not None else np.arange(len(kept))
+        duplicate_groups = search.labels[kept] if search is not None else np.arange(len(kept))
+        patients = [prepared[i].case.patient for i in kept]
+        groups = folds_module.merge_groups(list(duplicate_groups), patients)
         records, thresholds = _records([prepared[i] for i in kept], groups)
         chunks = folds_module.assign_chunks(
             [f"{r['class_name']}/{r['size_tier']}" for r in records], [r["group"] for r in records], folds, seed
@@ -129,6 +131,11 @@ def prepare(
             "size_tiers": dict(Counter(r["size_tier"] for r in records)),
             "size_thresholds": thresholds,
             "duplicates": duplicate_summary,
+            "grouping": {
+                "by": ["duplicates"] * (dedup == "auto") + ["patient"] * any(x is not None for x in patients),
+                "patients": len({x for x in patients if x is not None}) or None,
+                "groups": len(set(groups.tolist())),
+            },
             "excluded": [b.as_dict() for b in bad + excluded],
             "adjusted": notes,
             "folds": folds_module.balance_report(records, splits),
@@ -282,6 +289,7 @@ def _records(prepared: list[_Prepared], groups: np.ndarray) -> tuple[list[dict],
             "size_tier": sizes.size_tier(p.area, has, alpha, beta),
             "group": int(g),
             "source": p.case.source,
+            **({"patient": p.case.patient} if p.case.patient is not None else {}),
         }
         for p, has, g in zip(prepared, lesion, group_ids, strict=True)
     ]

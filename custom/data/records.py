@@ -31,6 +31,8 @@ class CaseSource:
         masks: mask files merged by logical OR (BUSI's ``_mask``, ``_mask_1``, ``_mask_2``).
         class_name: normal / benign / malignant, or None when the mask decides (normal or lesion).
         source: the image path relative to the dataset folder, kept in the record for traceability.
+        patient: the patient (or any acquisition unit) the image comes from, when known: all images of
+            one patient stay on one side of every split, as duplicates do.
     """
 
     id: str
@@ -38,6 +40,7 @@ class CaseSource:
     masks: tuple[Path, ...]
     class_name: str | None
     source: str
+    patient: str | None = None
 
 
 @dataclass
