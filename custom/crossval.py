@@ -35,6 +35,42 @@ from custom.provenance import provenance
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "bundle" / "configs" / "train.json")
 
+# "paper": the N-Unet paper's protocol, folds drawn image by image (BUSI's near-duplicates may then sit
+# on both sides of a split) and full precision; "duplicate-aware": the folds the data was prepared
+# with, duplicate groups and patients kept whole, and the config's own precision settings
+PROTOCOLS = ("duplicate-aware", "paper")
+
+
+def data_grouping(data_dir: Path) -> list[str]:
+    """What the prepared folds keep together (``"duplicates"``, ``"patient"``), from its summary.json."""
+    summary_file = data_dir / "summary.json"
+    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+    if "grouping" in summary:
+        return list(summary["grouping"]["by"])
+    return ["duplicates"] if summary.get("duplicates") else []  # prepared before the grouping was recorded
+
+
+def protocol_settings(protocol: str, data_dir: Path) -> tuple[dict, dict]:
+    """The protocol's record for summary.json, and the bundle overrides it implies.
+
+    Raises:
+        InputError: for an unknown protocol, or ``paper`` on folds that keep groups together.
+    """
+    if protocol not in PROTOCOLS:
+        raise InputError(f"--protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}.")
+    grouping = data_grouping(data_dir)
+    if protocol == "paper" and grouping:
+        raise InputError(
+            f"--protocol paper splits image by image, but {data_dir} keeps {' and '.join(grouping)} together; "
+            "prepare the data again with --dedup none (and --patients False for BUS-UCLM)."
+        )
+    record = {
+        "name": protocol,
+        "folds": "grouped by " + " and ".join(grouping) if grouping else "image by image",  # as prepared
+        "precision": "float32" if protocol == "paper" else "as configured (amp)",
+    }
+    return record, ({"amp": False} if protocol == "paper" else {})
+
 
 def override_args(overrides: Mapping[str, Any]) -> list[str]:
     """``--key value`` arguments for ``monai.bundle run``, with values spelled so that it parses them back."""
@@ -167,6 +203,7 @@ def cross_validate(
     parallel: int = 1,
     log: Callable[[str], None] = print,
     calibrate: bool = False,
+    protocol: str = "duplicate-aware",
 ) -> dict:
     """Runs (or continues) a cross-validation and returns its summary (also written to ``<out>/summary.json``).
 
@@ -181,6 +218,8 @@ def cross_validate(
         parallel: folds trained at the same time, each in its own process on the same device.
         calibrate: choose each fold's lesion/normal threshold on its validation split before the test
             evaluation (:func:`calibrate_fold`); off, the decision is the paper's argmax.
+        protocol: ``"duplicate-aware"`` (the data's grouped folds) or ``"paper"`` (folds image by image,
+            float32); see :data:`PROTOCOLS`. Recorded in run.json and summary.json.
     """
     data_dir, out_dir = Path(data).resolve(), Path(out).resolve()
     if not data_dir.is_dir():
@@ -191,10 +230,14 @@ def cross_validate(
             raise InputError(f"--config: {c!r} does not exist.")
     evaluate = str(Path(configs[0]).parent / "evaluate.json")
     chosen = _fold_ids(data_dir, folds)
-    overrides = dict(overrides or {})
+    protocol_record, protocol_overrides = protocol_settings(protocol, data_dir)
+    overrides = {**protocol_overrides, **dict(overrides or {})}
     settings = {"data": str(data_dir), "config_files": configs, "overrides": overrides}
-    if calibrate:  # recorded only when on, so runs from before the option still resume
+    # recorded only when not the default, so runs from before these options still resume
+    if calibrate:
         settings["calibrate"] = True
+    if protocol != PROTOCOLS[0]:
+        settings["protocol"] = protocol
 
     run_file = out_dir / "run.json"
     if run_file.exists():
@@ -234,7 +277,7 @@ def cross_validate(
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         for future in [pool.submit(run_fold, k) for k in chosen]:
             future.result()
-    return summarize_run(data_dir, out_dir, chosen)
+    return summarize_run(data_dir, out_dir, chosen, protocol_record)
 
 
 def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[str], None] = print) -> dict:
@@ -265,11 +308,15 @@ def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[s
     run["calibrate"] = "after training"
     run["calibrated_by"] = provenance("calibrate_run", {"out": str(out_dir), "folds": chosen}, created=True)
     atomic_write_json(run_file, run)
-    return summarize_run(data_dir, out_dir, run["folds"])
+    protocol_record, _ = protocol_settings(run.get("protocol", PROTOCOLS[0]), data_dir)
+    return summarize_run(data_dir, out_dir, run["folds"], protocol_record)
 
 
-def summarize_run(data_dir: Path, out_dir: Path, folds: Sequence[int]) -> dict:
+def summarize_run(data_dir: Path, out_dir: Path, folds: Sequence[int], protocol: Mapping | None = None) -> dict:
     """Summarises the evaluated folds of a run into ``<out_dir>/summary.json`` and returns it.
+
+    ``protocol``: the record of :func:`protocol_settings`, stored under ``protocol`` (default: the
+    duplicate-aware protocol on ``data_dir``'s folds).
 
     Each fold is summarised from its ``per_image.csv`` with lesion-size tiers set by thresholds from
     that fold's training split; the pooled summary (all test images, bootstrap CIs) keeps each
@@ -286,6 +333,7 @@ def summarize_run(data_dir: Path, out_dir: Path, folds: Sequence[int]) -> dict:
             pooled_rows.append({**row, "fold": k})
     pooled = summarize(pooled_rows)
     summary = {
+        "protocol": dict(protocol) if protocol is not None else protocol_settings(PROTOCOLS[0], data_dir)[0],
         "folds": {str(k): s for k, s in fold_summaries.items()},
         **aggregate_folds(list(fold_summaries.values())),
         "pooled": pooled,

@@ -1,11 +1,15 @@
 """Cross-validation of a bundle config on a prepared dataset, then the report.
 
     python scripts/cross_validate.py --data <prepared dir> --out runs/<name> [--folds 0,1,2,3,4]
-        [--config bundle/configs/train.json] [--resume] [--parallel 2] [--calibrate] [any bundle override, e.g. --epochs 800]
+        [--config bundle/configs/train.json] [--resume] [--parallel 2] [--calibrate] [--protocol paper]
+        [any bundle override, e.g. --epochs 800]
 
 ``--parallel N`` trains N folds at the same time, each in its own process on the same device.
 ``--calibrate`` chooses each fold's lesion/normal threshold on its validation split before the test
 evaluation (``scripts/calibrate.py`` does it for a run trained without it).
+``--protocol paper`` is the N-Unet paper's protocol: folds drawn image by image (data prepared with
+``--dedup none``) and float32; the default ``duplicate-aware`` uses the data's grouped folds. The
+protocol is recorded in ``summary.json`` and printed at the top of the report.
 
 Each fold: train (checkpoint chosen on the fold's validation split), evaluate the test split, write
 ``runs/<name>/fold<k>/metrics.json`` and ``per_image.csv``. Then ``runs/<name>/summary.json`` (mean and
@@ -42,13 +46,14 @@ def main(
     report: bool = True,
     parallel: int = 1,
     calibrate: bool = False,
+    protocol: str = "duplicate-aware",
     **overrides,
 ) -> None:
     """Runs the folds (``parallel`` at a time), writes summary.json and (with ``report``) the report into ``out``."""
     try:
         summary = cross_validate(
             data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides, parallel=parallel,
-            calibrate=calibrate,
+            calibrate=calibrate, protocol=protocol,
         )
     except InputError as e:
         sys.exit(f"error: {e}")

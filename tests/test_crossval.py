@@ -78,3 +78,24 @@ def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_di
     for row in read_per_image(str(out / "fold0" / "per_image.csv")):
         assert row["lesion_pred"] == int(row["lesion_prob"] >= threshold), row
         assert row["pred_area"] == 0 or row["lesion_pred"] == 1  # the hard CSB gate follows the same decision
+
+
+@pytest.mark.parametrize(("grouping", "protocol", "expected"), [
+    (["duplicates"], "duplicate-aware", {"name": "duplicate-aware", "folds": "grouped by duplicates"}),
+    (["duplicates", "patient"], "duplicate-aware", {"folds": "grouped by duplicates and patient"}),
+    ([], "paper", {"name": "paper", "folds": "image by image", "precision": "float32"}),
+    (["duplicates"], "paper", "prepare the data again with --dedup none"),
+    ([], "fast", "--protocol 'fast': expected one of duplicate-aware, paper"),
+])
+def test_protocol_is_checked_against_the_prepared_folds(grouping, protocol, expected, tmp_path):
+    from custom.crossval import protocol_settings
+    from custom.errors import InputError
+
+    (tmp_path / "summary.json").write_text(json.dumps({"grouping": {"by": grouping}}))
+    if isinstance(expected, str):
+        with pytest.raises(InputError, match=re.escape(expected)):
+            protocol_settings(protocol, tmp_path)
+        return
+    record, overrides = protocol_settings(protocol, tmp_path)
+    assert expected.items() <= record.items()
+    assert overrides == ({"amp": False} if protocol == "paper" else {})

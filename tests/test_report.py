@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
@@ -31,15 +32,18 @@ def _write_run(run: Path, data: Path, csb_mode: str) -> None:
 
 @pytest.fixture(scope="module")
 def two_runs(demo_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
-    """Run A: 1 epoch per fold, CSB hard. Run B: A's models evaluated with CSB off (same test images)."""
+    """Run A: 1 epoch per fold, CSB hard. Run B: A's models evaluated with CSB off at another network input
+    size (48x48 instead of 32x32: the networks are fully convolutional), on the same test images."""
     root = tmp_path_factory.mktemp("runs")
     run_a, run_b = root / "hard", root / "off"
     for k in FOLDS:
-        common = ("--dataset_dir", str(demo_dir), "--fold", str(k), "--spatial_size", SPATIAL, "--num_workers", "0")
-        run_bundle("training", "--config_file", TRAIN, *common, "--epochs", "1", "--output_dir", str(run_a / f"fold{k}"))
-        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--output_dir", str(run_a / f"fold{k}"))
+        common = ("--dataset_dir", str(demo_dir), "--fold", str(k), "--num_workers", "0")
+        run_bundle("training", "--config_file", TRAIN, *common, "--spatial_size", SPATIAL, "--epochs", "1",
+                   "--output_dir", str(run_a / f"fold{k}"))
+        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--spatial_size", SPATIAL,
+                   "--output_dir", str(run_a / f"fold{k}"))
         shutil.copytree(run_a / f"fold{k}", run_b / f"fold{k}")
-        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--csb_mode", "off",
+        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--spatial_size", "[48,48]", "--csb_mode", "off",
                    "--output_dir", str(run_b / f"fold{k}"))
     _write_run(run_a, demo_dir, "hard")
     _write_run(run_b, demo_dir, "off")
@@ -69,12 +73,14 @@ def test_report_of_one_run(two_runs, tmp_path):
 
     summary = json.loads((run_a / "summary.json").read_text())
     for section, metric in [("classification", m) for m in ("accuracy", "precision", "recall", "f1", "auc")] + [
-        ("segmentation", m) for m in ("dice", "iou", "pixel_accuracy", "sensitivity", "precision")
+        ("segmentation", m) for m in ("dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd")
     ] + [("segmentation_paper003", "dice_all"), ("segmentation_paper003", "normal_false_positive_rate")]:
         cell = _cell(md, metric, table_starts=_caption(section))
         assert cell == _expected(summary, section, metric), (section, metric, cell)
     dice, (lo, hi) = summary["pooled"]["segmentation"]["dice"], summary["pooled"]["ci95"]["dice"]
     assert f"{dice:.4f} [{lo:.4f}, {hi:.4f}]" in md
+    assert "protocol duplicate-aware (folds image by image" in md  # the demo data is prepared with --dedup none
+    assert "masks scored at each image's original size" in md and "hd95" in summary["conventions"]["segmentation"]
 
 
 @pytest.mark.slow
@@ -86,6 +92,11 @@ def test_report_compares_two_runs(two_runs, tmp_path):
     for name in ("hard", "off"):
         assert f"Run {name}" in md
     assert {"gallery_0.png", "gallery_1.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
+    # networks run at 32x32 and 48x48, masks compared on the same grid: each image's original size
+    for k in FOLDS:
+        areas = [{r["id"]: r["gt_area"] for r in csv.DictReader(open(run / f"fold{k}" / "per_image.csv"))}
+                 for run in two_runs]
+        assert areas[0] == areas[1] and max(map(int, areas[0].values())) > 32 * 32
 
 
 def _caption(section: str) -> str:

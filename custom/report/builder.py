@@ -74,6 +74,16 @@ def _provenance(run: Run) -> str:
     """Where the run came from and what it overrode, in one sentence."""
     overrides = ", ".join(f"{k}={v}" for k, v in run.meta.get("overrides", {}).items()) or "none"
     origin = run.meta.get("produced_by", {})  # written by custom.crossval through custom.provenance
-    return (f"{run.name}: data {run.meta.get('data', 'n/a')}, folds {run.folds}, commit "
+    protocol = run.summary.get("protocol")
+    stated = (f"protocol {protocol['name']} (folds {protocol['folds']}, {protocol['precision']})"
+              if protocol else "protocol not recorded")
+    return (f"{run.name}: data {run.meta.get('data', 'n/a')}, folds {run.folds}, {stated}, "
+            f"lesion threshold {'chosen on validation' if run.meta.get('calibrate') else 'argmax'}, commit "
             f"{str(origin.get('git_commit') or 'n/a')[:10]}, created {origin.get('created', 'n/a')}, "
-            f"overrides {overrides}.")
+            f"overrides {overrides}; masks scored at {_resolution(run)}.")
+
+
+def _resolution(run: Run) -> str:
+    """The size the run's masks were compared at (evaluate.json: the original; from the cache: the cache's)."""
+    cached = any(Path(c).name == "cached.json" for c in run.meta.get("config_files", []))
+    return "the size of the prepared cache (cached.json)" if cached else "each image's original size"
