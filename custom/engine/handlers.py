@@ -144,9 +144,10 @@ class EvaluationWriter:
             row: dict = {"id": case_id, "image": source}
             # the record's own fields, for breakdowns by class and lesion size (absent for plain folders)
             row.update({k: item[k] for k in ("class_name", "size_tier", "lesion_area") if k in item})
-            if "lesion_true" in out and "lesion_pred_onehot" in out:  # a labelled image and a classifying network
+            if "lesion_true" in out:  # the truth, whatever heads the network has
                 row["lesion"] = int(out["lesion_true"][0])
                 row["target"] = int(out["cls_label_onehot"].argmax())
+            if "lesion_true" in out and "lesion_pred_onehot" in out:  # and a classifying network's answer
                 # the decision after refining where the post-processing refines, else the argmax
                 row["pred_class"] = int(out["cls_pred"]) if "cls_pred" in out else int(out["cls_prob"].argmax())
                 row["lesion_pred"] = int(out["lesion_pred_onehot"][1])
@@ -164,7 +165,7 @@ class EvaluationWriter:
     def summary(self) -> dict:
         """The aggregated metrics of the collected rows (the content of ``metrics.json``)."""
         metrics: dict = {"n_images": len(self.rows)}
-        if self.rows and "lesion" in self.rows[0]:
+        if self.rows and "lesion_pred" in self.rows[0]:
             metrics["classification"] = classification_metrics(
                 [r["lesion"] for r in self.rows], [r["lesion_pred"] for r in self.rows], [r["lesion_prob"] for r in self.rows]
             )

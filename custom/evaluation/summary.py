@@ -91,7 +91,7 @@ def summarize(
     """
     out: dict = {"n_images": len(rows)}
     columns = rows[0].keys() if rows else {}
-    correct = np.array([float(r["lesion_pred"] == r["lesion"]) for r in rows]) if "lesion" in columns else None
+    correct = np.array([float(r["lesion_pred"] == r["lesion"]) for r in rows]) if "lesion_pred" in columns else None
     if correct is not None:
         out["classification"] = _classification(rows)
         if "prob_benign" in columns:
@@ -189,6 +189,6 @@ def _by_class(rows: Sequence[dict]) -> dict:
     group: dict = {"n": len(rows)}
     if "dice" in rows[0]:
         group.update(_group(rows, ("dice", "iou")), dice_all=nanmean([_dice_all(r) for r in rows]))
-    if "lesion" in rows[0]:
+    if "lesion_pred" in rows[0]:
         group["accuracy"] = float(np.mean([r["lesion_pred"] == r["lesion"] for r in rows]))
     return group

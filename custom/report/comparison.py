@@ -12,7 +12,8 @@ from .tables import fmt
 PAIRED_METRICS = {
     "dice": lambda r: r.get("dice") if r.get("lesion") == 1 and is_number(r.get("dice")) else None,
     "iou": lambda r: r.get("iou") if r.get("lesion") == 1 and is_number(r.get("iou")) else None,
-    "lesion decision correct": lambda r: float(r.get("lesion_pred") == r.get("lesion")),
+    # only for networks that decide (a segmentation-only network has no lesion_pred column)
+    "lesion decision correct": lambda r: float(r["lesion_pred"] == r["lesion"]) if "lesion_pred" in r else None,
 }
 
 

@@ -56,8 +56,8 @@ def plot_confusion(run: Run, path: Path) -> None:
     prob_names = [k[len("prob_"):] for k in (rows[0] if rows else {}) if k.startswith("prob_")]
     if rows and "target" in rows[0] and len(prob_names) >= 2:
         names, pairs = prob_names, [(r["target"], r["pred_class"]) for r in rows]
-    else:
-        names, pairs = ["normal", "lesion"], [(r["lesion"], r["lesion_pred"]) for r in rows]
+    else:  # none for a segmentation-only network: an empty matrix
+        names, pairs = ["normal", "lesion"], [(r["lesion"], r["lesion_pred"]) for r in rows if "lesion_pred" in r]
     cm = np.zeros((len(names), len(names)), dtype=int)
     for t, p in pairs:
         cm[int(t), int(p)] += 1
