@@ -210,3 +210,23 @@ def test_model_stats_all_lists_every_network():
     for name, row in stats.items():
         assert row["input_shape"] == list(INPUT_SHAPES[name])
         assert row["params"] > 0 and row["macs"] > 0
+
+
+def test_mtl_oca_keeps_its_papers_constant_learning_rate(demo_dir):
+    parser = _peer_parser(CONFIGS / "peers" / "mtl_oca.json", demo_dir, epochs=4)
+    scheduler, optimizer = parser.get_parsed_content("lr_scheduler"), parser.get_parsed_content("optimizer")
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_benign_malignant_recipe_removes_the_normal_images_from_every_split(demo_dir):
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "peers" / "acsnet.json"),
+                        str(CONFIGS / "recipes" / "benign_malignant.json")])
+    parser.update({"dataset_dir": str(demo_dir), "spatial_size": [SIZE, SIZE]})
+    for key in ("train#dataset#data", "validate#dataset#data"):
+        records = parser.get_parsed_content(key)
+        assert records and {r["class_name"] for r in records} <= {"benign", "malignant"}
+    assert parser.get_parsed_content("num_classes") == 3

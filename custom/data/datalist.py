@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from monai.data import load_decathlon_datalist
@@ -14,8 +15,17 @@ from custom.data.io import check_mask_size
 from custom.errors import InputError
 
 
-def load_datalist(path: str, split: str = "training", check_images: bool = True, labels: bool = True) -> list[dict]:
+def load_datalist(
+    path: str,
+    split: str = "training",
+    check_images: bool = True,
+    labels: bool = True,
+    classes: Sequence[str] | None = None,
+) -> list[dict]:
     """The records of ``split`` in the datalist at ``path``, with ``image``/``label`` made absolute.
+
+    ``classes`` keeps only the records of those ``class_name`` values (ACSNet's benign-vs-malignant
+    setting drops the normal images from every split); a split left empty is an InputError.
 
     Paths are relative to the datalist's folder (as ``scripts/prepare_data.py`` writes them), so a
     prepared folder can be moved. Before MONAI sees the records, each one is checked: the image
@@ -38,6 +48,10 @@ def load_datalist(path: str, split: str = "training", check_images: bool = True,
         keys = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise InputError(f"datalist {path!r} has no {split!r} split (it has {keys}).")
     records = load_decathlon_datalist(path, data_list_key=split, base_dir=os.path.dirname(os.path.abspath(path)))
+    if classes is not None:
+        records = [r for r in records if isinstance(r, dict) and r.get("class_name") in classes]
+        if not records:
+            raise InputError(f"datalist {path!r}, {split}: no record of the classes {', '.join(classes)}.")
     for i, record in enumerate(records):
         case = record.get("id", f"record {i}") if isinstance(record, dict) else f"record {i}"
         if not isinstance(record, dict) or "image" not in record:
