@@ -44,7 +44,7 @@ BASELINE = {
     "train#dataloader#_target_": "DataLoader",
 }
 
-# paper 000's protocol on BUSI: 780 images split 6:2:2 into 468 training, 156 validation and 156 test
+# the N-Unet paper's protocol on BUSI: 780 images split 6:2:2 into 468 training, 156 validation and 156 test
 # images per fold, 5 folds of 800 epochs, validation every epoch
 BUSI_TRAIN_IMAGES = 468
 BUSI_VALIDATION_IMAGES = 156

@@ -102,7 +102,7 @@ def _fold_ids(data: Path, folds: Sequence[int] | None) -> list[int]:
 
 
 def _training_thresholds(fold_file: Path) -> tuple[float, float] | None:
-    """Lesion-size thresholds (paper 000, 4.1) from the fold's training split only, for the test breakdown."""
+    """Lesion-size thresholds (N-Unet paper, 4.1) from the fold's training split only, for the test breakdown."""
     training = json.loads(fold_file.read_text())["training"]
     areas = [r["lesion_area"] for r in training if r.get("lesion") and "lesion_area" in r]
     return size_thresholds(areas) if areas else None

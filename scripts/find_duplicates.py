@@ -1,4 +1,4 @@
-"""Finds groups of near-duplicate images in a folder by SSIM (paper 003, section 4.2; custom/data/duplicates.py).
+"""Finds groups of near-duplicate images in a folder by SSIM (Aumente-Maestro et al., section 4.2; custom/data/duplicates.py).
 
     python scripts/find_duplicates.py --src <dir> --out <groups.csv> [--threshold 0.5]
 

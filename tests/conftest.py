@@ -12,6 +12,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N: N workers share the cores, so each (and every bundle run it starts) takes one
+    # thread; N workers of N threads each would oversubscribe the cores N times over
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
 
 def run_bundle(*args: str, cwd: Path = REPO, check: bool = True) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run ...`` in a subprocess, as the README tells users to run it."""

@@ -1,4 +1,4 @@
-"""ACSNet (paper 001): deformable convolution, network shapes and size, loss, and a training run through the bundle."""
+"""ACSNet: deformable convolution, network shapes and size, loss, and a training run through the bundle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Paper 003 (Aumente-Maestro et al.) and paper 002 (multi-task U-Net): oversampling, prediction refining, MT-UNet++,
+"""Aumente-Maestro et al. and Multi-task U-Net: oversampling, prediction refining, MT-UNet++,
 the deep-supervision Dice + focal loss, and the two peer configs through the bundle."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _records(classes, key="class"):
 
 # ---------------------------------------------------------------- deterministic oversampling
 def test_oversampling_reproduces_the_papers_example():
-    # Curated BUSI (paper 003, Table 3): 222 benign (49.3 %), 164 malignant (36.4 %), 64 normal (14.2 %)
+    # Curated BUSI (Aumente-Maestro et al., Table 3): 222 benign (49.3 %), 164 malignant (36.4 %), 64 normal (14.2 %)
     records = _records([1] * 222 + [2] * 164 + [0] * 64)
     assert replication_factors(records) == {0: 7, 1: 2, 2: 3}  # the paper's 2 / 3 / 7; ceil would give 3 / 3 / 8
     counts = [sum(r["class"] == c for r in oversample(records)) for c in range(3)]

@@ -1,4 +1,4 @@
-"""Near-duplicate groups by SSIM with a correlation pre-filter (paper 003, section 4.2; custom/data/duplicates.py)."""
+"""Near-duplicate groups by SSIM with a correlation pre-filter (Aumente-Maestro et al., section 4.2; custom/data/duplicates.py)."""
 
 from __future__ import annotations
 

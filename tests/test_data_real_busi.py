@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO / ".." / "shared" / "datasets"
 BUSI = DATASETS / "Dataset_BUSI_with_GT"
 CURATED = DATASETS / "mapping_curated_BUSI.csv"
-PAPER_ALPHA, PAPER_BETA = 2097, 6725  # paper 000, section 4.1
+PAPER_ALPHA, PAPER_BETA = 2097, 6725  # N-Unet, section 4.1
 
 pytestmark = [
     pytest.mark.slow,

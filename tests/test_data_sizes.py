@@ -1,4 +1,4 @@
-"""Lesion area at 256x256 and size tiers (paper 000, section 4.1; custom/data/sizes.py)."""
+"""Lesion area at 256x256 and size tiers (N-Unet paper, section 4.1; custom/data/sizes.py)."""
 
 from __future__ import annotations
 

@@ -93,8 +93,8 @@ def test_segmentation_conventions_with_empty_ground_truth_and_empty_prediction()
     rows = [
         seg_row(1000, 900, 0.8),  # lesion, found
         seg_row(500, 0, 0.0),  # lesion, empty prediction: Dice 0 in both conventions
-        seg_row(0, 0, class_name="normal"),  # empty / empty: excluded (paper 000), 1 (paper 003)
-        seg_row(0, 40, class_name="normal"),  # empty GT, predicted foreground: excluded (paper 000), 0 (paper 003)
+        seg_row(0, 0, class_name="normal"),  # empty / empty: excluded (N-Unet), 1 (Aumente-Maestro et al.)
+        seg_row(0, 40, class_name="normal"),  # empty GT, predicted foreground: excluded (N-Unet), 0 (Aumente-Maestro et al.)
     ]
     out = summarize(rows, n_bootstrap=10)
     assert out["n_images"] == 4 and out["n_lesion_images"] == 2

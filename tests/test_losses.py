@@ -1,4 +1,4 @@
-"""AMTL loss, Focal-BCE and Dice against the paper's formulas (paper 000, section 3.5)."""
+"""AMTL loss, Focal-BCE and Dice against the paper's formulas (N-Unet paper, section 3.5)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""MTL-OCA (paper 004): gradient-magnitude input channel, network, loss and the bundle override file."""
+"""MTL-OCA: gradient-magnitude input channel, network, loss and the bundle override file."""
 
 from __future__ import annotations
 

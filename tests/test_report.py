@@ -100,8 +100,8 @@ def test_report_compares_two_runs(two_runs, tmp_path):
 
 
 def _caption(section: str) -> str:
-    return {"classification": "Classification, lesion vs normal", "segmentation": "Segmentation (paper 000)",
-            "segmentation_paper003": "Segmentation, paper 003"}[section]
+    return {"classification": "Classification, lesion vs normal", "segmentation": "Segmentation (N-Unet)",
+            "segmentation_paper003": "Segmentation, Aumente-Maestro et al."}[section]
 
 
 def _cell(md: str, metric: str, table_starts: str) -> str:

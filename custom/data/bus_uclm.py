@@ -1,4 +1,4 @@
-"""Reader of BUS-UCLM (683 images of 38 patients; paper 000, section 4.1), built from its description.
+"""Reader of BUS-UCLM (683 images of 38 patients; N-Unet, section 4.1), built from its description.
 
 Layout: ``<src>/INFO.csv``, ``<src>/images/<name>``, ``<src>/masks/<name>`` (same file name).
 

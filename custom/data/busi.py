@@ -5,7 +5,7 @@ and, for images with several lesions, ``_mask_1.png``, ``_mask_2.png`` (merged b
 Images are 8-bit grayscale or RGB, masks 1-bit, RGB or RGBA; all are read whatever their mode.
 Case ids are ``<class>_<n>`` with ``n`` zero-padded to 3 digits (``benign (7).png`` -> ``benign_007``).
 
-Curated BUSI (paper 003, section 4.3) keeps 450 of the 780 images: every member of every duplicate
+Curated BUSI (Aumente-Maestro et al., section 4.3) keeps 450 of the 780 images: every member of every duplicate
 group was removed. Its list is ``class;id`` (semicolon-separated, CRLF), ``id`` being ``n``.
 """
 
@@ -156,7 +156,7 @@ def prepare_busi(
         missing = sorted(keep - ids)
         if missing and not skip_bad:
             raise DataError(f"{curated}: lists {missing[0]} ({len(missing)} in all), which {src} does not have")
-        exclude = {i: "not in the Curated BUSI list (member of a duplicate group, paper 003)" for i in ids - keep}
+        exclude = {i: "not in the Curated BUSI list (member of a duplicate group)" for i in ids - keep}
         reference = ids - keep
     return prepare(
         "Curated BUSI" if curated else "BUSI",

@@ -1,6 +1,6 @@
-"""Near-duplicate images by SSIM (paper 003, section 4.2), grouped so a split never separates them.
+"""Near-duplicate images by SSIM (Aumente-Maestro et al., section 4.2), grouped so a split never separates them.
 
-Paper 003 computes the SSIM of every pair of BUSI images (0.614 +- 0.172 for duplicated pairs,
+Aumente-Maestro et al. compute the SSIM of every pair of BUSI images (0.614 +- 0.172 for duplicated pairs,
 0.103 +- 0.040 for the others) and reviews the top-ranked pairs by eye. Without the eye:
 
 1. every grayscale image is resized to 64x64 (PIL bilinear, which averages when shrinking);

@@ -1,6 +1,6 @@
 """Cross-validation folds: k chunks by rotation, stratified by class x size tier, groups kept whole.
 
-Paper 000 (section 4.1) uses five folds, each split 6 : 2 : 2 into training, validation and test
+The N-Unet paper (section 4.1) uses five folds, each split 6 : 2 : 2 into training, validation and test
 while preserving the class and lesion-size distributions. Here the data is cut into ``k`` chunks of
 near-equal size and composition; fold ``f`` tests on chunk ``f``, validates on chunk ``f + 1`` (mod
 ``k``) and trains on the other ``k - 2`` (3 : 1 : 1 chunks for ``k = 5``). Every image is in exactly

@@ -1,4 +1,4 @@
-"""Deterministic oversampling of a training split (Aumente-Maestro et al. 2025, paper 003, section 3.1, module 1)."""
+"""Deterministic oversampling of a training split (Aumente-Maestro et al. 2025, section 3.1, module 1)."""
 
 from __future__ import annotations
 

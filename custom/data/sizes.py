@@ -1,4 +1,4 @@
-"""Lesion area and size tiers (paper 000, section 4.1).
+"""Lesion area and size tiers (N-Unet paper, section 4.1).
 
 The lesion area ``A`` is the number of foreground pixels of the mask resized to 256x256 with nearest
 neighbour. ``alpha`` and ``beta`` are the 33 % and 66 % quantiles of ``A`` over lesion-positive

@@ -1,4 +1,4 @@
-"""Class weights of the classification loss, counted on a training split (paper 000, section 3.5.1)."""
+"""Class weights of the classification loss, counted on a training split (N-Unet paper, section 3.5.1)."""
 
 from __future__ import annotations
 

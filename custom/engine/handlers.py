@@ -35,7 +35,7 @@ class TrainingLog:
     """One line per epoch: progress with ETA on the console and a JSON record in ``log_file``.
 
     Each record holds the epoch, mean training loss, learning rate, the AMTL task weights
-    ``1 / (2 sigma_i^2)`` and ``s_i`` (paper 000, eq. 24) and, on validation epochs, the validation
+    ``1 / (2 sigma_i^2)`` and ``s_i`` (N-Unet paper, eq. 24) and, on validation epochs, the validation
     metrics. The task weights are also put into ``engine.state.metrics`` so that a
     ``TensorBoardStatsHandler`` attached after this handler plots them.
 
@@ -176,7 +176,7 @@ class EvaluationWriter:
             metrics["n_lesion_images"] = len(lesion_rows)
         metrics["convention"] = (
             "classification: lesion (benign or malignant) = positive, all images; "
-            "segmentation: per image after CSB, averaged over lesion-containing images (paper 000), "
+            "segmentation: per image after CSB, averaged over lesion-containing images (N-Unet), "
             "at the size of the compared masks (each image's original size with evaluate.json); "
             "hd95 and asd in pixels of those masks, a missed lesion scoring the image diagonal"
         )

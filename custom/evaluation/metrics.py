@@ -1,9 +1,9 @@
-"""The one definition of every metric the project reports (paper 000, section 4.5).
+"""The one definition of every metric the project reports (N-Unet paper, section 4.5).
 
 Built on MONAI's metric functions so that validation handlers (MONAI ``MeanDice``/``MeanIoU``/
 ``ROCAUC``/``ConfusionMatrix``), ``evaluate.json`` and later reports compute the same numbers.
 
-Conventions (paper 000): classification treats *lesion present* (benign or malignant) as the
+Conventions (N-Unet): classification treats *lesion present* (benign or malignant) as the
 positive class; segmentation metrics are computed per image on the CSB-gated binary mask and
 averaged over the images whose ground truth contains a lesion.
 """

@@ -2,7 +2,7 @@
 
 - :func:`bootstrap_ci`: percentile bootstrap over images (Efron & Tibshirani, 1993).
 - :func:`paired_comparison`: two models on the same test images: paired bootstrap CI of the mean
-  difference and the two-sided Wilcoxon signed-rank test, the test paper 003 uses to compare methods.
+  difference and the two-sided Wilcoxon signed-rank test, the test Aumente-Maestro et al. use to compare methods.
 - :func:`aggregate_folds`: mean and sample standard deviation over folds of every numeric metric.
 """
 

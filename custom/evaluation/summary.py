@@ -3,9 +3,9 @@
 The papers the project compares with aggregate differently, so :func:`summarize` reports each
 convention under its own key (and states it in ``conventions``):
 
-- paper 000 (N-Unet, section 4.5): classification is lesion present (benign or malignant) vs normal,
+- N-Unet (section 4.5): classification is lesion present (benign or malignant) vs normal,
   lesion positive, over all images; segmentation is averaged per image over lesion images only.
-- paper 003 (multi-task nnU-Net/UNet++ on Curated BUSI): Dice averaged over *all* images, an image
+- Aumente-Maestro et al. (multi-task nnU-Net/UNet++ on Curated BUSI): Dice averaged over *all* images, an image
   with empty ground truth scoring 1 when the prediction is empty and 0 otherwise; 3-class
   (normal/benign/malignant) classification.
 
@@ -32,28 +32,28 @@ from .statistics import bootstrap_ci
 TEXT_COLUMNS = ("id", "image", "class_name", "size_tier")
 SIZE_TIERS = ("small", "medium", "large")
 CONVENTIONS = {
-    "classification": "paper 000: lesion (benign or malignant) = positive, all images; "
+    "classification": "N-Unet: lesion (benign or malignant) = positive, all images; "
     "confusion_matrix [[TN, FP], [FN, TP]]; auc of lesion_prob",
-    "classification_3class": "paper 003: normal/benign/malignant from pred_class vs target over all images; "
+    "classification_3class": "Aumente-Maestro et al.: normal/benign/malignant from pred_class vs target over all images; "
     "macro_auc = unweighted mean of one-vs-rest ROC-AUCs of prob_<class>; per_class precision/recall/f1 "
     "one-vs-rest (NaN when undefined, e.g. a class never predicted); benign_vs_malignant_accuracy = "
     "share of correct benign/malignant calls among images that are truly benign or malignant AND predicted "
     "benign or malignant (malignancy grading of detected lesions; missed lesions count in recall instead)",
-    "segmentation": "paper 000: per image after CSB, mean over images whose ground truth has a lesion (gt_area > 0); "
+    "segmentation": "N-Unet: per image after CSB, mean over images whose ground truth has a lesion (gt_area > 0); "
     "masks compared at each image's original size (logits resampled bilinearly from the network's input size "
     "before the threshold; the cache size when evaluated from cached.json); hd95 = 95th-percentile symmetric "
     "Hausdorff distance and asd = average symmetric surface distance between the mask edges (MONAI), in pixels "
     "of the compared masks (hd95_mm, asd_mm in millimetres for images whose record gives the pixel spacing); "
     "a lesion image with an empty prediction scores the image diagonal",
-    "segmentation_paper003": "paper 003: dice_all = mean over all images, an empty ground truth scores 1 if the "
+    "segmentation_paper003": "Aumente-Maestro et al.: dice_all = mean over all images, an empty ground truth scores 1 if the "
     "prediction is empty else 0; normal_false_positive_rate = share of empty-ground-truth images with any "
     "predicted foreground",
     "by_size_tier": "lesion images by size tier (small A < alpha <= medium < beta <= large); dice and iou in "
-    "the paper-000 convention; tiers recomputed from lesion_area with the training split's (alpha, beta) "
+    "the N-Unet convention; tiers recomputed from lesion_area with the training split's (alpha, beta) "
     "when given, else the rows' size_tier",
-    "by_class": "per class_name: n, dice/iou (paper 000; NaN for normal), dice_all (paper 003), accuracy = "
+    "by_class": "per class_name: n, dice/iou (N-Unet; NaN for normal), dice_all (Aumente-Maestro et al.), accuracy = "
     "share of correct lesion-vs-normal decisions",
-    "ci95": "95 % percentile bootstrap over images: dice over lesion images (paper 000), accuracy "
+    "ci95": "95 % percentile bootstrap over images: dice over lesion images (N-Unet), accuracy "
     "lesion-vs-normal over all images",
 }
 
@@ -166,7 +166,7 @@ def _classification_3class(rows: Sequence[dict]) -> dict:
 
 
 def _dice_all(row: dict) -> float:
-    """Paper 003: the image's Dice; with empty ground truth 1 for an empty prediction, 0 otherwise."""
+    """Aumente-Maestro et al.: the image's Dice; with empty ground truth 1 for an empty prediction, 0 otherwise."""
     if row["gt_area"] > 0:
         return row["dice"]
     return 1.0 if row["pred_area"] == 0 else 0.0

@@ -1,4 +1,4 @@
-"""ACSNet's multi-task loss (He et al., Comput. Biol. Med. 2024, paper 001, section 3.4, eq. 8-13)."""
+"""ACSNet's multi-task loss (He et al., Comput. Biol. Med. 2024, section 3.4, eq. 8-13)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ VGG16_BLOCKS = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512))
 class VGG16Features(nn.Module):
     """Frozen VGG-16 (Simonyan & Zisserman) feature extractor: the outputs of relu1_2, relu2_2, relu3_3 and relu4_3.
 
-    These four levels are the features LossNet compares (paper 001, eq. 10-11). The weights are read
+    These four levels are the features LossNet compares (ACSNet, eq. 10-11). The weights are read
     from a local torchvision-layout ``vgg16`` state dict (keys ``features.<index>.weight/bias``; the
     layers after relu4_3 and the classifier are ignored) and held as non-persistent buffers: they move
     with ``.to(device)`` but are not parameters (nothing to optimise or decay) and are not written
@@ -66,7 +66,7 @@ class VGG16Features(nn.Module):
 
 
 class ACSNetLoss(nn.Module):
-    """``L = lambda * L_cls + (1 - lambda) * (L_dice + gamma * L_LossNet)``, paper 001 eq. 13 and 12.
+    """``L = lambda * L_cls + (1 - lambda) * (L_dice + gamma * L_LossNet)``, ACSNet eq. 13 and 12.
 
     - ``L_cls`` (eq. 8): cross-entropy on the class logits. The paper's binary cross-entropy for
       benign/malignant is the 2-logit cross-entropy here (normal/lesion, or 3 classes

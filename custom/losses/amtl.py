@@ -1,4 +1,4 @@
-"""Adaptive multi-task loss with learned homoscedastic uncertainty (paper 000, section 3.5.3, eq. 23-24)."""
+"""Adaptive multi-task loss with learned homoscedastic uncertainty (N-Unet paper, section 3.5.3, eq. 23-24)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The multi-task loss of Aumente-Maestro et al. 2025 (paper 003, section 3.4, eq. 1-4): deep-supervision Dice + focal."""
+"""The multi-task loss of Aumente-Maestro et al. 2025 (section 3.4, eq. 1-4): deep-supervision Dice + focal."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ __all__ = ["DeepSupervisionDiceFocalLoss", "InverseDepthDeepSupervisionLoss"]
 
 
 class InverseDepthDeepSupervisionLoss(DeepSupervisionLoss):
-    """MONAI's ``DeepSupervisionLoss`` with the weights ``w_i = 1 / i`` of paper 003, eq. 2.
+    """MONAI's ``DeepSupervisionLoss`` with the weights ``w_i = 1 / i`` of Aumente-Maestro et al., eq. 2.
 
     ``forward(outputs, target)`` takes the segmentation outputs final first (``i = 1``, weight 1),
     then the deep-supervision outputs in decreasing importance (weights 1/2, 1/3, ...), and returns
@@ -29,7 +29,7 @@ class InverseDepthDeepSupervisionLoss(DeepSupervisionLoss):
 
 
 class DeepSupervisionDiceFocalLoss(nn.Module):
-    """``L = lambda * L_seg + (1 - lambda) * L_cls`` (paper 003, eq. 4).
+    """``L = lambda * L_seg + (1 - lambda) * L_cls`` (Aumente-Maestro et al., eq. 4).
 
     - ``L_seg`` (eq. 1-2): ``sum_i (1 / i) (1 - Dice_i)`` over ``pred["seg"]`` (``i = 1``) followed by
       the list ``pred["aux_seg"]`` when present, with ``Dice = (2 S.G + eps) / (S^2 + G^2 + eps)``,

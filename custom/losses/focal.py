@@ -1,4 +1,4 @@
-"""Class-weighted focal cross-entropy: the Focal-BCE of N-Unet (paper 000, section 3.5.1, eq. 21)."""
+"""Class-weighted focal cross-entropy: the Focal-BCE of N-Unet (Yang & Zhu, J. Imaging 2026, section 3.5.1, eq. 21)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 
 class FocalCrossEntropyLoss(nn.Module):
-    """Focal-BCE (paper 000, eq. 21) generalised to ``C`` classes: ``mean_i w_{y_i} (1 - p_t)^gamma (-log p_t)``.
+    """Focal-BCE (N-Unet paper, eq. 21) generalised to ``C`` classes: ``mean_i w_{y_i} (1 - p_t)^gamma (-log p_t)``.
 
     The network's classification head has ``C`` logits (``C = 2``: normal, lesion as in the paper;
     ``C = 3``: normal, benign, malignant). With ``C = 2`` the softmax over the two logits gives

@@ -1,4 +1,4 @@
-"""The MTL-OCA training loss (paper 004, section 2.2, eq. 4-5)."""
+"""The MTL-OCA training loss (Lu et al., Front. Oncol. 2025, section 2.2, eq. 4-5)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import nn
 
 
 class MTLOCALoss(nn.Module):
-    """``L = L_s + L_c`` with ``L_s = alpha * L_soft + L_aug`` (paper 004, eq. 4-5), all cross-entropies, no task weighting.
+    """``L = L_s + L_c`` with ``L_s = alpha * L_soft + L_aug`` (MTL-OCA, eq. 4-5), all cross-entropies, no task weighting.
 
     - ``L_aug``: cross-entropy of the final mask ``pred["seg"]`` against ``target["seg"]``. The mask is one
       sigmoid (lesion) channel, so its two-class cross-entropy is binary cross-entropy with logits.

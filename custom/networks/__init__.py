@@ -45,13 +45,13 @@ __all__ = [
 ]
 
 NETWORKS: dict[str, str] = {
-    # paper 000
+    # N-Unet
     "nunet": "custom.networks.nunet.NUNet",
-    # peers (paper 001, 003, 004; paper 002 is the paper-003 recipe on "attention_unet")
+    # peers (ACSNet, Aumente-Maestro et al., MTL-OCA; Multi-task U-Net is the Aumente-Maestro et al. recipe on "attention_unet")
     "acsnet": "custom.networks.acsnet.ACSNet",
     "mt_unetpp": "custom.networks.mt_unetpp.MTUNetPlusPlus",
     "mtl_oca": "custom.networks.mtl_oca.MTLOCA",
-    # baselines of paper 000's tables: MONAI networks with a classification head on the bottleneck
+    # baselines of the N-Unet paper's tables: MONAI networks with a classification head on the bottleneck
     "unet": "custom.networks.baselines.UNetWithClassifier",
     "attention_unet": "custom.networks.baselines.AttentionUNetWithClassifier",
     "unetr": "custom.networks.baselines.UNETRWithClassifier",

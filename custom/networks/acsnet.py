@@ -1,4 +1,4 @@
-"""ACSNet: multi-task breast-tumour segmentation and classification (He et al., Comput. Biol. Med. 2024, paper 001).
+"""ACSNet: multi-task breast-tumour segmentation and classification (He et al., Comput. Biol. Med. 2024).
 
 A U-shaped network on a ResNet-18 encoder (stages 1-5) with a gate unit on every skip connection
 (section 3.2), DSAModules (deformable convolution + spatial attention, section 3.3) in the two
@@ -299,7 +299,7 @@ class MultiScaleClassifier(nn.Module):
 
 
 class ACSNet(nn.Module):
-    """ACSNet (He et al. 2024, paper 001, section 3): ResNet-18 U-Net with gate units, DSAModules and a multi-scale classifier.
+    """ACSNet (He et al. 2024, section 3): ResNet-18 U-Net with gate units, DSAModules and a multi-scale classifier.
 
     ``forward(x)`` returns raw logits ``{"seg": (B, 1, H, W), "cls": (B, num_classes)}`` at the input
     resolution, in training and in eval mode (no auxiliary outputs).

@@ -1,4 +1,4 @@
-"""The standard baselines of paper 000's comparison (section 4.6, Tables 2-6) as multi-task networks.
+"""The standard baselines of the N-Unet paper's comparison (section 4.6, Tables 2-6) as multi-task networks.
 
 Yang & Zhu (J. Imaging 2026, 12(5), 194) compare N-Unet with U-Net, attention U-Net ("AGUnet"), UNETR
 and a Swin-transformer U-Net on the joint lesion-classification and segmentation task, but do not
@@ -55,7 +55,7 @@ class BottleneckClassifier(nn.Module):
 
     ``forward(x)`` returns ``{"seg": segmenter(x), "cls": head(bottleneck feature)}`` in training and
     eval mode alike (no auxiliary outputs). The head is N-Unet's :class:`ClassificationHead`
-    (paper 000, section 3.4). The bottleneck output is captured by a forward hook registered for
+    (N-Unet paper, section 3.4). The bottleneck output is captured by a forward hook registered for
     the duration of each call and read from a local list: no tensor outlives the call on the module
     (it would keep the autograd graph alive), replicas made by ``DataParallel`` each hook their own
     submodule, and ``torch.jit.trace(..., strict=False)`` records the hooked graph like any other.
@@ -107,7 +107,7 @@ class BottleneckClassifier(nn.Module):
 
 
 class UNetWithClassifier(BottleneckClassifier):
-    """Paper 000's "Unet" baseline [22] (Tables 2-6): ``monai.networks.nets.UNet`` plus the bottleneck head.
+    """The N-Unet paper's "Unet" baseline [22] (Tables 2-6): ``monai.networks.nets.UNet`` plus the bottleneck head.
 
     MONAI's U-Net downsamples with strided convolutions and, with ``num_res_units=2`` (the MONAI
     tutorials' setting), has two residual units per level. The paper gives only totals (29.38 M
@@ -147,7 +147,7 @@ class UNetWithClassifier(BottleneckClassifier):
 
 
 class AttentionUNetWithClassifier(BottleneckClassifier):
-    """Paper 000's "AGUnet" baseline [11] (Tables 2-6): ``monai.networks.nets.AttentionUnet`` plus the bottleneck head.
+    """The N-Unet paper's "AGUnet" baseline [11] (Tables 2-6): ``monai.networks.nets.AttentionUnet`` plus the bottleneck head.
 
     Oktay et al.'s attention U-Net with widths 64..1024 and four downsamplings (MONAI's attention
     U-Net downsamples with strided convolutions): 32.79 M parameters with the head, against the
@@ -184,7 +184,7 @@ class AttentionUNetWithClassifier(BottleneckClassifier):
 
 
 class UNETRWithClassifier(BottleneckClassifier):
-    """Paper 000's "UNETR" baseline [25] (Tables 2-6): ``monai.networks.nets.UNETR`` plus the bottleneck head.
+    """The N-Unet paper's "UNETR" baseline [25] (Tables 2-6): ``monai.networks.nets.UNETR`` plus the bottleneck head.
 
     The transformer is the UNETR paper's ViT-B/16 (hidden size 768, 12 layers, 12 heads, MLP 3072,
     decoder feature size 16): 88.52 M parameters with the head and 26.41 G THOP MACs at 1x3x256x256
@@ -234,7 +234,7 @@ class UNETRWithClassifier(BottleneckClassifier):
 
 
 class SwinUNETRWithClassifier(BottleneckClassifier):
-    """Paper 000's "SwinUnet" baseline [26] (Tables 2-6) as ``monai.networks.nets.SwinUNETR`` plus the bottleneck head.
+    """The N-Unet paper's "SwinUnet" baseline [26] (Tables 2-6) as ``monai.networks.nets.SwinUNETR`` plus the bottleneck head.
 
     The paper's SwinUnet (He et al., 86.09 M / 18.22 G) is not in MONAI; SwinUNETR (Hatamizadeh et
     al.) is MONAI's Swin-transformer U-Net. With the SwinUNETR paper's feature size 48 it measures

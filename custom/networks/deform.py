@@ -1,6 +1,6 @@
 """2D deformable convolution (Dai et al. 2017, "Deformable convolutional networks", DCNv1) in plain PyTorch.
 
-ACSNet's DSAModule (paper 001, section 3.3, eq. 4 and 7) uses deformable convolutions. The usual
+ACSNet's DSAModule (section 3.3, eq. 4 and 7) uses deformable convolutions. The usual
 implementation is ``torchvision.ops.deform_conv2d``, but torchvision cannot be imported beside this
 project's torch, so :func:`deform_conv2d` reproduces its semantics (one offset group, no modulation
 mask) with ``torch.nn.functional.grid_sample``: every kernel tap of every output pixel samples the

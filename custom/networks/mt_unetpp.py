@@ -1,5 +1,5 @@
 """Multi-task UNet++ of Aumente-Maestro et al., "A multi-task framework for breast cancer segmentation and
-classification in ultrasound imaging", Comput. Methods Programs Biomed. 260 (2025) 108540 (paper 003), section 3.
+classification in ultrasound imaging", Comput. Methods Programs Biomed. 260 (2025) 108540, section 3.
 
 The segmentation path is MONAI's ``BasicUNetPlusPlus`` unchanged (Zhou et al., UNet++, with deep
 supervision); the classification components (section 3.3) read three of its features.
@@ -21,7 +21,7 @@ __all__ = ["MTUNetPlusPlus", "MultiScaleClassificationHead"]
 
 
 class MultiScaleClassificationHead(nn.Module):
-    """Feature processing and classifier of paper 003, section 3.3.
+    """Feature processing and classifier of Aumente-Maestro et al., section 3.3.
 
     Feature processing: the bottleneck is upsampled to the resolution of the level just before it and
     concatenated with that level's encoder and decoder features. Classifier: Conv 3x3 -> 512 + norm +
@@ -63,7 +63,7 @@ class MultiScaleClassificationHead(nn.Module):
 
 
 class MTUNetPlusPlus(nn.Module):
-    """Multi-task UNet++ with deep supervision, paper 003 (section 3, Fig. 1): one lesion mask and ``num_classes`` logits.
+    """Multi-task UNet++ with deep supervision, Aumente-Maestro et al. (section 3, Fig. 1): one lesion mask and ``num_classes`` logits.
 
     ``forward(x)`` returns ``{"seg": (B, 1, *spatial) logits, "cls": (B, num_classes) logits}`` and, in
     training mode with ``deep_supervision``, ``"aux_seg"``: the other deep-supervision logits. The

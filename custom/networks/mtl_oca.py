@@ -1,7 +1,7 @@
 """MTL-OCA: multi-task Res-UNet with object contextual attention for breast ultrasound.
 
 Lu, Sun, Wang & Yu, "Automatic joint segmentation and classification of breast ultrasound images via
-multi-task learning with object contextual attention", Front. Oncol. 2025, 15:1567577 (paper 004),
+multi-task learning with object contextual attention", Front. Oncol. 2025, 15:1567577,
 section 2. No code was released; this follows the text and, for the attention module, OCRNet
 (Yuan, Chen & Wang, ECCV 2020), which the paper builds on.
 """
@@ -25,7 +25,7 @@ def _group_norm(num_groups: int) -> tuple:
 
 
 class ResUpBlock(nn.Module):
-    """Res-UNet decoder step (paper 004, section 2.1): Upsample -> concat skip -> residual Conv + GroupNorm unit.
+    """Res-UNet decoder step (MTL-OCA, section 2.1): Upsample -> concat skip -> residual Conv + GroupNorm unit.
 
     The deeper feature is brought to the skip's width by a 1x1 convolution before the (non-trainable,
     linear) upsampling, MONAI ``UpSample``'s ``pre_conv``, which is cheaper than convolving after it.
@@ -47,7 +47,7 @@ class ResUpBlock(nn.Module):
 
 
 class ResUNetBackbone(nn.Module):
-    """The 3-level Res-UNet backbone of MTL-OCA (paper 004, section 2.1, Figure 2).
+    """The 3-level Res-UNet backbone of MTL-OCA (section 2.1, Figure 2).
 
     Encoder level ``l``: a residual unit (two Conv + GroupNorm + ReLU with a 1x1-projected identity,
     MONAI ``ResidualUnit``) whose output is the skip, then max-pooling. A residual bridge at 1/8
@@ -97,7 +97,7 @@ class ResUNetBackbone(nn.Module):
 
 
 class ObjectContextualAttention(nn.Module):
-    """Object contextual attention (paper 004, section 2.1, eq. 1-3; OCRNet, Yuan et al. 2020, section 3.2-3.3).
+    """Object contextual attention (MTL-OCA, section 2.1, eq. 1-3; OCRNet, Yuan et al. 2020, section 3.2-3.3).
 
     Given pixel features ``x`` (B, C, *spatial) and K soft object regions ``regions`` (B, K, *spatial)
     with non-negative weights::
@@ -163,7 +163,7 @@ class ObjectContextualAttention(nn.Module):
 
 
 class MTLOCA(nn.Module):
-    """MTL-OCA (Lu et al. 2025, paper 004, section 2): Res-UNet backbone, object contextual attention, MLP classifier.
+    """MTL-OCA (Lu et al. 2025, section 2): Res-UNet backbone, object contextual attention, MLP classifier.
 
     ``forward(x)`` returns raw logits ``{"seg": (B, 1, *spatial), "cls": (B, num_classes)}``; in training
     mode also ``"aux_seg": [coarse]``, the coarse mask logits that :class:`custom.losses.mtl_oca.MTLOCALoss`

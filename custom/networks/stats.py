@@ -14,8 +14,8 @@ from custom.networks import NETWORKS, get_network
 __all__ = ["INPUT_SHAPES", "all_model_stats", "count_parameters", "model_stats", "thop_macs"]
 
 # The input every registered network is measured at: its own image channels and the input size of
-# the paper that reports it (paper 000 for N-Unet and its baselines, 001 ACSNet, 003 MT-UNet++ on
-# grayscale, 004 MTL-OCA on grayscale plus gradient magnitude).
+# the paper that reports it (the N-Unet paper for N-Unet and its baselines, ACSNet's, Aumente-Maestro
+# et al.'s for MT-UNet++ on grayscale, MTL-OCA's on grayscale plus gradient magnitude).
 INPUT_SHAPES: dict[str, tuple[int, ...]] = {
     "nunet": (1, 3, 256, 256),
     "acsnet": (1, 3, 256, 256),

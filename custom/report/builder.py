@@ -39,7 +39,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
               if t is not None])
     doc.add(*[fold_table(run) for run in runs])
     plot_size_tiers(runs, out / "figures" / "dice_by_size.png")
-    doc.add(Figure("figures/dice_by_size.png", "Dice (paper 000) by lesion-size tier, mean ± std over folds."))
+    doc.add(Figure("figures/dice_by_size.png", "Dice (N-Unet) by lesion-size tier, mean ± std over folds."))
 
     if len(runs) > 1:
         doc.add(Heading("Paired comparisons"))

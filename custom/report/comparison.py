@@ -8,7 +8,7 @@ from .document import Table
 from .runs import Run, is_number
 from .tables import fmt
 
-#: per-image scores compared: Dice and IoU on lesion images (paper 000), and whether the lesion decision is right
+#: per-image scores compared: Dice and IoU on lesion images (N-Unet), and whether the lesion decision is right
 PAIRED_METRICS = {
     "dice": lambda r: r.get("dice") if r.get("lesion") == 1 and is_number(r.get("dice")) else None,
     "iou": lambda r: r.get("iou") if r.get("lesion") == 1 and is_number(r.get("iou")) else None,
@@ -32,7 +32,7 @@ def comparison_table(a: Run, b: Run) -> Table:
         rows.append([metric, str(c["n"]), fmt(c["mean_a"]), fmt(c["mean_b"]), fmt(c["mean_diff"]),
                      f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]", f"{p:.4g}" if is_number(p) else "n/a"])
     note = ("Convention: the same test images in both runs (ids common to both per_image.csv); Dice and IoU over "
-            "lesion images after CSB (paper 000), decision correctness over all images (1 right, 0 wrong); "
+            "lesion images after CSB (N-Unet), decision correctness over all images (1 right, 0 wrong); "
             "difference = B - A with a paired percentile bootstrap 95 % CI (2000 resamples) and the two-sided "
             "Wilcoxon signed-rank p-value (n/a when every difference is zero).")
     header = ["metric", "n", f"A: {a.name}", f"B: {b.name}", "B - A", "95 % CI", "Wilcoxon p"]

@@ -79,7 +79,7 @@ def plot_size_tiers(runs: Sequence[Run], path: Path) -> None:
         std = [lookup(run.summary, "std", "by_size_tier", t, "dice") for t in SIZE_TIERS]
         ax.bar(x + (i - (len(runs) - 1) / 2) * width, [m if is_number(m) else 0 for m in mean], width,
                yerr=[s if is_number(s) else 0 for s in std], capsize=4, label=run.name)
-    ax.set(xticks=x, xticklabels=SIZE_TIERS, ylabel="Dice (paper 000)", ylim=(0, 1.05),
+    ax.set(xticks=x, xticklabels=SIZE_TIERS, ylabel="Dice (N-Unet)", ylim=(0, 1.05),
            title="Dice by lesion size (mean ± std over folds)")
     ax.legend(fontsize=8)
     _save(fig, path)

@@ -86,7 +86,7 @@ def _parse(value: str) -> Any:
 
 
 def lesion_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows whose ground truth contains a lesion and whose Dice is defined (paper 000 convention)."""
+    """The rows whose ground truth contains a lesion and whose Dice is defined (N-Unet convention)."""
     return [r for r in rows if r.get("lesion") == 1 and is_number(r.get("dice"))]
 
 

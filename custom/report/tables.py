@@ -61,29 +61,29 @@ def _metric_table(runs: Sequence[Run], caption: str, section: str, metrics: Sequ
 
 
 def classification_table(runs: Sequence[Run]) -> Table:
-    """Paper 000 lesion-vs-normal classification (table of section 4)."""
+    """The N-Unet paper's lesion-vs-normal classification (table of section 4)."""
     return _metric_table(
-        runs, "Classification, lesion vs normal (paper 000)", "classification", CLASSIFICATION_METRICS,
-        "paper 000: lesion present (benign or malignant) is the positive class; every test image counts; "
+        runs, "Classification, lesion vs normal (N-Unet)", "classification", CLASSIFICATION_METRICS,
+        "N-Unet: lesion present (benign or malignant) is the positive class; every test image counts; "
         "AUC of the lesion probability.",
     )
 
 
 def segmentation_table(runs: Sequence[Run]) -> Table:
-    """Paper 000 segmentation: lesion images only, after CSB; boundary metrics in millimetres where a run has them."""
+    """The N-Unet paper's segmentation: lesion images only, after CSB; boundary metrics in millimetres where a run has them."""
     millimetres = [m for m in MILLIMETRE_METRICS if any(lookup(run.summary, "mean", "segmentation", m) for run in runs)]
     return _metric_table(
-        runs, "Segmentation (paper 000)", "segmentation", [*SEGMENTATION_METRICS, *millimetres],
-        "paper 000: metrics per image on the CSB-gated binary mask, averaged over the test images whose "
+        runs, "Segmentation (N-Unet)", "segmentation", [*SEGMENTATION_METRICS, *millimetres],
+        "N-Unet: metrics per image on the CSB-gated binary mask, averaged over the test images whose "
         "ground truth contains a lesion (normal images excluded); a lesion zeroed by CSB scores 0.",
     )
 
 
 def paper003_table(runs: Sequence[Run]) -> Table:
-    """Paper 003: Dice over all images and the false-positive rate on normal images."""
+    """Aumente-Maestro et al.: Dice over all images and the false-positive rate on normal images."""
     return _metric_table(
-        runs, "Segmentation, paper 003 convention", "segmentation_paper003", PAPER003,
-        "paper 003: Dice averaged over all test images, normal images included (an empty prediction on an "
+        runs, "Segmentation, Aumente-Maestro et al. convention", "segmentation_paper003", PAPER003,
+        "Aumente-Maestro et al.: Dice averaged over all test images, normal images included (an empty prediction on an "
         "empty ground truth scores 1); normal_false_positive_rate is the share of normal images with any predicted "
         "lesion pixel.",
     )
@@ -101,7 +101,7 @@ def three_class_table(runs: Sequence[Run]) -> Table | None:
 
 
 def size_tier_table(runs: Sequence[Run]) -> Table:
-    """Segmentation by lesion-size tier (paper 000 convention within each tier)."""
+    """Segmentation by lesion-size tier (N-Unet convention within each tier)."""
     rows = [
         [f"{tier} {metric}"] + [mean_std(run, "by_size_tier", tier, metric) for run in runs]
         for tier in SIZE_TIERS
@@ -137,7 +137,7 @@ def pooled_ci_table(runs: Sequence[Run]) -> Table:
         return f"{fmt(value)} [{fmt(ci[0])}, {fmt(ci[1])}]"
 
     rows = [
-        ["dice (paper 000)"] + [cell(run, "segmentation", "dice") for run in runs],
+        ["dice (N-Unet)"] + [cell(run, "segmentation", "dice") for run in runs],
         ["accuracy"] + [cell(run, "classification", "accuracy") for run in runs],
         ["test images"] + [str(lookup(run.summary, "pooled", "n_images") or "n/a") for run in runs],
     ]
@@ -153,7 +153,7 @@ def fold_table(run: Run) -> Table:
     rows = [[f"fold {k}"] + [fmt(lookup(run.summary, "folds", str(k), *c)) for c in columns] for k in run.folds]
     rows.append(["mean ± std"] + [mean_std(run, *c) for c in columns])
     return Table(f"Per fold: {run.name}", ["fold"] + [c[1] for c in columns], rows,
-                 "Conventions as in the tables above (dice, iou: paper 000; dice_all: paper 003).")
+                 "Conventions as in the tables above (dice, iou: N-Unet; dice_all: Aumente-Maestro et al.).")
 
 
 def _numeric_keys(nodes) -> list[str]:

@@ -1,4 +1,4 @@
-"""Gaussian-derivative gradient magnitude as an extra input channel (MTL-OCA, paper 004, section 3.2)."""
+"""Gaussian-derivative gradient magnitude as an extra input channel (MTL-OCA, section 3.2)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Post-processing: how the raw multi-task output becomes decisions, metrics inputs and files.
 
 One transform, :class:`MultiTaskDecisiond`, turns ``{"seg": logits, "cls": logits}`` into the CSB-gated
-mask and the class decision, optionally made consistent by prediction refining (paper 003).
+mask and the class decision, optionally made consistent by prediction refining (Aumente-Maestro et al.).
 Validation, evaluation and inference all run it, so the CSB gate
 (:func:`custom.networks.csb.csb_gate`) and the refining are applied identically everywhere.
 """
@@ -66,7 +66,7 @@ class MultiTaskDecisiond(MapTransform):
       returns in its response.
     - With a label: ``seg_label`` (1,H,W), ``cls_label_onehot`` (C,), ``lesion_true`` (1,), ``lesion_onehot`` (2,).
 
-    With ``refine`` (prediction refining, paper 003, section 3.1, module 3; see :func:`refine_prediction`),
+    With ``refine`` (prediction refining, section 3.1, module 3; see :func:`refine_prediction`),
     after the CSB gate and the threshold: an image classified normal gets an empty mask (``seg_prob``
     and ``seg_pred`` zero), and an image classified benign/malignant (lesion) whose mask is empty is
     classified normal. The decisions (``seg_pred``, ``cls_pred``, ``lesion_pred_onehot``,
@@ -76,7 +76,7 @@ class MultiTaskDecisiond(MapTransform):
     single-task network.
 
     Args:
-        csb_mode: ``hard``, ``soft`` or ``off`` (paper 000, section 3.4).
+        csb_mode: ``hard``, ``soft`` or ``off`` (N-Unet paper, section 3.4).
         num_classes: classes of the classification head.
         threshold: probability above which a pixel is lesion.
         pred_key / label_key: where the network output and the target dict are.
@@ -165,7 +165,7 @@ class MultiTaskDecisiond(MapTransform):
 
 
 def refine_prediction(predicted_class: int, seg_pred: torch.Tensor) -> tuple[int, bool]:
-    """Prediction refining of paper 003 (section 3.1, module 3) for one image: ``(refined class, keep the mask)``.
+    """Prediction refining of Aumente-Maestro et al. (section 3.1, module 3) for one image: ``(refined class, keep the mask)``.
 
     - Segmentation refinement: an image classified normal (class 0) has its mask cleared.
     - Classification refinement: an image classified as a lesion class whose thresholded mask
