@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from monai.bundle import ConfigParser
 
+from custom.engine.sanity import check_finite_weights
 from custom.errors import InputError
 
 
@@ -26,6 +27,7 @@ def load_model_weights(network: nn.Module, path: str | os.PathLike) -> nn.Module
         if isinstance(state.get(key), Mapping):
             state = state[key]
             break
+    check_finite_weights(state, os.fspath(path))
     network.load_state_dict(state)
     return network
 

@@ -7,17 +7,21 @@ from .metrics import key_metric, network_heads, validation_metrics
 from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import IterationProgress
+from .sanity import NonFiniteGuard, TrainingDiverged, check_finite_weights
 
 __all__ = [
     "AutocastInferer",
     "EvaluationWriter",
     "IterationProgress",
     "MultiTaskPrepareBatch",
+    "NonFiniteGuard",
     "ResumableCheckpoint",
+    "TrainingDiverged",
     "TrainingLog",
     "amp_dtype_name",
     "amp_supported",
     "batch_size_of",
+    "check_finite_weights",
     "collate_pred_label",
     "key_metric",
     "latest_checkpoint",

@@ -25,11 +25,12 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.handlers.checkpoint import BaseSaveHandler
-from monai.handlers import CheckpointSaver
+from monai.handlers import CheckpointLoader, CheckpointSaver
 from monai.transforms import Compose, Randomizable
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from custom.engine.sanity import check_finite_weights
 from custom.errors import InputError
 from custom.fileio import atomic_file, atomic_write_json
 from custom.provenance import RunProvenance, bundle_run_provenance, records_sha256, running_bundle_parser
@@ -136,6 +137,20 @@ def _keep_configured_schedule(name: str, scheduler: LRScheduler, configured: Map
         scheduler._last_lr = list(rates)
         described = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
         logger.warning("resume: %s follows the config's schedule (%s) from step %d", name, described, scheduler.last_epoch)
+
+
+class FiniteCheckpointLoader(CheckpointLoader):
+    """MONAI's ``CheckpointLoader`` (same arguments) that refuses weights holding NaN or infinite values.
+
+    Evaluation and inference load ``model.pt`` with it: a checkpoint of a diverged training would
+    otherwise give empty masks and one constant answer, indistinguishable from real ones.
+    """
+
+    def __call__(self, engine: Engine) -> None:
+        super().__call__(engine)
+        for name, obj in self.load_dict.items():
+            if isinstance(obj, nn.Module):
+                check_finite_weights(obj.state_dict(), f"{self.load_path} ({name})")
 
 
 def _randomizables(transform: Any) -> list[Randomizable]:
