@@ -136,7 +136,7 @@ class _Progress:
             self.log(f"[fold {fold}] finished ({elapsed / 60:.1f} min elapsed{eta})")
 
 
-def _run_bundle(args: list[str], log_file: Path, on_line: Callable[[str], None]) -> None:
+def run_bundle(args: list[str], log_file: Path, on_line: Callable[[str], None]) -> None:
     """One ``monai.bundle run`` in a subprocess; its output goes to ``log_file`` and, filtered, to ``on_line``."""
     cmd = [sys.executable, "-m", "monai.bundle", "run", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -179,7 +179,7 @@ def calibrate_fold(
     settings = {**overrides, "dataset_dir": str(data_dir), "fold": fold, "output_dir": str(validation_dir)}
     settings.update(ckpt_path=str(fold_dir / "model.pt"), val_split="validation", lesion_threshold=None)
     args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *override_args(settings)]
-    _run_bundle(args, fold_dir / "bundle.log", on_line)
+    run_bundle(args, fold_dir / "bundle.log", on_line)
     rows = read_per_image(str(validation_dir / "per_image.csv"))
     truth, prob = [int(r["lesion"]) for r in rows], [float(r["lesion_prob"]) for r in rows]
     choice = choose_lesion_threshold(truth, prob)
@@ -263,13 +263,13 @@ def cross_validate(
             train_args = ["training", "--config_file", _config_arg(configs), *common]
             if continuing:
                 train_args += ["--resume", "True"]
-            _run_bundle(train_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
+            run_bundle(train_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
             if calibrate:
                 card = calibrate_fold(fold_dir, data_dir, k, configs, overrides, lambda t: progress.line(k, t))
                 log(f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
                     f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})")
             eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
-            _run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
+            run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
 
     # folds are independent processes: with parallel > 1 several share the device (one N-Unet at
@@ -304,7 +304,7 @@ def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[s
             f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})")
         common = override_args({**overrides, "dataset_dir": str(data_dir), "fold": k, "output_dir": str(fold_dir)})
         eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
-        _run_bundle(eval_args, fold_dir / "bundle.log", lambda t: None)
+        run_bundle(eval_args, fold_dir / "bundle.log", lambda t: None)
     run["calibrate"] = "after training"
     run["calibrated_by"] = provenance("calibrate_run", {"out": str(out_dir), "folds": chosen}, created=True)
     atomic_write_json(run_file, run)

@@ -1,0 +1,103 @@
+"""The GPU check: one prepared script for the few minutes of a lent GPU, with a CPU dry mode tested in CI.
+
+Stage: input a prepared data folder with its 256x256 cache (``prepare_data.py ... --cache-size 256``);
+output ``<out>/gpu_check.json`` with, measured in one run on one device:
+
+1. ``benchmark``: :func:`custom.benchmark.benchmark`, the bundle's training and inference pipeline
+   against the plain baseline (images/s, latency, speed-ups);
+2. ``fast``: a short training of fold 0 from the cache with every speed switch on (``amp``,
+   ``channels_last``, ``cudnn_benchmark``, ``gpu_augment``, ``compile``);
+3. ``fp32``: the same training with every switch off, for the same-fold comparison of time and of the
+   validation curve (``speedup`` = fp32 wall time / fast wall time; ``val_dice_all`` of both).
+
+Each training is a ``monai.bundle run`` subprocess, as a user runs it, so start-up and compile times
+count. ``dry=True`` runs the same steps on the CPU on the synthetic demo data at 32x32 for one epoch
+(no ``compile``: it needs minutes of C++ compilation on a CPU), so the script cannot rot between
+the rare sessions that have a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from custom.benchmark import benchmark
+from custom.crossval import DEFAULT_CONFIG, override_args, run_bundle
+from custom.errors import InputError
+from custom.fileio import atomic_write_json
+
+CONFIGS = Path(DEFAULT_CONFIG).parent
+SPEED_SWITCHES = {"amp": True, "channels_last": True, "cudnn_benchmark": True, "gpu_augment": True, "compile": True}
+FP32 = {key: False for key in SPEED_SWITCHES}
+
+
+def _train(name: str, data: Path, cache: Path, out: Path, settings: Mapping[str, Any], log: Callable[[str], None]) -> dict:
+    """Trains fold 0 from the cache with ``settings``; wall time and the validation curve."""
+    run_dir = out / name
+    config = "[" + ",".join(f"'{CONFIGS / c}'" for c in ("train.json", "cached.json")) + "]"
+    args = ["training", "--config_file", config,
+            *override_args({"dataset_dir": str(data), "cache_file": str(cache), "fold": 0, "output_dir": str(run_dir),
+                            **settings})]
+    start = time.perf_counter()
+    run_bundle(args, out / f"{name}.log", lambda line: log(f"[{name}] {line}") if "epoch" in line else None)
+    wall = time.perf_counter() - start
+    curve = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    return {
+        "settings": dict(settings),
+        "wall_s": round(wall, 1),
+        "epoch_s": [round(r["elapsed_s"], 1) for r in curve if "elapsed_s" in r],
+        "val_dice_all": [r.get("val_dice_all") for r in curve],
+        "val_accuracy": [r.get("val_accuracy") for r in curve],
+    }
+
+
+def gpu_check(out: str, data: str | None = None, device: str = "cuda", epochs: int = 3, dry: bool = False,
+              log: Callable[[str], None] = print) -> dict:
+    """Runs the three measurements and writes ``<out>/gpu_check.json``; returns its content.
+
+    Args:
+        out: output folder.
+        data: prepared data folder holding ``cache_256.npz`` (``dry``: generated demo data).
+        device: ``cuda`` (``dry``: ``cpu``).
+        epochs: epochs of each short training (``dry``: 1).
+        dry: the CPU rehearsal on the demo data at 32x32 (see the module docstring).
+    """
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    switches = dict(SPEED_SWITCHES)
+    common: dict[str, Any] = {"epochs": epochs}
+    bench: dict[str, Any] = {}
+    if dry:
+        from custom.data.busi import prepare_busi
+        from custom.data.demo import write_raw
+
+        device, epochs = "cpu", 1
+        data_dir = Path(tempfile.mkdtemp(prefix="gpu_check_demo_", dir=out_dir))
+        write_raw(data_dir / "raw")
+        prepare_busi(str(data_dir / "raw"), str(data_dir), dedup="none", cache_size=32)
+        cache = data_dir / "cache_32.npz"
+        switches["compile"] = False
+        common = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 4, "num_workers": 0}
+        bench = {"iterations": 1, "repeats": 1, "infer_repeats": 1, "overrides": {"spatial_size": [32, 32]}}
+    else:
+        if data is None:
+            raise InputError("--data: the prepared folder with cache_256.npz (or --dry True for the CPU rehearsal).")
+        data_dir = Path(data)
+        cache = data_dir / "cache_256.npz"
+        if not cache.is_file():
+            raise InputError(f"{cache}: missing; prepare the data with --cache-size 256.")
+    result: dict[str, Any] = {"device": device, "dry": dry, "data": str(data_dir), "epochs": common["epochs"]}
+    start = time.perf_counter()
+    log("[gpu_check] benchmark")
+    result["benchmark"] = benchmark(device, str(data_dir), DEFAULT_CONFIG, log=log, **bench)
+    for name, settings in (("fast", switches), ("fp32", FP32)):
+        log(f"[gpu_check] training {name}: {settings}")
+        result[name] = _train(name, data_dir, cache, out_dir, {**common, **settings}, log)
+    result["speedup"] = round(result["fp32"]["wall_s"] / result["fast"]["wall_s"], 3)
+    result["total_s"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(out_dir / "gpu_check.json", result)
+    return result
