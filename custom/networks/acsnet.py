@@ -22,6 +22,7 @@ from monai.networks.nets import ResNet
 from monai.networks.nets.basic_unet import TwoConv
 
 from custom.errors import InputError
+from custom.networks.csb import check_num_classes
 from custom.networks.deform import DeformConv2d
 
 __all__ = [
@@ -350,8 +351,7 @@ class ACSNet(nn.Module):
         super().__init__()
         if spatial_dims != 2:
             raise InputError(f"ACSNet supports only spatial_dims=2 (its deformable convolutions are 2D), got {spatial_dims}.")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2 (class 0 = normal), got {num_classes}.")
+        check_num_classes(num_classes)
         self.encoder = ResNet18Encoder(spatial_dims, in_channels, pretrained_path)
         encoder_channels = ResNet18Encoder.out_channels
         self.decoder = ACSNetDecoder(encoder_channels, decoder_channels, dsa_stages)

@@ -23,6 +23,7 @@ from monai.networks.nets import UNETR, AttentionUnet, SwinUNETR, UNet
 from monai.networks.nets.attentionunet import AttentionLayer
 
 from custom.networks.blocks import ClassificationHead
+from custom.networks.csb import check_num_classes
 
 __all__ = [
     "AttentionUNetWithClassifier",
@@ -83,8 +84,7 @@ class BottleneckClassifier(nn.Module):
         hidden_channels: int = 1024,
     ) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2 (class 0 = normal), got {num_classes}.")
+        check_num_classes(num_classes)
         segmenter.get_submodule(bottleneck)  # a wrong name fails at construction, not in the first forward
         self.segmenter = segmenter
         self.bottleneck = bottleneck

@@ -44,6 +44,13 @@ def check_csb_mode(mode: str) -> str:
     return mode
 
 
+def check_num_classes(num_classes: int) -> int:
+    """Returns ``num_classes`` if a head can have it (at least 2: class 0 is normal), else raises :class:`InputError`."""
+    if num_classes < 2:
+        raise InputError(f"--num_classes {num_classes}: expected at least 2 (class 0 = normal).")
+    return num_classes
+
+
 def lesion_probability(cls_logits: torch.Tensor) -> torch.Tensor:
     """Probability that each image contains a lesion, ``1 - softmax(cls_logits)[:, 0]``, shape (B,).
 

@@ -16,6 +16,7 @@ from monai.networks.blocks import Convolution
 from monai.networks.nets import BasicUNetPlusPlus
 
 from custom.networks.blocks import ClassificationHead
+from custom.networks.csb import check_num_classes
 
 __all__ = ["MTUNetPlusPlus", "MultiScaleClassificationHead"]
 
@@ -113,8 +114,7 @@ class MTUNetPlusPlus(nn.Module):
         deep_supervision: bool = True,
     ) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2 (class 0 = normal), got {num_classes}.")
+        check_num_classes(num_classes)
         if len(features) != 6:
             raise ValueError(f"features needs six widths (five encoder levels, last decoder node), got {tuple(features)}.")
         self.backbone = BasicUNetPlusPlus(

@@ -16,6 +16,7 @@ from monai.networks.blocks import Convolution, ResidualUnit, UpSample
 from monai.networks.layers.factories import Conv, Pool
 
 from custom.networks.blocks import ClassificationHead
+from custom.networks.csb import check_num_classes
 
 __all__ = ["MTLOCA", "ObjectContextualAttention", "ResUNetBackbone", "ResUpBlock"]
 
@@ -215,8 +216,7 @@ class MTLOCA(nn.Module):
         num_groups: int = 8,
     ) -> None:
         super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2 (class 0 = normal), got {num_classes}.")
+        check_num_classes(num_classes)
         self.backbone = ResUNetBackbone(spatial_dims, in_channels, features, num_groups)
         width = self.backbone.out_channels
         conv1x1 = Conv[Conv.CONV, spatial_dims]

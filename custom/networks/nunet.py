@@ -18,7 +18,7 @@ from monai.networks.layers.factories import Conv, Pool
 
 from custom.errors import InputError
 from custom.networks.blocks import AdaptiveFeatureFusion, ClassificationHead, CrossLevelAttention, DoubleConv
-from custom.networks.csb import ConditionalSegmentationBoost, check_csb_mode
+from custom.networks.csb import ConditionalSegmentationBoost, check_csb_mode, check_num_classes
 
 __all__ = ["DecoderStage", "EncoderStage", "NUNet", "NUNetDecoder", "NUNetEncoder", "TASKS"]
 
@@ -260,9 +260,10 @@ class NUNet(nn.Module):
         check_csb_mode(csb_mode)
         if len(features) < 2:
             raise ValueError(f"features needs at least two levels, got {tuple(features)}.")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2 (class 0 = normal), got {num_classes}.")
+        check_num_classes(num_classes)
         self.task = task
+        # each encoder level halves the image: a side must divide by 2^(levels - 1) to come back whole
+        self.size_divisor = 2 ** (len(features) - 1)
         self.encoder = NUNetEncoder(spatial_dims, in_channels, features, aff=aff, dropout=dropout)
         self.decoder = NUNetDecoder(spatial_dims, features, clae=clae) if task != "cls" else None
         self.segmentation_head = Conv[Conv.CONV, spatial_dims](features[0], 1, 1) if task != "cls" else None
