@@ -114,6 +114,6 @@ def _cell(md: str, metric: str, table_starts: str) -> str:
 def _expected(summary: dict, section: str, metric: str) -> str:
     """``mean ± std`` with 4 decimals straight from summary.json (NaN, e.g. AUC of a one-class fold, is n/a)."""
     def four(value: float) -> str:
-        return "n/a" if value != value else f"{value:.4f}"
+        return "n/a" if value is None or value != value else f"{value:.4f}"  # JSON null is a NaN
 
     return f"{four(summary['mean'][section][metric])} ± {four(summary['std'][section][metric])}"
