@@ -6,30 +6,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 import torch.nn as nn
 from monai.bundle import ConfigParser
 
-from custom.engine.sanity import check_finite_weights
-from custom.errors import InputError
-
-
-def load_model_weights(network: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Loads the network weights of a bundle checkpoint into ``network`` (safely: ``weights_only=True``).
-
-    ``model.pt`` written by ``CheckpointSaver`` holds the state dict itself; a checkpoint of several
-    objects (network, optimiser, ...) nests it under ``"model"`` or ``"network"``.
-    """
-    if not os.path.isfile(path):
-        raise InputError(f"checkpoint {os.fspath(path)!r} does not exist.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "network"):
-        if isinstance(state.get(key), Mapping):
-            state = state[key]
-            break
-    check_finite_weights(state, os.fspath(path))
-    network.load_state_dict(state)
-    return network
+from custom.networks.weights import load_model_weights
 
 
 def bundle_parser(config_files: str | Sequence[str], overrides: Mapping[str, Any] | None = None) -> ConfigParser:

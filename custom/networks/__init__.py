@@ -16,6 +16,7 @@ The contract every registered network keeps (the engine, losses and post-process
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -30,6 +31,7 @@ from custom.networks.csb import (
     lesion_probability,
 )
 from custom.networks.nunet import NUNet
+from custom.networks.weights import load_model_weights
 
 __all__ = [
     "ABLATIONS",
@@ -82,14 +84,22 @@ ABLATIONS: dict[str, dict] = {
 }
 
 
-def get_network(name: str, **kwargs) -> nn.Module:
+def get_network(name: str, weights: str | os.PathLike | None = None, **kwargs) -> nn.Module:
     """Builds the network registered as ``name`` with the constructor keyword arguments ``kwargs``.
 
+    ``weights``: a checkpoint of the same network to start from (a released ``model.pt`` or a run's
+    checkpoint), loaded safely and checked finite: fine-tuning the released model on new data, or
+    continuing a run at another input size, is then ``--network_def#weights <path>``.
+
     Raises:
-        InputError: when ``name`` is not in :data:`NETWORKS`; the message lists the known names.
+        InputError: when ``name`` is not in :data:`NETWORKS` (the message lists the known names), or
+            when ``weights`` is missing, not a checkpoint or of another network.
     """
     if name not in NETWORKS:
         raise InputError(f"network {name!r} is unknown; registered networks: {', '.join(sorted(NETWORKS))}.")
     module, _, attribute = NETWORKS[name].rpartition(".")
     constructor: Callable[..., nn.Module] = getattr(importlib.import_module(module), attribute)
-    return constructor(**kwargs)
+    network = constructor(**kwargs)
+    if weights is not None:
+        load_model_weights(network, weights)
+    return network

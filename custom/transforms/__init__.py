@@ -3,8 +3,11 @@
 from .gradient import GradientMagnituded
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .outputs import MatchLabelSized, MultiTaskDecisiond, SaveResultd
+from .resize import AntiAliasedResize, AntiAliasedResized
 
 __all__ = [
+    "AntiAliasedResize",
+    "AntiAliasedResized",
     "BinarizeMaskd",
     "ClassLabeld",
     "GradientMagnituded",
