@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO
+from conftest import CONFIGS, run_script
 from monai.bundle import ConfigParser
 
 from custom.ablation import table7, table8, variants
@@ -48,11 +46,10 @@ def test_module_switches_reach_the_network():
 
 
 @pytest.mark.slow
-def test_ablation_driver_on_the_demo_data(demo_dir, tmp_path):
-    cmd = [sys.executable, "scripts/ablate.py", "--data", str(demo_dir), "--out", str(tmp_path), "--folds", "0",
-           "--variants", "Unet,N-Unet-Seg", "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4",
-           "--num_workers", "0"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+def test_ablation_driver_on_the_demo_data(demo_dir, tmp_path, bundle_runs_in_process):
+    proc = run_script("ablate.py", "--data", str(demo_dir), "--out", str(tmp_path), "--folds", "0",
+                      "--variants", "Unet,N-Unet-Seg", "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4",
+                      "--num_workers", "0")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / "ablation.json").read_text())
     assert list(result["variants"]) == ["Unet", "N-Unet-Seg"]

@@ -11,8 +11,10 @@ from conftest import CONFIGS, run_bundle
 TINY = ["--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "2", "--num_workers", "0"]
 
 
-def _train(*args: str):
-    return run_bundle("training", "--config_file", str(CONFIGS / "train.json"), *TINY, *args, check=False)
+def _train(*args: str, in_process: bool = True):
+    return run_bundle(
+        "training", "--config_file", str(CONFIGS / "train.json"), *TINY, *args, check=False, in_process=in_process
+    )
 
 
 def _assert_one_line_error(proc, *needles: str) -> None:
@@ -61,7 +63,9 @@ def test_unreadable_image(broken_copy, tmp_path, content):
 
 def test_malformed_datalist(broken_copy, tmp_path):
     (broken_copy / "fold0.json").write_text("{not json")
-    _assert_one_line_error(_train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out")), "fold0.json", "JSON")
+    # in its own interpreter: the one-line hook as users meet it (the other cases run in this process)
+    proc = _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out"), in_process=False)
+    _assert_one_line_error(proc, "fold0.json", "JSON")
 
 
 def test_unknown_csb_mode(demo_dir, tmp_path):

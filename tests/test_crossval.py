@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_script
 
 from custom.crossval import override_args
 
@@ -59,12 +59,11 @@ def test_two_folds_in_parallel_give_summary_report_and_skip_when_rerun(demo_dir,
 
 
 @pytest.mark.slow
-def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_dir, tmp_path):
+def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_dir, tmp_path, bundle_runs_in_process):
     out = tmp_path / "calibrated"
-    cmd = [sys.executable, "scripts/cross_validate.py", "--data", str(demo_dir), "--out", str(out), "--folds", "0",
-           "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0",
-           "--calibrate", "True", "--report", "False"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = run_script("cross_validate.py", "--data", str(demo_dir), "--out", str(out), "--folds", "0",
+                      "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0",
+                      "--calibrate", "True", "--report", "False")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     card = json.loads((out / "fold0" / "model.json").read_text())
     validation_ids = {r["id"] for r in json.loads((demo_dir / "fold0.json").read_text())["validation"]}

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO
+from conftest import run_script
 
 
 @pytest.mark.slow
-def test_gpu_check_dry_run_writes_every_measurement(tmp_path):
-    proc = subprocess.run([sys.executable, "scripts/gpu_check.py", "--dry", "True", "--out", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True)
+def test_gpu_check_dry_run_writes_every_measurement(tmp_path, bundle_runs_in_process):
+    proc = run_script("gpu_check.py", "--dry", "True", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     assert result["device"] == "cpu" and result["dry"] is True
