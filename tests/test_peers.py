@@ -40,6 +40,9 @@ SMALL: dict[str, dict] = {
     "attention_unet": {"channels": (8, 16, 32, 64, 128)},
     "unetr": {"feature_size": 8, "hidden_size": 48, "mlp_dim": 96, "num_heads": 4},
     "swin_unetr": {"feature_size": 12},
+    "mt_unetpp": {"features": (8, 16, 32, 64, 128, 8)},
+    "mtl_oca": {"features": (8, 16, 32, 64), "cls_hidden": 16},
+    "acsnet": {"decoder_channels": (32, 32, 16, 16)},  # its ResNet-34 encoder keeps its width
 }
 # what a network needs to know about the input size (peer configs derive it from spatial_size)
 SIZED: dict[str, dict] = {"unetr": {"img_size": SIZE}}
@@ -189,11 +192,12 @@ def test_peer_config_loss_learns_on_a_fixed_batch(config, demo_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("config", PEER_CONFIGS, ids=lambda p: p.stem)
 def test_peer_config_trains_one_epoch_through_the_bundle(config, demo_dir, tmp_path):
-    _config_network(config)
+    # at reduced width (SMALL): the wiring is the point here; full widths are checked by the parameter counts
+    narrow = [a for k, v in SMALL.get(_config_network(config), {}).items() for a in (f"--network_def#{k}", json.dumps(v))]
     run_bundle(
         "training", "--config_file", f"['{CONFIGS / 'train.json'}','{config}']",
         "--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path),
-        "--spatial_size", f"[{SIZE},{SIZE}]", "--batch_size", "2", "--num_workers", "0", "--epochs", "1",
+        "--spatial_size", f"[{SIZE},{SIZE}]", "--batch_size", "2", "--num_workers", "0", "--epochs", "1", *narrow,
     )  # fmt: skip
     assert (tmp_path / "model.pt").is_file()
 
