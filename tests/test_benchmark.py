@@ -7,11 +7,9 @@ A benchmark, not a timed test: the figures depend on the machine; only their pre
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO
+from conftest import run_script
 
 KEYS = [
     "train_img_s", "baseline_train_img_s", "train_speedup", "epoch_s", "protocol_min", "infer_latency_ms_bs1",
@@ -23,9 +21,8 @@ KEYS = [
 @pytest.mark.slow
 def test_benchmark_cpu_small_configuration_writes_json(demo_dir, tmp_path):
     out = tmp_path / "bench.json"
-    cmd = [sys.executable, "scripts/benchmark.py", "--device", "cpu", "--data", str(demo_dir), "--out", str(out)]
-    cmd += ["--iterations", "2", "--repeats", "1", "--infer_repeats", "2", "--spatial_size", "[64,64]", "--num_workers", "0"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = run_script("benchmark.py", "--device", "cpu", "--data", str(demo_dir), "--out", str(out), "--iterations", "2",
+                      "--repeats", "1", "--infer_repeats", "2", "--spatial_size", "[64,64]", "--num_workers", "0")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "| training images/s |" in proc.stdout
     result = json.loads(out.read_text())

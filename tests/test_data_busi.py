@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_script
 from PIL import Image
 
 from custom.data.busi import prepare_busi, read_curated_list
 from custom.data.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
 COUNTS = {"benign": 5, "malignant": 3, "normal": 3}
 FIELDS = {"id", "image", "label", "class_name", "class", "lesion", "lesion_area", "size_tier", "group", "source"}
 
@@ -286,7 +285,7 @@ def test_bad_options(src, tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "scripts/prepare_data.py", *args], cwd=REPO, capture_output=True, text=True)
+    return run_script("prepare_data.py", *args)
 
 
 def test_cli_bad_input_is_one_line_and_nonzero_and_skip_bad_goes_on(src, tmp_path):

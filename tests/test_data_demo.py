@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_script
 from PIL import Image
 
 from custom.data import ensure_demo_dataset
 from custom.data.demo import COUNTS, write_raw
 from custom.data.errors import DataError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -88,12 +85,7 @@ def test_empty_root_is_filled_but_a_foreign_folder_is_refused(tmp_path):
 
 
 def test_script(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "scripts/make_demo_data.py", "--out", str(tmp_path / "d"), "--seed", "2"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_script("make_demo_data.py", "--out", str(tmp_path / "d"), "--seed", "2")
     assert proc.returncode == 0, proc.stderr
     assert "demo dataset: 42 images" in proc.stdout
     assert sorted(p.name for p in (tmp_path / "d").glob("*.json")) == [

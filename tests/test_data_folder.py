@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_script
 from PIL import Image
 
 from custom.data.errors import DataError
 from custom.data.folder import prepare_folder
 
-REPO = Path(__file__).resolve().parents[1]
 SHAPE = (24, 32)
 # stem, has lesion, mask file name pattern
 CASES = [
@@ -164,13 +162,13 @@ def test_empty_or_missing_folders_and_overlapping_output(data, tmp_path):
 
 
 def test_cli(data):
-    cmd = [sys.executable, "scripts/prepare_data.py", "folder", "--images", str(data / "images"),
-           "--masks", str(data / "masks"), "--out", str(data / "out"), "--folds", "3"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    cmd = ["folder", "--images", str(data / "images"), "--masks", str(data / "masks"), "--out", str(data / "out"),
+           "--folds", "3"]
+    proc = run_script("prepare_data.py", *cmd)
     assert proc.returncode == 0, proc.stderr
     assert "6 images {'lesion': 4, 'normal': 2}" in proc.stdout
     (data / "masks" / "a.png").unlink()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = run_script("prepare_data.py", *cmd)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
 
 

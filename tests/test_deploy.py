@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, run_script
 
 from custom.deploy import OnnxRuntimeNetwork, accelerate
 from custom.networks import get_network
@@ -76,7 +76,6 @@ def test_export_onnx_script_checks_dynamic_axes_against_pytorch(tmp_path):
 
 
 def test_export_onnx_script_names_a_missing_checkpoint(tmp_path):
-    cmd = [sys.executable, "scripts/export_onnx.py", "--ckpt", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m.onnx")]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": ""})
+    proc = run_script("export_onnx.py", "--ckpt", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m.onnx"))
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "none.pt" in proc.stderr

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from monai.optimizers import WarmupCosineSchedule
 from conftest import CONFIGS, REPO, run_bundle
+from monai.optimizers import WarmupCosineSchedule
 from PIL import Image
 from test_reliability_corpus import bundle_run, lesion, picture, save_untrained_checkpoint, write_pair
 

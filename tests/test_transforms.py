@@ -121,10 +121,9 @@ def test_match_label_size_brings_logits_to_the_original_mask_size_before_the_dec
 
 def test_training_scale_augmentation_shrinks_and_enlarges_with_image_and_mask_aligned():
     """train.json's random transforms: lesion areas both below and above the original, the mask on the bright lesion."""
+    from conftest import CONFIGS
     from monai.bundle import ConfigParser
     from monai.transforms import Compose
-
-    from conftest import CONFIGS
 
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "train.json"))

@@ -37,6 +37,13 @@ class OnnxRuntimeNetwork(nn.Module):
         self._session: Any = None
         self._tasks: list[str] = []
 
+    def train(self, mode: bool = True) -> OnnxRuntimeNetwork:
+        # the graph runs in eval mode whatever this flag says (export_onnx exports in eval mode), so the
+        # evaluator's eval()/train() around every iteration need not walk the wrapped network's
+        # hundreds of modules: 15 % of the time of a 32x32 image
+        self.training = mode
+        return self
+
     def state_dict(self, *args, **kwargs) -> dict[str, Any]:
         return self.network.state_dict(*args, **kwargs)
 
