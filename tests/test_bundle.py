@@ -187,6 +187,7 @@ def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
     run_bundle("training", *common[:-1], "4", "--resume", "True")
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    assert [p.name for p in out.glob("checkpoint_*.pt")] == ["checkpoint_epoch=4.pt"]  # epoch 1's, resumed from, is gone
     resumed = torch.load(out / "checkpoint_epoch=4.pt", weights_only=True)
     assert resumed["lr_scheduler"]["last_epoch"] == 4 and resumed["lr_scheduler"]["T_max"] == 4
     (best_score, _), = resumed["best_model"]["_saved"]  # ignite's name; AtomicDiskSaver writes it as model.pt

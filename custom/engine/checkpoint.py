@@ -245,8 +245,8 @@ class ResumableCheckpoint:
     trainer starts: network, AMTL parameters, optimiser, scheduler, the epoch count and the random
     generators (:class:`RNGState`), so training continues at epoch N + 1 with the learning rate and
     the random draws it would have had. Checkpoints are written atomically
-    (:class:`AtomicCheckpointSaver`); only the newest is kept, and it is replaced only once its
-    successor is complete. Only rank 0 writes.
+    (:class:`AtomicCheckpointSaver`); only the newest is kept, and it is replaced only once its successor
+    is complete; after ``--resume`` too, where the checkpoint resumed from goes once the first new one is written. Only rank 0 writes.
 
     When the run starts, ``<save_dir>/provenance.json`` lists every invocation of the run (the first,
     then each resume): command line, merged config, resolved keys, git commit, package versions and
@@ -333,3 +333,14 @@ class ResumableCheckpoint:
         if self._saver is not None:
             self._saver.attach(engine)
             self._saver = None
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self._remove_superseded)
+
+    def _remove_superseded(self, engine: Engine) -> None:
+        """Deletes every checkpoint older than the newest: a resumed run's saver knows only its own files,
+        so the checkpoint it resumed from (and any before) would otherwise stay beside the new ones."""
+        newest = latest_checkpoint(self.save_dir)
+        if newest is None or idist.get_rank() != 0:
+            return
+        for path in glob.glob(os.path.join(glob.escape(self.save_dir), "checkpoint_epoch=*.pt")):
+            if path != newest and _CHECKPOINT.search(path):
+                os.remove(path)
