@@ -68,6 +68,33 @@ def test_malformed_datalist(broken_copy, tmp_path):
     _assert_one_line_error(proc, "fold0.json", "JSON")
 
 
+def _record0(datalist: dict) -> dict:
+    return datalist["training"][0]
+
+
+@pytest.mark.parametrize(
+    "breakage, needles",
+    [
+        (lambda d: d.update(training={"image": "x.png"}), ("training", "must be a list")),
+        (lambda d: d.update(training=[]), ("training", "split is empty")),
+        (lambda d: d["training"].insert(0, "images/x.png"), ("training, record 0", "must be an object")),
+        (lambda d: _record0(d).update(lesion=2), ("'lesion' is 2", "allowed: 0, 1")),
+        (lambda d: _record0(d).update({"class": 5}), ("'class' is 5", "allowed: 0, 1, 2")),
+        (lambda d: _record0(d).pop("class"), ("no 'class'", "num_classes 3")),
+    ],
+    ids=["split-not-a-list", "empty-split", "record-not-an-object", "lesion-out-of-range", "class-out-of-range",
+         "three-classes-without-class"],
+)
+def test_datalist_schema(broken_copy, tmp_path, breakage, needles):
+    datalist = json.loads((broken_copy / "fold0.json").read_text())
+    breakage(datalist)
+    (broken_copy / "fold0.json").write_text(json.dumps(datalist))
+    extra = ["--num_classes", "3"] if "num_classes 3" in needles else []
+    proc = _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out"), *extra)
+    _assert_one_line_error(proc, "fold0.json", *needles)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.pt"))
+
+
 def test_unknown_csb_mode(demo_dir, tmp_path):
     _assert_one_line_error(
         _train("--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path / "out"), "--csb_mode", "sometimes"),

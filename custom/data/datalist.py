@@ -21,6 +21,7 @@ def load_datalist(
     check_images: bool = True,
     labels: bool = True,
     classes: Sequence[str] | None = None,
+    num_classes: int | None = None,
 ) -> list[dict]:
     """The records of ``split`` in the datalist at ``path``, with ``image``/``label`` made absolute.
 
@@ -33,6 +34,10 @@ def load_datalist(
     :class:`InputError` naming the datalist, the case and the file, instead of a failure deep inside
     a data-loader worker. With ``labels`` (training, validation, evaluation) every record needs its
     mask; inference reads images only and passes False.
+
+    The schema is checked too: the split is a non-empty list of objects, and a record's ``lesion``
+    (0 or 1) and ``class`` (0 normal, 1 benign, 2 malignant) are in range; with ``num_classes`` 3
+    every record needs its ``class``.
     """
     if not os.path.isfile(path):
         raise InputError(
@@ -47,6 +52,7 @@ def load_datalist(
     if not isinstance(content, dict) or split not in content:
         keys = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise InputError(f"datalist {path!r} has no {split!r} split (it has {keys}).")
+    _check_schema(content[split], f"datalist {path!r}, {split}", num_classes)
     records = load_decathlon_datalist(path, data_list_key=split, base_dir=os.path.dirname(os.path.abspath(path)))
     if classes is not None:
         records = [r for r in records if isinstance(r, dict) and r.get("class_name") in classes]
@@ -70,6 +76,27 @@ def load_datalist(
             except DataError as e:
                 raise InputError(f"datalist {path!r}, {split} case {case!r}: {e}") from e
     return records
+
+
+def _check_schema(records: object, where: str, num_classes: int | None) -> None:
+    if not isinstance(records, list):
+        raise InputError(f"{where}: the split must be a list of records, not {type(records).__name__}.")
+    if not records:
+        raise InputError(f"{where}: the split is empty; re-create the folds with scripts/prepare_data.py.")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InputError(f"{where}, record {i}: a record must be an object with 'image' (and 'label'), not {record!r:.60}.")
+        case = record.get("id", f"record {i}")
+        allowed = {"lesion": (0, 1), "class": (0, 1, 2)}
+        for key, values in allowed.items():
+            value = record.get(key)
+            if key in record and value not in values:
+                raise InputError(f"{where} case {case!r}: {key!r} is {value!r}; allowed: {', '.join(map(str, values))}.")
+        if num_classes == 3 and "class" not in record:
+            raise InputError(
+                f"{where} case {case!r}: no 'class' (0 normal, 1 benign, 2 malignant), which num_classes 3 needs; "
+                "prepare the data with scripts/prepare_data.py."
+            )
 
 
 def _check_file(file: str, where: str, decode: bool) -> None:
