@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 from conftest import CONFIGS, run_bundle
+from PIL import Image
 
 TINY = ["--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "2", "--num_workers", "0"]
 
@@ -116,3 +117,66 @@ def test_inference_on_missing_input_folder(tmp_path):
         check=False,
     )
     _assert_one_line_error(proc, "input_dir", "nothing")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Broken and foreign checkpoints beside a good one of inference.json's network."""
+    import pickle
+
+    import torch
+    from monai.bundle import ConfigParser
+
+    from custom.networks import get_network
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    state = parser.get_parsed_content("network_def").state_dict()
+    torch.save({"model": state}, root / "good.pt")
+    good = (root / "good.pt").read_bytes()
+    (root / "truncated.pt").write_bytes(good[: len(good) // 2])
+    (root / "text.pt").write_text("not a checkpoint\n")
+    (root / "pickle.pt").write_bytes(pickle.dumps(Exception("arbitrary object")))
+    torch.save(get_network("unet", in_channels=3, num_classes=2).state_dict(), root / "unet.pt")
+    torch.save(get_network("nunet", in_channels=3, num_classes=3).state_dict(), root / "three_classes.pt")
+    torch.save({"network": state, "optimizer": {"state": {}, "param_groups": []}}, root / "checkpoint_epoch=3.pt")
+    return root
+
+
+CHECKPOINT_PROBLEMS = {
+    "missing.pt": ("missing.pt", "does not exist"),
+    "truncated.pt": ("truncated.pt", "not a readable PyTorch weights file"),
+    "text.pt": ("text.pt", "not a readable PyTorch weights file"),
+    "pickle.pt": ("pickle.pt", "not a readable PyTorch weights file"),
+    "unet.pt": ("unet.pt", "weights of another network"),
+    "three_classes.pt": ("three_classes.pt", "num_classes"),
+}
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINT_PROBLEMS))
+def test_checkpoint_problems_at_inference_and_export_are_one_line(name, checkpoints, tmp_path):
+    from conftest import run_script
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("L", (40, 30), 90).save(images / "case.png")
+    ckpt = str(checkpoints / name)
+    inference = run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images),
+                           "--output_dir", str(tmp_path / "out"), "--ckpt_path", ckpt, "--spatial_size", "[32,32]",
+                           check=False)  # fmt: skip
+    export = run_script("export_onnx.py", "--ckpt", ckpt, "--out", str(tmp_path / "m.onnx"))
+    for proc in (inference, export):
+        _assert_one_line_error(proc, *CHECKPOINT_PROBLEMS[name])
+        assert "weights_only" not in proc.stderr
+    assert not (tmp_path / "out" / "case.json").exists() and not (tmp_path / "m.onnx").exists()
+
+
+def test_a_training_checkpoint_gives_its_network_weights_to_inference(checkpoints, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("L", (40, 30), 90).save(images / "case.png")
+    run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images),
+               "--output_dir", str(tmp_path / "out"), "--ckpt_path", str(checkpoints / "checkpoint_epoch=3.pt"),
+               "--spatial_size", "[32,32]")  # fmt: skip
+    assert (tmp_path / "out" / "case.json").is_file()

@@ -306,3 +306,20 @@ def test_segmentation_with_csb_scripts_and_matches_eager(mode):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(scripted(x), wrapper(x))
+
+
+def test_get_network_starts_from_a_checkpoints_weights(tmp_path):
+    """``--network_def#weights <model.pt>``: fine-tuning the released model starts from its weights."""
+    from custom.errors import InputError
+    from custom.networks import get_network
+
+    small = {"in_channels": 3, "num_classes": 2, "features": (8, 16, 32, 64, 128)}
+    trained = get_network("nunet", **small)
+    torch.save(trained.state_dict(), tmp_path / "model.pt")
+    started = get_network("nunet", weights=str(tmp_path / "model.pt"), **small)
+    for name, value in trained.state_dict().items():
+        assert torch.equal(started.state_dict()[name], value), name
+    with pytest.raises(InputError, match="does not exist"):
+        get_network("nunet", weights=str(tmp_path / "missing.pt"), **small)
+    with pytest.raises(InputError, match="has shape .* where this network has"):  # another width
+        get_network("nunet", weights=str(tmp_path / "model.pt"), in_channels=3, num_classes=2)

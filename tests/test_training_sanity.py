@@ -60,7 +60,7 @@ def test_inference_evaluation_and_export_refuse_nan_weights(tmp_path):
                       "--output_dir", str(tmp_path / "out"), "--ckpt_path", str(path), "--spatial_size", "[32,32]",
                       check=False)
     assert proc.returncode != 0 and not (tmp_path / "out" / "case.json").exists()
-    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {path} (model): 1 weight tensors hold NaN")
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {path}: 1 weight tensors hold NaN")
 
 
 @pytest.mark.slow

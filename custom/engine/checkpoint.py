@@ -30,7 +30,6 @@ from monai.transforms import Compose, Randomizable
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from custom.engine.sanity import check_finite_weights
 from custom.errors import InputError
 from custom.fileio import atomic_file, atomic_write_json
 from custom.provenance import RunProvenance, bundle_run_provenance, records_sha256, running_bundle_parser
@@ -140,17 +139,23 @@ def _keep_configured_schedule(name: str, scheduler: LRScheduler, configured: Map
 
 
 class FiniteCheckpointLoader(CheckpointLoader):
-    """MONAI's ``CheckpointLoader`` (same arguments) that refuses weights holding NaN or infinite values.
+    """MONAI's ``CheckpointLoader`` (same arguments) loading network weights through :mod:`custom.networks.weights`.
 
-    Evaluation and inference load ``model.pt`` with it: a checkpoint of a diverged training would
-    otherwise give empty masks and one constant answer, indistinguishable from real ones.
+    Evaluation and inference load ``model.pt`` with it. It refuses weights holding NaN or infinite
+    values (a diverged training's checkpoint would otherwise give empty masks and one constant
+    answer, indistinguishable from real ones) and names in one line a missing, damaged or foreign
+    file and a checkpoint of another network or class count; a training checkpoint
+    (``checkpoint_epoch=N.pt``) is accepted for its network weights.
     """
 
     def __call__(self, engine: Engine) -> None:
-        super().__call__(engine)
-        for name, obj in self.load_dict.items():
+        from custom.networks.weights import load_weights, read_weights
+
+        state = read_weights(self.load_path)
+        for obj in self.load_dict.values():
             if isinstance(obj, nn.Module):
-                check_finite_weights(obj.state_dict(), f"{self.load_path} ({name})")
+                load_weights(obj, state, self.load_path)
+        self.logger.info(f"Restored all variables from {self.load_path}")
 
 
 def _randomizables(transform: Any) -> list[Randomizable]:
@@ -246,7 +251,8 @@ class ResumableCheckpoint:
     generators (:class:`RNGState`), so training continues at epoch N + 1 with the learning rate and
     the random draws it would have had. Checkpoints are written atomically
     (:class:`AtomicCheckpointSaver`); only the newest is kept, and it is replaced only once its successor
-    is complete; after ``--resume`` too, where the checkpoint resumed from goes once the first new one is written. Only rank 0 writes.
+    is complete; after ``--resume`` too, where the checkpoint resumed from goes once the first new one
+    is written. Only rank 0 writes.
 
     When the run starts, ``<save_dir>/provenance.json`` lists every invocation of the run (the first,
     then each resume): command line, merged config, resolved keys, git commit, package versions and
