@@ -403,7 +403,7 @@ CASES = [
         _empty,
         Refused("images", "empty images folder"),
         Refused("fold0.json", "does not exist"),
-        Refused("images", "contains no PNG or JPEG image"),
+        Refused("images", "contains no PNG, JPEG, BMP or TIFF image"),
         good_cases=False,
     ),
     Case(

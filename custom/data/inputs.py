@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
 from custom.data.datalist import load_datalist
-from custom.data.io import open_image
+from custom.data.io import is_hidden, is_image_name, open_image
 from custom.errors import InputError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# a mask beside its image, as BUSI stores them: "<stem>_mask.png", "<stem>_mask_1.png"; a name that
+# merely contains "_mask" ("breast_mask_study.png") is an image
+MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
+
+logger = logging.getLogger(__name__)
 
 
 def image_records(input_dir: str | None = None, datalist: str | None = None, split: str = "test") -> list[dict]:
     """Records ``{"image": path}`` for inference.
 
-    ``input_dir`` wins when given: every PNG/JPEG directly inside it, sorted by name, except
-    files ending in ``_mask`` (BUSI stores masks next to images). Otherwise ``split`` of ``datalist``.
+    ``input_dir`` wins when given: every image directly inside it (PNG, JPEG, BMP, TIFF: the formats
+    preparation reads), sorted by name, except masks stored beside their images (stems ending in
+    ``_mask`` or ``_mask_<n>``, as BUSI's); every other file skipped is named in a warning, never
+    dropped silently. Otherwise ``split`` of ``datalist``.
     Every image is decoded once here, so an unreadable file stops the run with a
     :class:`custom.data.DataError` naming it, before MONAI's loader fails on it mid-run.
     """
     if input_dir:
         if not os.path.isdir(input_dir):
             raise InputError(f"input_dir {input_dir!r} is not a folder; pass --input_dir <folder of PNG/JPG images>.")
-        names = sorted(
-            n for n in os.listdir(input_dir)
-            if n.lower().endswith(IMAGE_EXTENSIONS) and "_mask" not in os.path.splitext(n)[0]
-        )
+        entries = sorted(n for n in os.listdir(input_dir) if not is_hidden(n))
+        files = [n for n in entries if os.path.isfile(os.path.join(input_dir, n))]
+        masks = [n for n in files if is_image_name(n) and MASK_NAME.search(os.path.splitext(n)[0])]
+        names = [n for n in files if is_image_name(n) and n not in masks]
+        others = [n for n in entries if n not in names and n not in masks]
+        if masks:
+            logger.warning("input_dir %s: %d masks skipped (%s)", input_dir, len(masks), _some(masks))
+        if others:
+            logger.warning("input_dir %s: %d entries that are not images skipped (%s)", input_dir, len(others), _some(others))
         if not names:
-            raise InputError(f"input_dir {input_dir!r} contains no PNG or JPEG image.")
+            raise InputError(f"input_dir {input_dir!r} contains no PNG, JPEG, BMP or TIFF image.")
         for n in names:
             open_image(Path(input_dir, n))
         return [{"image": os.path.join(input_dir, n)} for n in names]
@@ -36,3 +49,7 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
         raise InputError("give --input_dir <folder of images> or --datalist <datalist.json>.")
     records = load_datalist(datalist, split, labels=False)
     return [{"image": r["image"], **({"id": r["id"]} if "id" in r else {})} for r in records]
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
