@@ -2,8 +2,10 @@
 
     python scripts/prepare_data.py busi --src <Dataset_BUSI_with_GT> --out <dir> [--curated <mapping_curated_BUSI.csv>]
         [--dedup auto|none] [--folds 5] [--seed 0] [--skip-bad] [--cache-size 256]
-    python scripts/prepare_data.py bus_uclm --src <folder with INFO.csv, images/, masks/> --out <dir> [--patients False] [same options]
-    python scripts/prepare_data.py folder --images <dir> --masks <dir> [--labels <csv>] [--group_pattern <regex>] --out <dir> [same options]
+    python scripts/prepare_data.py bus_uclm --src <folder with INFO.csv, images/, masks/> --out <dir>
+        [--patients False] [same options]
+    python scripts/prepare_data.py folder --images <dir> --masks <dir> [--labels <csv>] [--group_pattern <regex>]
+        --out <dir> [same options]
 
 Output: ``<dir>/images``, ``<dir>/labels``, ``datalist.json``, ``fold0.json`` ... and ``summary.json``
 (see custom/data/pipeline.py). Bad input stops with one ``error: <file>: <problem>`` line and exit

@@ -1,4 +1,7 @@
-"""Near-duplicate groups by SSIM with a correlation pre-filter (Aumente-Maestro et al., section 4.2; custom/data/duplicates.py)."""
+"""Near-duplicate groups by SSIM with a correlation pre-filter (Aumente-Maestro et al., section 4.2).
+
+The code under test: ``custom/data/duplicates.py``.
+"""
 
 from __future__ import annotations
 

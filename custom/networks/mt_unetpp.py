@@ -64,7 +64,9 @@ class MultiScaleClassificationHead(nn.Module):
 
 
 class MTUNetPlusPlus(nn.Module):
-    """Multi-task UNet++ with deep supervision, Aumente-Maestro et al. (section 3, Fig. 1): one lesion mask and ``num_classes`` logits.
+    """Multi-task UNet++ with deep supervision, Aumente-Maestro et al. (section 3, Fig. 1).
+
+    Outputs one lesion mask and ``num_classes`` logits.
 
     ``forward(x)`` returns ``{"seg": (B, 1, *spatial) logits, "cls": (B, num_classes) logits}`` and, in
     training mode with ``deep_supervision``, ``"aux_seg"``: the other deep-supervision logits. The
