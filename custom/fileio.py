@@ -39,7 +39,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", durable: bool = False
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = Path(path)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    # at most 110 characters whatever the target's length: a legal 255-character name must not
+    # become an illegal temporary one
+    tmp = path.parent / f".{path.name[:64]}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     text = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """The Model Zoo archive: its layout, the weights policy, and the extracted bundle used with MONAI's own tools.
 
-The end-to-end tests unzip the archive into an empty folder and run ``python -m monai.bundle ...`` from
-the extracted bundle folder with no ``PYTHONPATH``: ``custom`` then comes from the archive (the working
-directory is first on ``sys.path``, ahead of this repository's editable install).
+The end-to-end tests unzip the archive into an empty folder. What imports the bundle's code runs as
+``python -m monai.bundle ...`` from the extracted bundle folder with no ``PYTHONPATH``: ``custom`` then
+comes from the archive (the working directory is first on ``sys.path``, ahead of this repository's
+editable install). ``download_large_files`` and ``verify_metadata``, which import none of it, are called
+in Python, as the Model Zoo's ``ci/verify_bundle.py`` calls them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import CONFIGS, REPO
+from conftest import CONFIGS, REPO, run_script
+from monai.bundle import download_large_files, verify_metadata
 from PIL import Image
 
 from custom.networks import get_network
@@ -103,15 +106,14 @@ def unpacked(tmp_path_factory) -> Path:
     weights.mkdir()
     torch.manual_seed(0)
     torch.save(get_network("nunet", in_channels=3, num_classes=2).state_dict(), weights / "model.pt")
-    export = [sys.executable, "scripts/export_bundle.py", "--out", str(root / "dist"), "--models_dir", str(weights)]
-    export += ["--weights_url", f"file://{weights}/{{file}}"]
-    proc = subprocess.run(export, cwd=REPO, capture_output=True, text=True)
+    proc = run_script("export_bundle.py", "--out", str(root / "dist"), "--models_dir", str(weights),
+                      "--weights_url", f"file://{weights}/{{file}}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     with zipfile.ZipFile(root / "dist" / ARCHIVE) as archive:
         archive.extractall(root / "unpacked")
     bundle = root / "unpacked" / NAME
     assert not (bundle / "models" / "model.pt").exists()
-    _monai(bundle, "download_large_files", "--bundle_path", ".")
+    download_large_files(bundle_path=str(bundle))  # called in Python, as the zoo's verify_bundle.py does
     assert (bundle / "models" / "model.pt").read_bytes() == (weights / "model.pt").read_bytes()
     return bundle
 
@@ -135,7 +137,7 @@ def test_extracted_bundle_imports_its_own_custom_package(unpacked):
 
 @pytest.mark.slow
 def test_verify_metadata_against_the_shipped_schema(unpacked):
-    _monai(unpacked, "verify_metadata", "--meta_file", "configs/metadata.json", "--filepath", SCHEMA)
+    verify_metadata(meta_file=str(unpacked / "configs" / "metadata.json"), filepath=str(unpacked / SCHEMA))  # as verify_bundle.py
 
 
 @pytest.mark.slow

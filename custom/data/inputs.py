@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 from pathlib import Path
+
+from monai.utils import ImageMetaKey
 
 from custom.data.datalist import load_datalist
 from custom.data.io import is_hidden, is_image_name, open_image
@@ -53,3 +56,31 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
 
 def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+
+
+def output_stem(image: str) -> str:
+    """The stem of an input image's outputs (``<stem>_seg.png``, ``<stem>.json``).
+
+    The file name without its extension; when another image in the same folder has the same stem
+    (``a.png`` beside ``a.tif``), the extension is kept in it (``a_png``, ``a_tif``), so the two
+    never overwrite each other's outputs.
+    """
+    folder, name = os.path.split(os.path.abspath(image))
+    stem, ext = os.path.splitext(name)
+    siblings = _image_names(folder, os.stat(folder).st_mtime_ns)
+    if any(other != name and os.path.splitext(other)[0].lower() == stem.lower() for other in siblings):
+        return f"{stem}_{ext.lstrip('.').lower()}"
+    return stem
+
+
+@functools.lru_cache(maxsize=8)
+def _image_names(folder: str, mtime_ns: int) -> tuple[str, ...]:
+    # keyed by the folder's modification time: a listing per folder and change, not per image
+    return tuple(n for n in os.listdir(folder) if is_image_name(n))
+
+
+def output_name_formatter(metadict: dict, saver: object) -> dict:
+    """``SaveImaged``'s ``output_name_formatter``: the mask is named after :func:`output_stem` of its input."""
+    source = str(metadict[ImageMetaKey.FILENAME_OR_OBJ])
+    # FolderLayout drops the extension of the subject it is given: pass the stem with a dummy one
+    return {"subject": f"{output_stem(source)}.png", "idx": None}

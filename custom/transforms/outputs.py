@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
+from custom.data.inputs import output_stem
 from custom.fileio import atomic_write_json
 from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability, predicted_class
 from custom.transforms.labels import class_names as default_class_names
@@ -190,8 +191,9 @@ def _csb_scale(mode: str, lesion_p: float | None, predicted: str | None) -> floa
 class SaveResultd(MapTransform):
     """Writes ``data[key]`` (the JSON summary of :class:`MultiTaskDecisiond`) to ``<output_dir>/<stem>.json``.
 
-    The stem is the input file name without extension, read from the image's metadata, so the
-    JSON sits next to ``<stem>_seg.png`` written by ``SaveImaged``. Written atomically.
+    The stem is :func:`custom.data.inputs.output_stem` of the input file named in the image's
+    metadata (its name without extension, unless another image of its folder shares that stem), so
+    the JSON sits next to ``<stem>_seg.png`` written by ``SaveImaged`` with the same rule. Written atomically.
     """
 
     def __init__(self, output_dir: str, key: str = "result", image_key: str = "image") -> None:
@@ -202,6 +204,6 @@ class SaveResultd(MapTransform):
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         source = str(d[self.image_key].meta[ImageMetaKey.FILENAME_OR_OBJ])
-        stem = os.path.splitext(os.path.basename(source))[0]
+        stem = output_stem(source)
         atomic_write_json(os.path.join(self.output_dir, f"{stem}.json"), {"image": source, **d[self.keys[0]]})
         return d
