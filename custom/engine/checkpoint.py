@@ -149,6 +149,7 @@ class FiniteCheckpointLoader(CheckpointLoader):
     """
 
     def __call__(self, engine: Engine) -> None:
+        # imported here: custom.networks.weights imports custom.engine (its finiteness check)
         from custom.networks.weights import load_weights, read_weights
 
         state = read_weights(self.load_path)
