@@ -17,9 +17,27 @@ def test_read_gray_accepts_gray_rgb_rgba_palette_and_16_bit(tmp_path):
     Image.fromarray(np.dstack([gray] * 3)).save(tmp_path / "rgb.png")
     Image.fromarray(np.dstack([gray] * 3 + [np.full_like(gray, 128)])).save(tmp_path / "rgba.png")
     Image.fromarray(gray).convert("P").save(tmp_path / "p.png")
-    Image.fromarray(gray.astype(np.uint16) << 8).save(tmp_path / "i16.png")
-    for name in ("l", "rgb", "rgba", "p", "i16"):
-        assert np.array_equal(read_gray(tmp_path / f"{name}.png"), gray), name
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "i16.png")  # 16 bits: 255 -> 65535
+    Image.fromarray(gray).convert("CMYK").save(tmp_path / "cmyk.tif")
+    for name in ("l.png", "rgb.png", "rgba.png", "p.png", "i16.png", "cmyk.tif"):
+        assert np.array_equal(read_gray(tmp_path / name), gray), name
+
+
+@pytest.mark.parametrize("bits", [10, 12, 14, 16])
+def test_wide_integer_images_are_scaled_by_their_bit_depth_not_their_container(tmp_path, bits):
+    gray = np.linspace(0, 255, 24).round().astype(np.uint8).reshape(4, 6)
+    Image.fromarray(np.round(gray * ((2**bits - 1) / 255)).astype(np.uint16)).save(tmp_path / "x.png")
+    assert np.array_equal(read_gray(tmp_path / "x.png"), gray)
+    # a dark 12-bit image (maximum 2000) is still read as 12-bit data: 2000 of 4095, not of 2047
+    Image.fromarray(np.array([[0, 2000]], dtype=np.uint16)).save(tmp_path / "dark.png")
+    assert read_gray(tmp_path / "dark.png").tolist() == [[0, round(2000 * 255 / 4095)]]
+
+
+def test_non_finite_pixels_name_the_file(tmp_path):
+    Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32)).save(tmp_path / "nan.tif")
+    with pytest.raises(DataError, match="non-finite") as error:
+        read_gray(tmp_path / "nan.tif")
+    assert str(tmp_path / "nan.tif") in str(error.value)
 
 
 def test_read_mask_binarises_any_encoding(tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
@@ -157,6 +157,64 @@ def _rgba(root: Path) -> Reference:
     return Reference(gray, lesion())
 
 
+def _bit_depth(bits: int) -> Callable[[Path], Reference]:
+    # scanner data of `bits` bits in a 16-bit PNG: the decoder scales by 2**bits - 1, not by the container's 65535
+    def make(root: Path) -> Reference:
+        top = 2**bits - 1
+        write_pair(root, "x", image=Image.fromarray(np.round(picture() * (top / 255)).astype(np.uint16)))
+        return Reference(picture(), lesion())
+
+    return make
+
+
+def _float_tiff(root: Path) -> Reference:
+    write_pair(root, "x", image=Image.fromarray((picture() / 255).astype(np.float32)), ext=".tif")
+    return Reference(picture(), lesion())
+
+
+def _nan_tiff(root: Path) -> None:
+    pixels = (picture() / 255).astype(np.float32)
+    pixels[5, 5] = np.nan
+    write_pair(root, "x", image=Image.fromarray(pixels), ext=".tif")
+
+
+def _int32_tiff(root: Path) -> Reference:
+    write_pair(root, "x", image=Image.fromarray(picture().astype(np.int32) * 257), ext=".tif")
+    return Reference(picture(), lesion())
+
+
+def _one_bit(root: Path) -> Reference:
+    bits = picture() > 127
+    write_pair(root, "x", image=Image.fromarray(bits))
+    return Reference(bits.astype(np.uint8) * 255, lesion())
+
+
+def _cmyk_tiff(root: Path) -> Reference:
+    gray = picture()
+    write_pair(root, "x", image=Image.fromarray(np.dstack([gray] * 3)).convert("CMYK"), ext=".tif")
+    return Reference(gray, lesion())
+
+
+EXIF_ROTATE_90 = 6  # EXIF orientation "rotate 90 degrees clockwise to display"
+
+
+def _exif_rotated(mask_as_stored: bool) -> Callable[[Path], Reference | None]:
+    # a phone photo: the pixels are stored on their side and the EXIF tag turns them upright; the
+    # annotator drew the mask on the upright picture (or, for the broken case, on the stored pixels)
+    def make(root: Path) -> Reference | None:
+        upright, mask = picture(), lesion()
+        stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1)))
+        exif = Image.Exif()
+        exif[0x0112] = EXIF_ROTATE_90
+        drawn = np.rot90(mask, k=1) if mask_as_stored else mask
+        images, masks = _folders(root)
+        stored.save(images / "x.png", exif=exif)
+        Image.fromarray(np.ascontiguousarray(drawn).astype(np.uint8) * 255).save(masks / "x.png")
+        return None if mask_as_stored else Reference(upright, mask)
+
+    return make
+
+
 def _tiny(root: Path) -> None:
     mask = np.array([[0, 255], [0, 0]], dtype=np.uint8)
     write_pair(root, "x", image=Image.fromarray(picture(shape=(2, 2))), mask=Image.fromarray(mask))
@@ -235,6 +293,12 @@ UNREADABLE = "stops: not a readable image"
 READS_NO_MASKS = "inference reads images only"
 READS_NO_DATALIST = "preparation writes datalists, it does not read them"
 ANY_NON_ZERO = "any non-zero pixel (any channel) is lesion, stored as 0/255"
+BIT_DEPTH = "scaled to 8 bits by its real bit depth (custom.data.io.decode)"
+FLOAT = "scaled to 8 bits: values in [0, 1] times 255"
+NON_FINITE = "non-finite (NaN or infinite) pixels"
+ONE_BIT = "black and white as 0 and 255"
+LUMA = "converted to RGB, then luma"
+EXIF = "turned upright by its EXIF orientation"
 
 CASES = [
     Case(
@@ -265,25 +329,97 @@ CASES = [
         "16-bit",
         "16-bit grayscale PNG",
         _gray16,
-        Handled("kept as its top 8 bits"),
-        Handled("read at 16 bits, then rescaled to 0..1 per image like any image"),
-        Handled("read at 16 bits, then rescaled to 0..1 per image like any image"),
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
     ),
     Case(
         "palette",
         "palette PNG (grey levels in a shuffled palette)",
         _palette,
         Handled("the colours it shows, as luma"),
-        Handled("the colours it shows (the reader expands the palette)"),
-        Handled("the colours it shows (the reader expands the palette)"),
+        Handled("the colours it shows, as luma"),
+        Handled("the colours it shows, as luma"),
     ),
     Case(
         "rgba",
         "RGBA PNG (half-transparent)",
         _rgba,
         Handled("alpha dropped, colour as luma"),
-        Handled("alpha channel dropped"),
-        Handled("alpha channel dropped"),
+        Handled("alpha dropped, colour as luma"),
+        Handled("alpha dropped, colour as luma"),
+    ),
+    Case(
+        "12-bit",
+        "12-bit scanner data in a 16-bit PNG",
+        _bit_depth(12),
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
+    ),
+    Case(
+        "10-bit",
+        "10-bit scanner data in a 16-bit PNG",
+        _bit_depth(10),
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
+    ),
+    Case(
+        "float-tiff",
+        "32-bit float TIFF with values in [0, 1]",
+        _float_tiff,
+        Handled(FLOAT),
+        Handled(FLOAT),
+        Handled(FLOAT),
+    ),
+    Case(
+        "nan-tiff",
+        "float TIFF with a NaN pixel",
+        _nan_tiff,
+        Refused("images/x.tif", NON_FINITE),
+        Refused("images/x.tif", NON_FINITE),
+        Refused("images/x.tif", NON_FINITE),
+    ),
+    Case(
+        "int32-tiff",
+        "32-bit integer TIFF",
+        _int32_tiff,
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
+        Handled(BIT_DEPTH),
+    ),
+    Case(
+        "1-bit",
+        "1-bit (black and white) image",
+        _one_bit,
+        Handled(ONE_BIT),
+        Handled(ONE_BIT),
+        Handled(ONE_BIT),
+    ),
+    Case(
+        "cmyk",
+        "CMYK TIFF",
+        _cmyk_tiff,
+        Handled(LUMA),
+        Handled(LUMA),
+        Handled(LUMA),
+    ),
+    Case(
+        "exif-rotated",
+        "photo stored on its side with an EXIF orientation tag, mask drawn upright",
+        _exif_rotated(mask_as_stored=False),
+        Handled(EXIF),
+        Handled(EXIF),
+        Handled(EXIF + "; the mask is written upright"),
+    ),
+    Case(
+        "exif-mask-mismatch",
+        "EXIF-rotated image whose mask was drawn on the stored pixels",
+        _exif_rotated(mask_as_stored=True),
+        Refused("masks/x.png", "mask is 40x48 but its image is 48x40 (sizes after EXIF orientation"),
+        Refused("masks/x.png", "mask is 40x48 but its image is 48x40 (sizes after EXIF orientation"),
+        Handled(EXIF + "; the mask is written upright"),
     ),
     Case(
         "2x2",
@@ -468,6 +604,8 @@ def test_every_input_of_the_issue_is_in_the_corpus():
     assert {"mask-larger", "mask-smaller", "mask-0-1", "mask-0-255", "mask-colours", "mask-grey-edge"} <= set(IDS)
     assert {"image-without-mask", "mask-without-image", "spaces", "parentheses", "non-ascii", "empty-folder"} <= set(IDS)
     assert {"malformed-datalist", "datalist-missing-files"} <= set(IDS)
+    # issue 15, item 1: one decoder for every bit depth, colour mode and orientation
+    assert {"12-bit", "10-bit", "float-tiff", "nan-tiff", "int32-tiff", "1-bit", "cmyk", "exif-rotated", "exif-mask-mismatch"} <= set(IDS)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -566,7 +704,7 @@ def test_preparation_handles(case, tmp_path):
     image = np.asarray(Image.open(tmp_path / "out" / record["image"]))
     mask = np.asarray(Image.open(tmp_path / "out" / record["label"]))
     with Image.open(next((tmp_path / "images").glob(f"{stem}.*"))) as source:
-        assert image.shape == source.size[::-1]
+        assert image.shape == ImageOps.exif_transpose(source).size[::-1]  # the size a viewer shows
     assert set(np.unique(mask).tolist()) <= {0, 255} and record["lesion"] == int(mask.any())
     if reference is not None:
         assert np.array_equal(image, reference.image)
@@ -717,7 +855,7 @@ def test_inference_runs_on_every_handled_case_together(tmp_path, untrained_check
     for name in before:
         stem = Path(name).stem
         with Image.open(inputs / name) as source, Image.open(out / f"{stem}_seg.png") as mask:
-            assert mask.size == source.size, name
+            assert mask.size == ImageOps.exif_transpose(source).size, name
             assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}, name
         assert json.loads((out / f"{stem}.json").read_text())["predicted_class"] in ("normal", "lesion")
 

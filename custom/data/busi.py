@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from custom.data.errors import BadCase, DataError
-from custom.data.io import is_hidden, is_image_name, read_gray, read_mask
+from custom.data.io import check_mask_size, is_hidden, is_image_name, read_gray, read_mask
 from custom.data.pipeline import prepare
 from custom.data.records import THREE_CLASSES, CaseSource, LoadedCase, Scan
 
@@ -104,12 +104,8 @@ def load_busi_case(case: CaseSource) -> LoadedCase:
     image = read_gray(case.image)
     mask = np.zeros(image.shape, dtype=bool)
     for path in case.masks:
-        part = read_mask(path)
-        if part.shape != image.shape:
-            raise DataError(
-                f"{path}: mask is {part.shape[1]}x{part.shape[0]} but its image is {image.shape[1]}x{image.shape[0]}"
-            )
-        mask |= part
+        check_mask_size(case.image, path)
+        mask |= read_mask(path)
     return LoadedCase(image, mask, case.class_name)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from custom.data.errors import BadCase, DataError
-from custom.data.io import is_hidden, is_image_name, read_gray, read_mask
+from custom.data.io import check_mask_size, is_hidden, is_image_name, read_gray, read_mask
 from custom.data.pipeline import prepare
 from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan
 
@@ -131,13 +131,8 @@ def scan_folder(images: Path, masks: Path, labels: Path | None = None, group_pat
 
 def load_folder_case(case: CaseSource) -> LoadedCase:
     """Grayscale image and binary mask of the same size; class from the labels or from the mask."""
-    image = read_gray(case.image)
-    mask = read_mask(case.masks[0])
-    if mask.shape != image.shape:
-        raise DataError(
-            f"{case.masks[0]}: mask is {mask.shape[1]}x{mask.shape[0]} "
-            f"but its image is {image.shape[1]}x{image.shape[0]}"
-        )
+    check_mask_size(case.image, case.masks[0])
+    image, mask = read_gray(case.image), read_mask(case.masks[0])
     class_name = case.class_name or ("lesion" if mask.any() else "normal")
     return LoadedCase(image, mask, class_name)
 

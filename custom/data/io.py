@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 
 from custom.data.errors import DataError
 from custom.fileio import atomic_file
@@ -33,12 +33,16 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def open_image(path: Path) -> Image.Image:
-    """The decoded image at ``path``; :class:`DataError` naming the file when it is missing, empty or unreadable."""
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"{path}: file does not exist")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: zero-byte file")
+
+
+def open_image(path: Path) -> Image.Image:
+    """The decoded image at ``path``; :class:`DataError` naming the file when it is missing, empty or unreadable."""
+    _check_file(path)
     try:
         with Image.open(path) as img:
             img.load()
@@ -47,23 +51,71 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"{path}: not a readable image ({e})") from e
 
 
-def to_gray(img: Image.Image) -> np.ndarray:
-    """8-bit single-channel pixels of ``img``.
+def decode(img: Image.Image) -> Image.Image:
+    """The 8-bit grayscale picture ``img`` shows: the one decoder of preparation, training and inference.
 
-    Colour is converted with ITU-R 601-2 luma (exact for BUSI's RGB files with three equal channels),
-    alpha is dropped, and 16-bit grayscale keeps its top 8 bits.
+    - EXIF orientation is applied, so the pixels are those a viewer (and an annotator) saw.
+    - Colour of any mode (RGB, CMYK, YCbCr, palette, with or without alpha) becomes ITU-R 601-2 luma;
+      alpha is dropped (it carries no anatomy). BUSI's RGB files have three equal channels, for which
+      luma is exact.
+    - Integer data wider than 8 bits (16-bit containers holding 10, 12 or 14-bit scanner data, 32-bit
+      integers) is scaled by its real bit depth, the smallest even number of bits that holds the
+      image's maximum, not by the container's: a 12-bit image in a 16-bit PNG keeps its contrast
+      instead of collapsing into the 16 darkest grey levels.
+    - Floating-point data in [0, 1] is scaled by 255; other floating-point data by its own range.
+    - 1-bit images become 0/255.
+
+    Raises :class:`DataError`, naming the file when ``img`` was read from one, for an image with
+    non-finite pixels or of a mode that is no picture.
     """
-    if img.mode.startswith("I;16"):
-        return (np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8)
-    return np.asarray(img.convert("L"), dtype=np.uint8)
+    source = getattr(img, "filename", "") or "image"
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("L", "1", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+        if img.mode in ("P", "PA"):
+            img = expand_palette(img)
+        if img.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+            img = img.convert("RGB")
+        return img.convert("L")
+    pixels = np.asarray(img)
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise DataError(f"{source}: an image of mode {img.mode} and shape {pixels.shape} is not a picture this package reads")
+    try:
+        return Image.fromarray(_to_uint8(pixels))
+    except DataError as e:
+        raise DataError(f"{source}: {e}") from None
+
+
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Wide integer pixels scaled by their bit depth, floating-point pixels by 255 or their own range, as uint8."""
+    values = pixels.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise DataError("the image has non-finite (NaN or infinite) pixels")
+    low, high = float(values.min()), float(values.max())
+    if np.issubdtype(pixels.dtype, np.integer) and low >= 0:
+        bits = max(8, int(np.ceil(np.log2(high + 1))))
+        return np.round(values * (255.0 / (2 ** (bits + bits % 2) - 1))).astype(np.uint8)
+    if low >= 0 and high <= 1:
+        return np.round(values * 255).astype(np.uint8)
+    span = high - low
+    return np.round((values - low) * (255.0 / span if span else 0.0)).astype(np.uint8)
+
+
+def to_gray(img: Image.Image) -> np.ndarray:
+    """8-bit single-channel pixels of ``img`` as :func:`decode` sees them, an ``(H, W)`` uint8 array."""
+    return np.asarray(decode(img), dtype=np.uint8)
+
+
+def decode_mask(img: Image.Image) -> Image.Image:
+    """A mask as its annotator drew it: EXIF orientation applied (as :func:`decode` does for its image) and a
+    palette replaced by its colours; channels and alpha are kept, for ``BinarizeMaskd`` to read."""
+    return expand_palette(ImageOps.exif_transpose(img))
 
 
 def expand_palette(img: Image.Image) -> Image.Image:
     """``img`` with a palette replaced by the colours it shows (RGB, or RGBA when it has transparency).
 
     MONAI's ``PILReader`` returns a palette image's index numbers, not its colours, so a palette PNG
-    (image or mask) would reach the network as indices; pass this as the reader's ``converter``.
-    Other modes are returned unchanged.
+    would reach the network as indices. Other modes are returned unchanged.
     """
     if img.mode == "P":
         return img.convert("RGBA" if "transparency" in img.info else "RGB")
@@ -72,13 +124,29 @@ def expand_palette(img: Image.Image) -> Image.Image:
     return img
 
 
+# EXIF orientations 5-8 turn the picture by 90 degrees: its displayed width is the stored height.
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)
+
+
+def _orientation(img: Image.Image) -> int:
+    return int(img.getexif().get(ExifTags.Base.Orientation, 1) or 1)
+
+
 def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of the image at ``path`` from its header (nothing is decoded)."""
+    """Displayed ``(width, height)`` of the image at ``path`` (EXIF orientation applied) from its header."""
+    _check_file(path)
     try:
         with Image.open(path) as img:
-            return img.size
+            width, height = img.size
+            return (height, width) if _orientation(img) in _TRANSPOSING_ORIENTATIONS else (width, height)
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, ... for bad files
         raise DataError(f"{path}: not a readable image ({e})") from e
+
+
+def has_orientation_tag(path: Path) -> bool:
+    """Whether the image at ``path`` carries an EXIF orientation other than "as stored"."""
+    with Image.open(path) as img:
+        return _orientation(img) != 1
 
 
 def check_mask_size(image: Path, mask: Path) -> None:
@@ -89,7 +157,10 @@ def check_mask_size(image: Path, mask: Path) -> None:
     """
     image_wh, mask_wh = image_size(image), image_size(mask)
     if mask_wh != image_wh:
-        raise DataError(f"{mask}: mask is {mask_wh[0]}x{mask_wh[1]} but its image is {image_wh[0]}x{image_wh[1]}")
+        hint = ""
+        if mask_wh == image_wh[::-1] and (has_orientation_tag(image) or has_orientation_tag(mask)):
+            hint = " (sizes after EXIF orientation: one of the two files is turned by its orientation tag and the other is not)"
+        raise DataError(f"{mask}: mask is {mask_wh[0]}x{mask_wh[1]} but its image is {image_wh[0]}x{image_wh[1]}{hint}")
 
 
 def read_gray(path: Path) -> np.ndarray:
@@ -98,12 +169,13 @@ def read_gray(path: Path) -> np.ndarray:
 
 
 def read_mask_rgb(path: Path) -> np.ndarray:
-    """The mask at ``path`` as ``(H, W, 3)`` uint8 colours, with fully transparent pixels set to black.
+    """The mask at ``path`` as ``(H, W, 3)`` uint8 colours (EXIF orientation applied, as for its image),
+    with fully transparent pixels set to black.
 
     Any mode is accepted: 1-bit, grayscale, palette, RGB, RGBA (2 of BUSI's extra masks are RGBA
     with an opaque alpha channel; an alpha of 0 can only mean "no annotation here").
     """
-    rgba = np.asarray(open_image(path).convert("RGBA"))
+    rgba = np.asarray(ImageOps.exif_transpose(open_image(path)).convert("RGBA"))
     return rgba[..., :3] * (rgba[..., 3:] > 0)
 
 

@@ -1,6 +1,7 @@
 """MONAI dictionary transforms the configs use where MONAI has no component."""
 
 from .gradient import GradientMagnituded
+from .load import LoadPictured
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .outputs import MatchLabelSized, MultiTaskDecisiond, SaveResultd
 from .resize import AntiAliasedResize, AntiAliasedResized
@@ -11,6 +12,7 @@ __all__ = [
     "BinarizeMaskd",
     "ClassLabeld",
     "GradientMagnituded",
+    "LoadPictured",
     "MatchLabelSized",
     "MultiTaskDecisiond",
     "NormalizeChannelsd",
