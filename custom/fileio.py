@@ -59,9 +59,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", durable: bool = False
         raise
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes ``text`` to ``path`` atomically and durably (see :func:`atomic_file`)."""
-    with atomic_file(path, "w", durable=True) as f:
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:
+    """Writes ``text`` to ``path`` atomically, and by default durably (see :func:`atomic_file`)."""
+    with atomic_file(path, "w", durable=durable) as f:
         f.write(text)
 
 
@@ -76,9 +76,9 @@ def to_json_safe(value: Any) -> Any:
     return value
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Writes ``obj`` as indented, strictly valid JSON, atomically."""
-    atomic_write_text(path, json.dumps(to_json_safe(obj), indent=2, allow_nan=False) + "\n")
+def atomic_write_json(path: str | os.PathLike, obj: Any, durable: bool = True) -> None:
+    """Writes ``obj`` as indented, strictly valid JSON, atomically (and by default durably)."""
+    atomic_write_text(path, json.dumps(to_json_safe(obj), indent=2, allow_nan=False) + "\n", durable)
 
 
 def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[str, Any]], key: str = "image") -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import os
@@ -67,16 +68,16 @@ def output_stem(image: str) -> str:
     """
     folder, name = os.path.split(os.path.abspath(image))
     stem, ext = os.path.splitext(name)
-    siblings = _image_names(folder, os.stat(folder).st_mtime_ns)
-    if any(other != name and os.path.splitext(other)[0].lower() == stem.lower() for other in siblings):
+    if _stem_counts(folder, os.stat(folder).st_mtime_ns)[stem.lower()] > 1:
         return f"{stem}_{ext.lstrip('.').lower()}"
     return stem
 
 
 @functools.lru_cache(maxsize=8)
-def _image_names(folder: str, mtime_ns: int) -> tuple[str, ...]:
-    # keyed by the folder's modification time: a listing per folder and change, not per image
-    return tuple(n for n in os.listdir(folder) if is_image_name(n))
+def _stem_counts(folder: str, mtime_ns: int) -> collections.Counter:
+    # keyed by the folder's modification time: one listing per folder and change, not one per image
+    # (a scan of the folder per image made 2000 images quadratic)
+    return collections.Counter(os.path.splitext(n)[0].lower() for n in os.listdir(folder) if is_image_name(n))
 
 
 def output_name_formatter(metadict: dict, saver: object) -> dict:
