@@ -1,8 +1,8 @@
 """MONAI dictionary transforms the configs use where MONAI has no component."""
 
 from .gradient import GradientMagnituded
-from .load import LoadPictured
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
+from .load import LoadPictured
 from .outputs import MatchLabelSized, MultiTaskDecisiond, SaveResultd
 from .resize import AntiAliasedResize, AntiAliasedResized
 
