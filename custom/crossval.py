@@ -30,7 +30,7 @@ from custom.data.sizes import size_thresholds, size_tier
 from custom.engine.checkpoint import latest_checkpoint
 from custom.errors import InputError
 from custom.evaluation import aggregate_folds, read_per_image, summarize
-from custom.fileio import atomic_write_json
+from custom.fileio import atomic_write_json, check_outside, read_json
 from custom.provenance import provenance
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "bundle" / "configs" / "train.json")
@@ -224,6 +224,7 @@ def cross_validate(
     data_dir, out_dir = Path(data).resolve(), Path(out).resolve()
     if not data_dir.is_dir():
         raise InputError(f"--data {data!r} is not a folder; prepare one with scripts/prepare_data.py.")
+    check_outside(out_dir, [data_dir])
     configs = [str(Path(c).resolve()) for c in ([config] if isinstance(config, str) else config)]
     for c in configs:
         if not Path(c).is_file():
@@ -289,9 +290,9 @@ def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[s
     """
     out_dir = Path(out).resolve()
     run_file = out_dir / "run.json"
-    if not run_file.is_file():
-        raise InputError(f"{out_dir}: no run.json; run scripts/cross_validate.py first.")
-    run = json.loads(run_file.read_text())
+    run = read_json(run_file, "not a run folder: run scripts/cross_validate.py first")
+    if not {"data", "config_files", "folds"} <= set(run):
+        raise InputError(f"{run_file}: lacks data, config_files or folds; it was not written by cross_validate.py")
     data_dir, configs, overrides = Path(run["data"]), run["config_files"], run.get("overrides", {})
     chosen = list(folds if folds is not None else run["folds"])
     evaluate = str(Path(configs[0]).parent / "evaluate.json")

@@ -7,13 +7,16 @@ building a component in a ``RuntimeError`` and prints a long traceback. :func:`i
 what to do. Anything else (a bug) keeps its full traceback; so does everything when the
 environment variable ``NUNET_TRACEBACK=1`` is set.
 
-One failure is recognised without a :class:`UserError`: MONAI's ``SaveImage`` (inference masks)
+Two failures are recognised without a :class:`UserError`: an ``OSError`` of the environment (a full
+disk or quota, a read-only file system, a permission denied) with its file name, printed as
+``<file>: <reason>``, wherever it is raised; and MONAI's ``SaveImage`` (inference masks), which
 catches the writer's ``OSError`` and raises a ``RuntimeError`` whose text holds the file name and
-the formatted ``OSError``; a full disk there is printed as ``<file>: cannot write it (<reason>)``.
+the formatted ``OSError``, printed as ``<file>: cannot write it (<reason>)``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -39,6 +42,10 @@ _OS_ERROR_LINE = re.compile(
 )
 
 
+# the faults of the machine rather than of the program: the user frees space or changes permissions
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def _chain(exc: BaseException | None):
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
@@ -58,6 +65,8 @@ def one_line(exc: BaseException | None) -> str | None:
     if error is not None:
         return " ".join(str(error).split())
     for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS and e.filename:
+            return f"{e.filename}: {e.strerror}"
         text = str(e)
         written, reason = _SAVE_IMAGE_FAILURE.search(text), _OS_ERROR_LINE.search(text)
         if written and reason:

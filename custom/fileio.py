@@ -81,13 +81,45 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, durable: bool = True) -
     atomic_write_text(path, json.dumps(to_json_safe(obj), indent=2, allow_nan=False) + "\n", durable)
 
 
-def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[str, Any]], key: str = "image") -> bool:
-    """Refuses an inference output folder that holds any of the input images; returns True otherwise.
+def read_json(path: str | os.PathLike, missing: str) -> Any:
+    """The JSON document at ``path``; :class:`InputError` naming it when it is missing (``missing`` says what
+    to do) or not valid JSON (a run that was stopped while writing it, or a hand edit)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: does not exist; {missing}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: is not valid JSON ({e})") from None
 
-    Inference writes ``<stem>_seg.png`` and ``<stem>.json`` into ``output_dir``. When that folder is
-    the folder of an input image, a later run would read those outputs as inputs, and an input named
-    like an output (``a_seg.png`` next to ``a.png``) would be overwritten. Folders are compared after
-    resolving links, so ``./in`` and ``in/`` and a symlink to it are the same folder.
+
+def check_outside(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], option: str = "--out") -> None:
+    """Refuses an output folder that is one of the ``inputs`` folders or lies inside one.
+
+    Every tool writes into a folder of its own: outputs inside an input folder would be read as inputs
+    by the next run (an unexpected ``out/`` in a folder of images, masks listed as images) or overwrite
+    them. Folders are compared after resolving links.
+
+    Raises:
+        InputError: naming the option, the output and the input folder.
+    """
+    target = Path(out).resolve()
+    for source in inputs:
+        folder = Path(source).resolve()
+        if target == folder or folder in target.parents:
+            where = "is" if target == folder else "is inside"
+            raise InputError(
+                f"{option} {out} {where} the input folder {source}: the next run would read the outputs as "
+                "inputs; choose a folder outside it."
+            )
+
+
+def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[str, Any]], key: str = "image") -> bool:
+    """Refuses an inference output folder that is, or lies inside, the folder of an input image; returns True otherwise.
+
+    Inference writes ``<stem>_seg.png`` and ``<stem>.json`` into ``output_dir``. In the folder of an
+    input image a later run would read those outputs as inputs, and an input named like an output
+    (``a_seg.png`` next to ``a.png``) would be overwritten (see :func:`check_outside`).
 
     Args:
         output_dir: the inference output folder.
@@ -95,14 +127,7 @@ def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[st
         key: the record key of the input image path.
 
     Raises:
-        InputError: naming the folder and an input image in it.
+        InputError: naming the output folder and the input folder.
     """
-    out = Path(output_dir).resolve()
-    for record in records:
-        image = Path(record[key])
-        if image.resolve().parent == out:
-            raise InputError(
-                f"output_dir {str(output_dir)!r} is the folder of the input image {str(image)!r}: "
-                "inference never writes next to its inputs; pass another --output_dir."
-            )
+    check_outside(output_dir, {Path(record[key]).parent for record in records}, "--output_dir")
     return True

@@ -12,11 +12,9 @@ Variants and their bundle overrides are defined in custom/ablation.py (``A+C+AF+
 from __future__ import annotations
 
 import json
-import sys
-
-import fire
 
 from custom import ablation
+from custom.cli import run as run_command
 from custom.crossval import DEFAULT_CONFIG
 from custom.errors import InputError
 
@@ -32,21 +30,18 @@ def _list(value) -> list | None:
 def main(data: str = "", out: str = "", variants=None, folds=None, config=DEFAULT_CONFIG,
          list_variants: bool = False, **overrides) -> None:
     """Runs the chosen variants (default: all 18) and writes the ablation table."""
-    try:
-        names = _list(variants)
-        if list_variants:
-            for name, variant in ablation.variants(names).items():
-                print(f"{name}: {json.dumps(variant)}")
-            return
-        if not data or not out:
-            raise InputError("--data and --out are required (or --list_variants).")
-        options = {k: overrides.pop(k) for k in CROSS_VALIDATE_OPTIONS if k in overrides}
-        fold_ids = [int(f) for f in _list(str(folds) if isinstance(folds, int) else folds)] if folds is not None else None
-        result = ablation.ablate(data, out, names, folds=fold_ids, config=config, overrides=overrides, **options)
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    names = _list(variants)
+    if list_variants:
+        for name, variant in ablation.variants(names).items():
+            print(f"{name}: {json.dumps(variant)}")
+        return
+    if not data or not out:
+        raise InputError("--data and --out are required (or --list_variants).")
+    options = {k: overrides.pop(k) for k in CROSS_VALIDATE_OPTIONS if k in overrides}
+    fold_ids = [int(f) for f in _list(str(folds) if isinstance(folds, int) else folds)] if folds is not None else None
+    result = ablation.ablate(data, out, names, folds=fold_ids, config=config, overrides=overrides, **options)
     print(f"ablation of {len(result['variants'])} variants: {out}/ablation.md")
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

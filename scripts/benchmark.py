@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import json
 
-import fire
-
 from custom.benchmark import DEFAULT_CONFIG, benchmark, format_table
+from custom.cli import run as run_command
 from custom.fileio import atomic_write_json
 
 
@@ -48,4 +47,4 @@ def main(
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

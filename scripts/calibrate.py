@@ -10,21 +10,14 @@ accuracy, ties nearest 0.5) goes into ``fold<k>/model.json`` beside its ``model.
 
 from __future__ import annotations
 
-import sys
-
-import fire
-
+from custom.cli import run as run_command
 from custom.crossval import calibrate_run
-from custom.errors import InputError
 
 
 def main(run: str, folds=None, report: bool = True) -> None:
     """Calibrates the folds of ``run`` (default: all of them) and prints the new mean figures."""
     chosen = None if folds is None else [int(f) for f in str(folds).strip("()[]").split(",") if f.strip()]
-    try:
-        summary = calibrate_run(run, chosen)
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    summary = calibrate_run(run, chosen)
     mean = summary["mean"]
     print(f"mean over folds: accuracy {mean['classification'].get('accuracy')}, Dice {mean['segmentation'].get('dice')}")
     if report:
@@ -35,4 +28,4 @@ def main(run: str, folds=None, report: bool = True) -> None:
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

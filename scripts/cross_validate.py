@@ -18,12 +18,8 @@ std over folds) and the report (``report.md``, ``report.html``). Finished folds 
 
 from __future__ import annotations
 
-import sys
-
-import fire
-
+from custom.cli import run as run_command
 from custom.crossval import DEFAULT_CONFIG, cross_validate
-from custom.errors import InputError
 
 
 def _fold_list(folds) -> list[int] | None:
@@ -50,13 +46,10 @@ def main(
     **overrides,
 ) -> None:
     """Runs the folds (``parallel`` at a time), writes summary.json and (with ``report``) the report into ``out``."""
-    try:
-        summary = cross_validate(
-            data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides, parallel=parallel,
-            calibrate=calibrate, protocol=protocol,
-        )
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    summary = cross_validate(
+        data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides, parallel=parallel,
+        calibrate=calibrate, protocol=protocol,
+    )
     mean = summary["mean"]
     cls, seg = mean.get("classification", {}), mean.get("segmentation", {})
     print(f"mean over folds: accuracy {cls.get('accuracy')}, AUC {cls.get('auc')}, Dice {seg.get('dice')}, IoU {seg.get('iou')}")
@@ -68,4 +61,4 @@ def main(
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

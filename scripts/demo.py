@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-import fire
+from custom.cli import run as run_command
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = "bundle/configs"
@@ -72,4 +72,4 @@ def main(
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-import fire
-
+from custom.cli import run as run_command
 from custom.packaging import MODEL_ZOO_FILE_LIMIT_MB, export_bundle
 
 
@@ -27,4 +26,4 @@ def main(
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

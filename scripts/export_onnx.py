@@ -14,22 +14,16 @@ ONNX Runtime and PyTorch on a random batch. The input channels and size come fro
 from __future__ import annotations
 
 import json
-import sys
 
-import fire
-
+from custom.cli import run as run_command
 from custom.deploy.onnx import DEFAULT_CONFIG, export_and_check
-from custom.errors import InputError
 
 
 def main(ckpt: str, out: str, config=DEFAULT_CONFIG, check_batch: int = 2, **overrides) -> None:
     """Writes ``out`` from ``ckpt`` loaded into the ``network_def`` of ``config`` (+ ``overrides``) and checks it."""
-    try:
-        report = export_and_check(ckpt, out, config=config, check_batch=check_batch, overrides=overrides)
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    report = export_and_check(ckpt, out, config=config, check_batch=check_batch, overrides=overrides)
     print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

@@ -8,21 +8,15 @@ Every image under <dir> is compared (recursively; BUSI's *_mask* files are skipp
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import fire
-
+from custom.cli import run as run_command
 from custom.data.duplicates import THRESHOLD, find_duplicates_in_folder
-from custom.data.errors import DataError
 
 
 def main(src: str, out: str, threshold: float = THRESHOLD) -> None:
     """Writes the duplicate groups of the images under ``src`` to the CSV ``out``."""
-    try:
-        found = find_duplicates_in_folder(Path(src), Path(out), threshold)
-    except DataError as e:
-        sys.exit("error: " + " ".join(str(e).split()))
+    found = find_duplicates_in_folder(Path(src), Path(out), threshold)
     print(
         f"{found['images']} images, {found['pairs_compared']} pairs compared in {found['seconds']} s: "
         f"{found['groups']} groups, {found['images_in_groups']} images in groups -> {out}"
@@ -30,4 +24,4 @@ def main(src: str, out: str, threshold: float = THRESHOLD) -> None:
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

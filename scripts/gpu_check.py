@@ -8,19 +8,12 @@ Writes ``<out>/gpu_check.json`` (see custom/gpu_check.py) and prints the headlin
 
 from __future__ import annotations
 
-import sys
-
-import fire
-
-from custom.errors import InputError
+from custom.cli import run as run_command
 from custom.gpu_check import gpu_check
 
 
 def main(out: str = "gpu_check", data: str | None = None, device: str = "cuda", epochs: int = 3, dry: bool = False) -> None:
-    try:
-        result = gpu_check(out, data=data, device=device, epochs=epochs, dry=dry)
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    result = gpu_check(out, data=data, device=device, epochs=epochs, dry=dry)
     bench = result["benchmark"]
     print(f"{result['device']}: training {bench['train_img_s']:.1f} img/s ({bench['train_speedup']:.2f}x the baseline), "
           f"inference speed-up {bench['infer_speedup']:.2f}; short training with the speed switches "
@@ -28,4 +21,4 @@ def main(out: str = "gpu_check", data: str | None = None, device: str = "cuda", 
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

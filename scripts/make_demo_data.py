@@ -8,24 +8,17 @@ summary.json to <dir>.
 
 from __future__ import annotations
 
-import sys
-
-import fire
-
+from custom.cli import run as run_command
 from custom.data.demo import make_demo_dataset
-from custom.data.errors import DataError
 
 
 def main(out: str, seed: int = 0) -> None:
     """Generates the demo dataset into ``out`` with ``seed``."""
-    try:
-        summary = make_demo_dataset(out, seed)
-    except DataError as e:
-        sys.exit("error: " + " ".join(str(e).split()))
+    summary = make_demo_dataset(out, seed)
     print(
         f"demo dataset: {summary['records']} images {summary['classes']} in {out} ({summary['seconds']} s to prepare)"
     )
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

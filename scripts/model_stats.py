@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import json
 
-import fire
-
+from custom.cli import run as run_command
 from custom.networks import ABLATIONS
 from custom.networks.stats import all_model_stats, model_stats
 
@@ -34,4 +33,4 @@ def main(name: str = "nunet", input_shape: tuple = (1, 3, 256, 256), ablations: 
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

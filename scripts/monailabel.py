@@ -13,8 +13,7 @@ import shlex
 import sys
 from pathlib import Path
 
-import fire
-
+from custom.cli import run as run_command
 from custom.monailabel import DEFAULT_NAME, create_app, has_model, server_command, start_server
 
 NO_MODEL = (
@@ -58,4 +57,4 @@ def serve(
 
 
 if __name__ == "__main__":
-    fire.Fire({"app": app, "serve": serve})
+    run_command({"app": app, "serve": serve})

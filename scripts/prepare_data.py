@@ -15,15 +15,12 @@ status 1, unless ``--skip-bad`` leaves such cases out (listed in summary.json).
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any
 
-import fire
-
+from custom.cli import run as run_command
 from custom.data.bus_uclm import prepare_bus_uclm
 from custom.data.busi import prepare_busi
-from custom.data.errors import DataError
 from custom.data.folder import prepare_folder
 
 
@@ -33,10 +30,7 @@ def _command(prepare: Callable[..., dict[str, Any]]) -> Callable[..., None]:
 
     @functools.wraps(prepare)
     def command(*args: Any, **kwargs: Any) -> None:
-        try:
-            summary = prepare(*args, **kwargs)
-        except DataError as e:
-            sys.exit("error: " + " ".join(str(e).split()))
+        summary = prepare(*args, **kwargs)
         _print_summary(summary)
 
     return command
@@ -70,4 +64,4 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    fire.Fire({"busi": _command(prepare_busi), "bus_uclm": _command(prepare_bus_uclm), "folder": _command(prepare_folder)})
+    run_command({"busi": _command(prepare_busi), "bus_uclm": _command(prepare_bus_uclm), "folder": _command(prepare_folder)})

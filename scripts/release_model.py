@@ -10,22 +10,16 @@ the masks and decisions on the fold's test images), then prints the card.
 from __future__ import annotations
 
 import json
-import sys
 
-import fire
-
+from custom.cli import run as run_command
 from custom.deploy.release import release_from_run
-from custom.errors import InputError
 
 
 def main(run: str, fold: int = 0, out: str = "bundle/models", note: str = "") -> None:
     """Writes the release of fold ``fold`` of ``run`` into ``out`` and prints its card."""
-    try:
-        card = release_from_run(run, fold, out, note)
-    except InputError as e:
-        sys.exit(f"error: {e}")
+    card = release_from_run(run, fold, out, note)
     print(json.dumps(card, indent=2, default=str))
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

@@ -8,18 +8,18 @@ runs, every run after the first is compared with the first on the test images th
 
 from __future__ import annotations
 
-import fire
-
+from custom.cli import run as run_command
+from custom.errors import InputError
 from custom.report import build_report
 
 
 def main(*runs: str, out: str = "report") -> None:
     """Builds the report of ``runs`` into ``out``."""
     if not runs:
-        raise SystemExit("error: give at least one run folder (runs/<name>)")
+        raise InputError("give at least one run folder (runs/<name>)")
     path = build_report(runs, out)
     print(f"report written to {path / 'report.html'} and {path / 'report.md'}")
 
 
 if __name__ == "__main__":
-    fire.Fire(main)
+    run_command(main)

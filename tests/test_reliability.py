@@ -337,15 +337,18 @@ def test_every_torch_load_in_the_code_uses_weights_only():
             assert allow is None or (isinstance(allow, ast.Constant) and allow.value is False), f"{path}:{call.lineno}"
 
 
-def test_check_output_dir_refuses_the_folder_of_an_input(tmp_path):
+def test_check_output_dir_refuses_the_folder_of_an_input_and_folders_inside_it(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "in")
     records = [{"image": str(tmp_path / "in" / "a.png")}]
     for same in (tmp_path / "in", f"{tmp_path / 'in'}/", tmp_path / "link", tmp_path / "in" / ".." / "in"):
-        with pytest.raises(ValueError, match="is the folder of the input image"):
+        with pytest.raises(ValueError, match="is the input folder"):
             check_output_dir(same, records)
-    assert check_output_dir(tmp_path / "in" / "predictions", records)
+    for inside in (tmp_path / "in" / "predictions", tmp_path / "link" / "a" / "b"):
+        with pytest.raises(ValueError, match="is inside the input folder"):
+            check_output_dir(inside, records)
     assert check_output_dir(tmp_path, records)
+    assert check_output_dir(tmp_path / "predictions", records)
 
 
 def _failed_inference(tmp_path, output_dir) -> str | None:
@@ -368,7 +371,7 @@ def test_inference_refuses_to_write_into_its_input_folder(tmp_path):
     write_pair(tmp_path, "a")
     before = sorted(p.name for p in (tmp_path / "images").iterdir())
     message = _failed_inference(tmp_path, output_dir=tmp_path / "images")
-    assert message is not None and "is the folder of the input image" in message and str(tmp_path / "images") in message
+    assert message is not None and "is the input folder" in message and str(tmp_path / "images") in message
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == before
 
 

@@ -44,7 +44,7 @@ from skimage.metrics import structural_similarity
 
 from custom.data.errors import DataError
 from custom.data.io import is_hidden, is_image_name, read_gray
-from custom.fileio import atomic_write_text
+from custom.fileio import atomic_write_text, check_outside
 
 SSIM_SIZE = 64
 PREFILTER_SIZE = 16
@@ -145,6 +145,7 @@ def find_duplicates_in_folder(src: Path, out: Path, threshold: float = THRESHOLD
     """
     if not src.is_dir():
         raise DataError(f"{src}: folder does not exist")
+    check_outside(out, [src])
     files = sorted(
         p
         for p in src.rglob("*")

@@ -40,7 +40,7 @@ from custom.data import folds as folds_module
 from custom.data.errors import BadCase, DataError
 from custom.data.io import IMAGE_PNG_LEVEL, write_png
 from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan, check_class_against_mask, drop_duplicate_ids
-from custom.fileio import atomic_write_json
+from custom.fileio import atomic_write_json, check_outside
 from custom.provenance import provenance
 
 DEDUP_MODES = ("auto", "none")
@@ -169,9 +169,11 @@ def _check_options(dedup: str, folds: int, seed: int, cache_size: int | None) ->
 
 
 def _check_apart(out: Path, inputs: list[Path]) -> None:
-    """Refuses an output that is a file, or a folder whose images/ or labels/ would replace an input folder."""
+    """Refuses an output that is a file, an input folder or inside one, or a folder whose images/ or labels/
+    would replace an input folder."""
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: --out is a file, not a folder")
+    check_outside(out, inputs)
     for name in ("images", "labels"):
         target = (out / name).resolve()
         for source in inputs:

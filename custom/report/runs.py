@@ -10,6 +10,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from custom.errors import InputError
+from custom.fileio import read_json
+
 
 @dataclass
 class Run:
@@ -25,8 +28,18 @@ class Run:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
-        self.meta = json.loads((self.path / "run.json").read_text())
-        self.summary = json.loads((self.path / "summary.json").read_text())
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: no such run folder; give the --out folder of scripts/cross_validate.py")
+        self.meta = read_json(self.path / "run.json", "this is not a run folder of scripts/cross_validate.py")
+        done = sorted(p.parent.name for p in self.path.glob("fold*/metrics.json"))
+        self.summary = read_json(
+            self.path / "summary.json",
+            f"the run has not finished (folds evaluated: {', '.join(done) or 'none'}); finish it with "
+            f"scripts/cross_validate.py --out {self.path} --resume True and the options it was started with",
+        )
+        missing = [k for k in ("data",) if k not in self.meta]
+        if missing:
+            raise InputError(f"{self.path / 'run.json'}: has no {', '.join(missing)!s}; it was not written by cross_validate.py")
 
     @property
     def name(self) -> str:

@@ -1,0 +1,102 @@
+"""The one command line of the scripts (custom/cli.py): problems a user can fix are one line, outputs stay out of inputs."""
+
+from __future__ import annotations
+
+import ast
+import errno
+import json
+
+import numpy as np
+import pytest
+from conftest import REPO, run_script
+from PIL import Image
+
+from custom.cli import run
+from custom.errors import InputError
+
+
+def test_every_script_runs_through_the_one_command_line():
+    for path in sorted((REPO / "scripts").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "custom.cli" for a in n.names}
+        assert "run" in imports and "run_command" in names, f"{path.name} does not call custom.cli.run"
+        assert "fire" not in {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}, path.name
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (InputError("--epochs 0: expected a positive integer"), "error: --epochs 0: expected a positive integer"),
+        (OSError(errno.ENOSPC, "No space left on device", "/out/a.png"), "error: /out/a.png: No space left on device"),
+        (OSError(errno.EROFS, "Read-only file system", "/ro/run.json"), "error: /ro/run.json: Read-only file system"),
+        (OSError(errno.EACCES, "Permission denied", "/locked"), "error: /locked: Permission denied"),
+    ],
+)
+def test_user_errors_and_faults_of_the_machine_are_one_line_with_status_1(monkeypatch, capsys, error, line):
+    def command() -> None:
+        raise RuntimeError("wrapped, as MONAI and fire wrap errors") from error
+
+    monkeypatch.setattr("sys.argv", ["script"])
+    with pytest.raises(SystemExit) as stop:
+        run(command)
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_bugs_keep_their_traceback(monkeypatch):
+    def command() -> None:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr("sys.argv", ["script"])
+    with pytest.raises(KeyError):
+        run(command)
+
+
+def test_report_and_calibration_say_what_a_run_folder_lacks(tmp_path):
+    missing = run_script("report.py", str(tmp_path / "nope"), "--out", str(tmp_path / "report"))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith(f"error: {tmp_path / 'nope'}: no such run folder"), missing.stderr
+
+    half = tmp_path / "half"
+    (half / "fold0").mkdir(parents=True)
+    (half / "fold0" / "metrics.json").write_text("{}")
+    (half / "run.json").write_text(json.dumps({"data": str(tmp_path), "config_files": [], "folds": [0, 1]}))
+    unfinished = run_script("report.py", str(half), "--out", str(tmp_path / "report"))
+    assert unfinished.returncode == 1
+    expected = f"error: {half / 'summary.json'}: does not exist; the run has not finished (folds evaluated: fold0)"
+    assert unfinished.stderr.startswith(expected), unfinished.stderr
+
+    (half / "run.json").write_text('{"data": ')  # cut off while written
+    for result in (run_script("report.py", str(half)), run_script("calibrate.py", str(half))):
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith(f"error: {half / 'run.json'}: is not valid JSON"), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def _images_and_masks(root):
+    for folder in ("images", "masks"):
+        (root / folder).mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (24, 32), dtype=np.uint8)).save(root / "images" / f"c{i}.png")
+        mask = np.zeros((24, 32), dtype=np.uint8)
+        mask[5:10, 5:10] = 255 * (i % 2)
+        Image.fromarray(mask).save(root / "masks" / f"c{i}.png")
+
+
+def test_every_tool_refuses_an_output_in_or_inside_its_input(tmp_path):
+    _images_and_masks(tmp_path)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    prepare = ("prepare_data.py", "folder", "--images", str(images), "--masks", str(masks), "--folds", "3", "--out")
+    runs = {
+        "prepare_data.py (inside)": run_script(*prepare, str(images / "out")),
+        "prepare_data.py (equal)": run_script(*prepare, str(masks)),
+        "find_duplicates.py": run_script("find_duplicates.py", str(images), "--out", str(images / "duplicates.csv")),
+        "cross_validate.py": run_script("cross_validate.py", "--data", str(tmp_path), "--out", str(tmp_path / "runs" / "a")),
+    }
+    for tool, result in runs.items():
+        assert result.returncode == 1 and "Traceback" not in result.stderr, (tool, result.stderr[-2000:])
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("error: --out ") and "the input folder" in line, (tool, line)
+    assert sorted(p.name for p in images.iterdir()) == ["c0.png", "c1.png", "c2.png", "c3.png"]
+    assert sorted(p.name for p in masks.iterdir()) == ["c0.png", "c1.png", "c2.png", "c3.png"]
