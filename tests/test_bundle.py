@@ -12,6 +12,8 @@ from conftest import CONFIGS, run_bundle
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
+from custom.evaluation.measurements import measure_lesion
+
 TINY = ["--spatial_size", "[64,64]", "--batch_size", "4", "--num_workers", "0"]
 
 
@@ -109,6 +111,7 @@ def test_inference_writes_masks_at_original_size_and_json(trained_run, demo_dir,
         run_bundle(
             "run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images), "--output_dir", str(out),
             "--ckpt_path", str(trained_run / "model.pt"), "--spatial_size", "[64,64]", "--cpu_runtime", runtime,
+            "--pixel_spacing", "[0.1,0.2]",
         )
     out = outputs["onnxruntime"]
     for stem, size in sizes.items():
@@ -125,6 +128,13 @@ def test_inference_writes_masks_at_original_size_and_json(trained_run, demo_dir,
         assert result["predicted_class"] in ("normal", "lesion")
         assert result["csb"]["mode"] == "hard"
         assert (result["csb"]["scale"] == 0.0) == (result["predicted_class"] == "normal")
+        # the measurements are those of the written mask, at the image's size, in pixels and millimetres
+        measured = result["lesion_measurements"]
+        expected = measure_lesion(np.asarray(mask) > 0, [0.1, 0.2])
+        assert measured.keys() == expected.keys()
+        assert all(measured[k] == pytest.approx(v) for k, v in expected.items())
+        if measured["components"]:
+            assert measured["area_mm2"] == pytest.approx(measured["area_px"] * 0.02)
 
 
 def test_datalist_override_feeds_training_validation_and_class_weights(demo_dir):

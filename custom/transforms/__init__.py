@@ -3,7 +3,7 @@
 from .gradient import GradientMagnituded
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .load import LoadPictured
-from .outputs import MatchLabelSized, MultiTaskDecisiond, SaveResultd
+from .outputs import LesionMeasurementsd, MatchLabelSized, MultiTaskDecisiond, SaveResultd
 from .resize import AntiAliasedResize, AntiAliasedResized
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "BinarizeMaskd",
     "ClassLabeld",
     "GradientMagnituded",
+    "LesionMeasurementsd",
     "LoadPictured",
     "MatchLabelSized",
     "MultiTaskDecisiond",

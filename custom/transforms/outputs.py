@@ -17,6 +17,7 @@ from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
 from custom.data.inputs import output_stem
+from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_write_json
 from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability, predicted_class
 from custom.transforms.labels import class_names as default_class_names
@@ -186,6 +187,41 @@ def _csb_scale(mode: str, lesion_p: float | None, predicted: str | None) -> floa
     if mode == "soft":
         return float(lesion_p)
     return 1.0
+
+
+class LesionMeasurementsd(MapTransform):
+    """Adds the measurements of the predicted lesion (:func:`custom.evaluation.measurements.measure_lesion`) to ``result``.
+
+    Runs after the mask is brought back to the image's original size (``Invertd``), so the lengths are
+    those of the input image.
+
+    Args:
+        mask_key: the key of the (1, *spatial) predicted mask.
+        result_key: the JSON summary to add ``lesion_measurements`` to.
+        pixel_spacing: millimetres per pixel (rows, columns), or None when unknown (PNG and JPEG carry none).
+        reverse_indexing: the spatial axes are (width, height), as MONAI's ``PILReader`` (and so
+            :class:`custom.transforms.LoadPictured`) lays images out; False for (height, width).
+    """
+
+    def __init__(
+        self,
+        mask_key: str = "seg_pred",
+        result_key: str = "result",
+        pixel_spacing: Sequence[float] | None = None,
+        reverse_indexing: bool = True,
+    ) -> None:
+        super().__init__(keys=[mask_key], allow_missing_keys=True)
+        self.mask_key, self.result_key = mask_key, result_key
+        self.pixel_spacing = None if pixel_spacing is None else [float(s) for s in pixel_spacing]
+        self.reverse_indexing = reverse_indexing
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        if self.mask_key in d:
+            mask = torch.as_tensor(d[self.mask_key]).detach().cpu().numpy()
+            measurements = measure_lesion(mask[0].T if self.reverse_indexing else mask[0], self.pixel_spacing)
+            d[self.result_key] = {**d.get(self.result_key, {}), "lesion_measurements": measurements}
+        return d
 
 
 class SaveResultd(MapTransform):
