@@ -9,10 +9,12 @@ from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import IterationProgress
 from .sanity import NonFiniteGuard, TrainingDiverged, check_finite_weights
+from .tta import FlipTTAInferer, average_probabilities
 
 __all__ = [
     "AutocastInferer",
     "EvaluationWriter",
+    "FlipTTAInferer",
     "IterationProgress",
     "MultiTaskPrepareBatch",
     "NonFiniteGuard",
@@ -21,6 +23,7 @@ __all__ = [
     "TrainingLog",
     "amp_dtype_name",
     "amp_supported",
+    "average_probabilities",
     "batch_size_of",
     "check_finite_weights",
     "check_training_options",

@@ -63,8 +63,9 @@ class MultiTaskDecisiond(MapTransform):
     - ``cls_prob`` (C,): softmax; ``lesion_prob`` (1,): ``1 - p(normal)``; ``cls_pred`` (1,): the class
       decision (``argmax``, after refining); ``lesion_pred_onehot`` (2,): the binary lesion decision
       ``cls_pred != normal`` as [normal, lesion].
-    - ``result``: a JSON-ready summary (class probabilities, predicted class, CSB decision, and with
-      ``refine`` what refining changed), which inference writes next to the mask and MONAI Label
+    - ``result``: a JSON-ready summary (class probabilities, predicted class, CSB decision, with
+      ``refine`` what refining changed, and with test-time augmentation ``tta_disagreement``, the
+      standard deviation of the views' lesion probabilities), which inference writes next to the mask and MONAI Label
       returns in its response.
     - With a label: ``seg_label`` (1,H,W), ``cls_label_onehot`` (C,), ``lesion_true`` (1,), ``lesion_onehot`` (2,).
 
@@ -128,6 +129,8 @@ class MultiTaskDecisiond(MapTransform):
             )
             if self.lesion_threshold is not None:
                 result["lesion_threshold"] = float(self.lesion_threshold)
+        if "disagreement" in pred:  # test-time augmentation or an ensemble: the spread of the members
+            result["tta_disagreement"] = float(pred["disagreement"])
         if "seg" in pred:
             seg_logits = pred["seg"].float().unsqueeze(0)
             # segmentation-only networks have no class decision to gate with

@@ -1,0 +1,59 @@
+"""Test-time augmentation by flips (custom/engine/tta.py) and its switch in inference.json."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import CONFIGS
+from PIL import Image
+
+from custom.engine import FlipTTAInferer, average_probabilities
+
+
+class PixelNetwork(torch.nn.Module):
+    """Segmentation logits = the first input channel, class logits from the left half's mean: not flip-invariant."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        left = x[:, 0, :, : x.shape[-1] // 2].mean(dim=(1, 2))
+        return {"seg": x[:, :1], "cls": torch.stack([-left, left], dim=1)}
+
+
+def test_each_view_is_flipped_back_before_averaging():
+    x = torch.randn(2, 3, 8, 10)
+    single = FlipTTAInferer(flips=[[]])(x, PixelNetwork())
+    assert set(single) == {"seg", "cls"}  # one view: the network's output as it is
+    averaged = FlipTTAInferer(flips=[[], [0], [1], [0, 1]])(x, PixelNetwork())
+    # a pixel-wise network gives the same probabilities in every view once flipped back
+    torch.testing.assert_close(torch.sigmoid(averaged["seg"]), torch.sigmoid(x[:, :1]), atol=1e-5, rtol=0)
+    # the class logits see different halves in the mirrored views: averaged probabilities, and their spread
+    views = [PixelNetwork()(v)["cls"] for v in (x, x.flip(2), x.flip(3), x.flip(2, 3))]
+    probs = torch.stack([torch.softmax(v, dim=1) for v in views])
+    torch.testing.assert_close(torch.softmax(averaged["cls"], dim=1), probs.mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(averaged["disagreement"], probs[..., 1].std(0, unbiased=False), atol=1e-6, rtol=0)
+
+
+def test_average_of_identical_members_is_the_member_with_no_disagreement():
+    out = {"seg": torch.randn(1, 1, 4, 4), "cls": torch.randn(1, 3)}
+    avg = average_probabilities([out, out])
+    torch.testing.assert_close(torch.sigmoid(avg["seg"]), torch.sigmoid(out["seg"]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.softmax(avg["cls"], 1), torch.softmax(out["cls"], 1), atol=1e-6, rtol=0)
+    assert float(avg["disagreement"]) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
+    from monai.bundle import run
+    from test_reliability_corpus import save_untrained_checkpoint
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8)).save(images / "a.png")
+    common = {"input_dir": str(images), "dataset_dir": str(tmp_path), "ckpt_path": str(save_untrained_checkpoint(tmp_path / "model.pt")),
+              "spatial_size": [32, 32], "logging_file": False, "cpu_runtime": "torch"}
+    run("run", config_file=str(CONFIGS / "inference.json"), output_dir=str(tmp_path / "plain"), **common)
+    run("run", config_file=str(CONFIGS / "inference.json"), output_dir=str(tmp_path / "tta"), tta_flips=[[], [1]], **common)
+    plain, tta = (json.loads((tmp_path / name / "a.json").read_text()) for name in ("plain", "tta"))
+    assert "tta_disagreement" not in plain and tta["tta_disagreement"] >= 0.0
+    assert Image.open(tmp_path / "tta" / "a_seg.png").size == (40, 30)
