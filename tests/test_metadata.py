@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -39,3 +41,16 @@ def test_segmentation_output_is_listed_first_and_classes_match_the_config():
     assert outputs[0][0] == "seg" and outputs[0][1]["num_channels"] == 1
     num_classes = json.loads((CONFIGS / "train.json").read_text())["num_classes"]
     assert dict(outputs)["cls"]["num_channels"] == num_classes
+
+
+def test_the_metadata_names_the_installed_versions():
+    """CI installs the metadata's versions (.ci/constraints.py); a dependency upgraded without the metadata fails here."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    pins = subprocess.run([sys.executable, str(REPO / ".ci" / "constraints.py")], capture_output=True, text=True, check=True)
+    for line in pins.stdout.split():
+        name, pinned = line.split("==")
+        installed = Version(version(name)).base_version if name == "torch" else version(name)  # torch: 2.13.0+cpu
+        assert Version(installed) == Version(pinned), f"{name}: metadata.json says {pinned}, installed {version(name)}"
