@@ -50,7 +50,8 @@ def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8)).save(images / "a.png")
-    common = {"input_dir": str(images), "dataset_dir": str(tmp_path), "ckpt_path": str(save_untrained_checkpoint(tmp_path / "model.pt")),
+    checkpoint = save_untrained_checkpoint(tmp_path / "model.pt")
+    common = {"input_dir": str(images), "dataset_dir": str(tmp_path), "ckpt_path": str(checkpoint),
               "spatial_size": [32, 32], "logging_file": False, "cpu_runtime": "torch"}
     run("run", config_file=str(CONFIGS / "inference.json"), output_dir=str(tmp_path / "plain"), **common)
     run("run", config_file=str(CONFIGS / "inference.json"), output_dir=str(tmp_path / "tta"), tta_flips=[[], [1]], **common)
