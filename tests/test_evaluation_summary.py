@@ -101,13 +101,13 @@ def test_segmentation_conventions_with_empty_ground_truth_and_empty_prediction()
     assert out["segmentation"]["dice"] == pytest.approx(0.4)
     assert out["segmentation"]["iou"] == pytest.approx((0.8 / 1.2 + 0) / 2)
     assert out["segmentation"]["pixel_accuracy"] == pytest.approx(0.9)
-    assert out["segmentation_paper003"]["dice_all"] == pytest.approx((0.8 + 0 + 1 + 0) / 4)
-    assert out["segmentation_paper003"]["normal_false_positive_rate"] == pytest.approx(0.5)
+    assert out["segmentation_all_images"]["dice_all"] == pytest.approx((0.8 + 0 + 1 + 0) / 4)
+    assert out["segmentation_all_images"]["normal_false_positive_rate"] == pytest.approx(0.5)
     assert out["by_class"]["normal"] == {"n": 2, "dice": pytest.approx(math.nan, nan_ok=True),
                                          "iou": pytest.approx(math.nan, nan_ok=True), "dice_all": 0.5, "accuracy": 0.5}
     assert out["by_class"]["benign"]["dice"] == pytest.approx(0.4)
     assert out["by_class"]["benign"]["accuracy"] == pytest.approx(0.5)
-    assert set(out["conventions"]) >= {"classification", "segmentation", "segmentation_paper003", "by_class", "ci95"}
+    assert set(out["conventions"]) >= {"classification", "segmentation", "segmentation_all_images", "by_class", "ci95"}
 
 
 def test_size_tiers_follow_the_thresholds_passed_in():
@@ -189,7 +189,7 @@ def test_aggregate_folds_matches_numpy():
     agg = aggregate_folds(folds)
     assert agg["n_folds"] == 3
     for path in (("classification", "accuracy"), ("segmentation", "dice"), ("classification_3class", "per_class", "benign", "f1"),
-                 ("segmentation_paper003", "dice_all"), ("n_images",)):
+                 ("segmentation_all_images", "dice_all"), ("n_images",)):
         values = []
         for fold in folds:
             node = fold

@@ -74,7 +74,7 @@ def test_report_of_one_run(two_runs, tmp_path):
     summary = json.loads((run_a / "summary.json").read_text())
     for section, metric in [("classification", m) for m in ("accuracy", "precision", "recall", "f1", "auc")] + [
         ("segmentation", m) for m in ("dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd")
-    ] + [("segmentation_paper003", "dice_all"), ("segmentation_paper003", "normal_false_positive_rate")]:
+    ] + [("segmentation_all_images", "dice_all"), ("segmentation_all_images", "normal_false_positive_rate")]:
         cell = _cell(md, metric, table_starts=_caption(section))
         assert cell == _expected(summary, section, metric), (section, metric, cell)
     dice, (lo, hi) = summary["pooled"]["segmentation"]["dice"], summary["pooled"]["ci95"]["dice"]
@@ -101,7 +101,7 @@ def test_report_compares_two_runs(two_runs, tmp_path):
 
 def _caption(section: str) -> str:
     return {"classification": "Classification, lesion vs normal", "segmentation": "Segmentation (N-Unet)",
-            "segmentation_paper003": "Segmentation, Aumente-Maestro et al."}[section]
+            "segmentation_all_images": "Segmentation, Aumente-Maestro et al."}[section]
 
 
 def _cell(md: str, metric: str, table_starts: str) -> str:

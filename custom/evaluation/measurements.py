@@ -43,12 +43,17 @@ def measure_lesion(mask: np.ndarray, spacing: Sequence[float] | None = None) -> 
     result: dict[str, Any] = {"components": int(count)}
     if count == 0:
         return result
-    largest = np.argmax(np.bincount(labels.ravel())[1:]) + 1
-    rows, cols = np.nonzero(labels == largest)
+    lesion = labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    area = int(lesion.sum())
+    # the convex hull, so both diameters, only depends on the first and last pixel of each row
+    rows = np.flatnonzero(lesion.any(axis=1))
+    first = lesion[rows].argmax(axis=1)
+    last = lesion.shape[1] - 1 - lesion[rows, ::-1].argmax(axis=1)
+    rows, cols = np.concatenate([rows, rows]), np.concatenate([first, last])
     scale = np.array([1.0, 1.0]) if spacing is None else np.asarray(spacing, dtype=float)[:2]
     longest, perpendicular = _diameters(rows, cols, scale)
     result.update(
-        area_px=int(rows.size),
+        area_px=area,
         bbox=[int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())],
     )
     if spacing is None:
@@ -60,7 +65,7 @@ def measure_lesion(mask: np.ndarray, spacing: Sequence[float] | None = None) -> 
         px_longest, px_perpendicular = _diameters(rows, cols, np.array([1.0, 1.0]))
         result.update(
             longest_diameter_px=px_longest, perpendicular_diameter_px=px_perpendicular,
-            area_mm2=float(rows.size * scale[0] * scale[1]), longest_diameter_mm=longest, perpendicular_diameter_mm=perpendicular,
+            area_mm2=float(area * scale[0] * scale[1]), longest_diameter_mm=longest, perpendicular_diameter_mm=perpendicular,
         )
     return result
 

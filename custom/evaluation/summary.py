@@ -45,7 +45,7 @@ CONVENTIONS = {
     "Hausdorff distance and asd = average symmetric surface distance between the mask edges (MONAI), in pixels "
     "of the compared masks (hd95_mm, asd_mm in millimetres for images whose record gives the pixel spacing); "
     "a lesion image with an empty prediction scores the image diagonal",
-    "segmentation_paper003": "Aumente-Maestro et al.: dice_all = mean over all images, an empty ground truth scores 1 if the "
+    "segmentation_all_images": "Aumente-Maestro et al.: dice_all = mean over all images, an empty ground truth scores 1 if the "
     "prediction is empty else 0; normal_false_positive_rate = share of empty-ground-truth images with any "
     "predicted foreground",
     "by_size_tier": "lesion images by size tier (small A < alpha <= medium < beta <= large); dice and iou in "
@@ -102,7 +102,7 @@ def summarize(
         names = [*SEGMENTATION_METRICS, *(m for m in MILLIMETRE_METRICS if m in columns)]
         out["segmentation"] = {k: nanmean([r.get(k, math.nan) for r in lesion_rows]) for k in names}
         normal_rows = [r for r in rows if not r["gt_area"] > 0]
-        out["segmentation_paper003"] = {
+        out["segmentation_all_images"] = {
             "dice_all": nanmean([_dice_all(r) for r in rows]),
             "normal_false_positive_rate": nanmean([float(r["pred_area"] > 0) for r in normal_rows]),
         }

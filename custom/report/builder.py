@@ -16,7 +16,7 @@ from .tables import (
     class_table,
     classification_table,
     fold_table,
-    paper003_table,
+    all_images_table,
     pooled_ci_table,
     segmentation_table,
     size_tier_table,
@@ -35,7 +35,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
 
     doc.add(Heading("Results (mean ± std over folds)"))
     doc.add(*[t for t in (classification_table(runs), three_class_table(runs), segmentation_table(runs),
-                          paper003_table(runs), size_tier_table(runs), class_table(runs), pooled_ci_table(runs))
+                          all_images_table(runs), size_tier_table(runs), class_table(runs), pooled_ci_table(runs))
               if t is not None])
     doc.add(*[fold_table(run) for run in runs])
     plot_size_tiers(runs, out / "figures" / "dice_by_size.png")

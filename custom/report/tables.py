@@ -14,7 +14,7 @@ from custom.evaluation import CLASSIFICATION_METRICS, MILLIMETRE_METRICS, SEGMEN
 from .document import Table
 from .runs import Run, is_number
 
-PAPER003 = ("dice_all", "normal_false_positive_rate")
+ALL_IMAGES_METRICS = ("dice_all", "normal_false_positive_rate")
 SIZE_TIERS = ("small", "medium", "large")
 
 
@@ -79,10 +79,10 @@ def segmentation_table(runs: Sequence[Run]) -> Table:
     )
 
 
-def paper003_table(runs: Sequence[Run]) -> Table:
+def all_images_table(runs: Sequence[Run]) -> Table:
     """Aumente-Maestro et al.: Dice over all images and the false-positive rate on normal images."""
     return _metric_table(
-        runs, "Segmentation, Aumente-Maestro et al. convention", "segmentation_paper003", PAPER003,
+        runs, "Segmentation, Aumente-Maestro et al. convention", "segmentation_all_images", ALL_IMAGES_METRICS,
         "Aumente-Maestro et al.: Dice averaged over all test images, normal images included (an empty prediction on an "
         "empty ground truth scores 1); normal_false_positive_rate is the share of normal images with any predicted "
         "lesion pixel.",
@@ -149,7 +149,7 @@ def pooled_ci_table(runs: Sequence[Run]) -> Table:
 def fold_table(run: Run) -> Table:
     """One run's headline metrics fold by fold."""
     columns = (("classification", "accuracy"), ("classification", "auc"), ("segmentation", "dice"),
-               ("segmentation", "iou"), ("segmentation_paper003", "dice_all"))
+               ("segmentation", "iou"), ("segmentation_all_images", "dice_all"))
     rows = [[f"fold {k}"] + [fmt(lookup(run.summary, "folds", str(k), *c)) for c in columns] for k in run.folds]
     rows.append(["mean ± std"] + [mean_std(run, *c) for c in columns])
     return Table(f"Per fold: {run.name}", ["fold"] + [c[1] for c in columns], rows,
