@@ -13,10 +13,10 @@ from .gradcam import plot_gradcam
 from .inference import FoldModel
 from .runs import Run
 from .tables import (
+    all_images_table,
     class_table,
     classification_table,
     fold_table,
-    all_images_table,
     pooled_ci_table,
     segmentation_table,
     size_tier_table,
