@@ -9,13 +9,11 @@ import fails its tests.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONFIGS, REPO, run_bundle
+from conftest import CONFIGS, run_bundle, run_script
 from monai.bundle import ConfigParser
 
 from custom.networks import NETWORKS, get_network
@@ -205,9 +203,7 @@ def test_peer_config_trains_one_epoch_through_the_bundle(config, demo_dir, tmp_p
 # ---------------------------------------------------------------- scripts/model_stats.py --all
 @pytest.mark.slow
 def test_model_stats_all_lists_every_network():
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "model_stats.py"), "--all"], cwd=REPO, capture_output=True, text=True
-    )
+    proc = run_script("model_stats.py", "--all")
     assert proc.returncode == 0, proc.stderr[-4000:]
     stats = json.loads(proc.stdout)["networks"]
     assert list(stats) == list(NETWORKS)
