@@ -63,7 +63,7 @@ def test_report_of_one_run(two_runs, tmp_path):
     md, html = _report(tmp_path, run_a)
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
     names = {Path(f).stem for f in figures}
-    assert {"dice_by_size", "roc_0", "confusion_0", "training_0", "gallery_0", "gradcam_0"} <= names
+    assert {"dice_by_size", "roc_0", "confusion_0", "calibration_0", "training_0", "gallery_0", "gradcam_0"} <= names
     for figure in figures:
         assert (tmp_path / figure).stat().st_size > 1000
     # self-contained: every figure embedded, no file reference

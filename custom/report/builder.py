@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .comparison import comparison_table
 from .document import Document, Figure, Heading, Paragraph, to_html, to_markdown
-from .figures import plot_confusion, plot_roc, plot_size_tiers, plot_training
+from .figures import plot_calibration, plot_confusion, plot_roc, plot_size_tiers, plot_training
 from .gallery import plot_gallery
 from .gradcam import plot_gradcam
 from .inference import FoldModel
@@ -55,6 +55,10 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
         ):
             plot(run, out / "figures" / f"{stem}_{i}.png")
             doc.add(Figure(f"figures/{stem}_{i}.png", f"{run.name}: {caption}"))
+        if plot_calibration(run, out / "figures" / f"calibration_{i}.png"):
+            doc.add(Figure(f"figures/calibration_{i}.png",
+                           f"{run.name}: reliability diagram of the lesion probability over the test images of all "
+                           "folds (10 equal-width bins), with the Brier score and the expected calibration error."))
         if plot_gallery(run, out / "figures" / f"gallery_{i}.png", models):
             doc.add(Figure(f"figures/gallery_{i}.png",
                            f"{run.name}: best / median / worst Dice of lesion images and the failure modes "

@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from custom.evaluation.calibration import brier_score, expected_calibration_error  # noqa: E402
+
 from .runs import Run, is_number  # noqa: E402
 from .tables import SIZE_TIERS, lookup  # noqa: E402
 
@@ -48,6 +50,35 @@ def plot_roc(run: Run, path: Path) -> None:
            xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
     ax.legend(loc="lower right", fontsize=8)
     _save(fig, path)
+
+
+def plot_calibration(run: Run, path: Path, bins: int = 10) -> bool:
+    """Reliability diagram of the lesion probability over the pooled test images, with Brier score and ECE.
+
+    Each of ``bins`` equal-width probability bins is drawn at (mean predicted probability, share of
+    lesion images), sized by its number of images; a calibrated model lies on the diagonal. Returns
+    False (and draws nothing) when the run has no lesion probabilities.
+    """
+    rows = [r for r in run.per_image if is_number(r.get("lesion_prob"))]
+    if not rows:
+        return False
+    truth = np.array([r["lesion"] for r in rows], dtype=float)
+    prob = np.array([r["lesion_prob"] for r in rows], dtype=float)
+    which = np.minimum((prob * bins).astype(int), bins - 1)
+    filled = [b for b in range(bins) if np.any(which == b)]
+    mean_prob = [prob[which == b].mean() for b in filled]
+    frequency = [truth[which == b].mean() for b in filled]
+    counts = np.array([np.sum(which == b) for b in filled])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="calibrated")
+    ax.plot(mean_prob, frequency, color="k", lw=1)
+    ax.scatter(mean_prob, frequency, s=20 + 200 * counts / counts.max(), zorder=3, label="bins (area: images)")
+    brier, ece = brier_score(truth, prob), expected_calibration_error(truth, prob, bins)
+    ax.set(xlabel="mean lesion probability", ylabel="share of lesion images", xlim=(0, 1), ylim=(0, 1.02), aspect="equal",
+           title=f"Calibration, {len(rows)} test images: {run.name}\nBrier {brier:.3f}, ECE {ece:.3f} ({bins} bins)")
+    ax.legend(loc="upper left", fontsize=8)
+    _save(fig, path)
+    return True
 
 
 def plot_confusion(run: Run, path: Path) -> None:
