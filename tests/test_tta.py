@@ -1,4 +1,4 @@
-"""Test-time augmentation by flips (custom/engine/tta.py) and its switch in inference.json."""
+"""Test-time augmentation by flips (custom/engine/tta.py), checkpoint ensembles (custom/deploy/ensemble.py), in inference.json."""
 
 from __future__ import annotations
 
@@ -58,3 +58,38 @@ def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
     plain, tta = (json.loads((tmp_path / name / "a.json").read_text()) for name in ("plain", "tta"))
     assert "tta_disagreement" not in plain and tta["tta_disagreement"] >= 0.0
     assert Image.open(tmp_path / "tta" / "a_seg.png").size == (40, 30)
+
+
+def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
+    """``--ckpt_path <run>``: one member per fold*/model.pt, probabilities averaged, thresholds averaged."""
+    from monai.bundle import run
+    from test_reliability_corpus import save_untrained_checkpoint
+
+    from custom.deploy import checkpoint_paths
+    from custom.deploy.release import decision_threshold, write_card
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 40), dtype=np.uint8)).save(images / "a.png")
+    run_dir = tmp_path / "run"
+    torch.manual_seed(0)
+    for k, threshold in ((0, 0.3), (1, 0.5), (10, 0.4)):
+        (run_dir / f"fold{k}").mkdir(parents=True)
+        checkpoint = save_untrained_checkpoint(run_dir / f"fold{k}" / "model.pt")
+        write_card(checkpoint, {"spatial_size": [32, 32], "lesion_threshold": threshold})
+    assert [p.parent.name for p in checkpoint_paths(run_dir)] == ["fold0", "fold1", "fold10"]
+    assert decision_threshold(run_dir) == pytest.approx(0.4)
+    common = {"input_dir": str(images), "dataset_dir": str(tmp_path), "logging_file": False}
+    config = str(CONFIGS / "inference.json")  # the ensemble through ONNX Runtime (the CPU default), members in PyTorch
+    run("run", config_file=config, output_dir=str(tmp_path / "ensemble"), ckpt_path=str(run_dir), **common)
+    result = json.loads((tmp_path / "ensemble" / "a.json").read_text())
+    assert result["lesion_threshold"] == pytest.approx(0.4) and result["tta_disagreement"] > 0  # three different networks
+    # the ensemble's probabilities are the mean of the members' run one by one
+    members = []
+    for k in (0, 1, 10):
+        out = tmp_path / f"member{k}"
+        run("run", config_file=config, output_dir=str(out), ckpt_path=str(run_dir / f"fold{k}" / "model.pt"),
+            cpu_runtime="torch", **common)
+        members.append(json.loads((out / "a.json").read_text())["class_probabilities"]["lesion"])
+    assert result["class_probabilities"]["lesion"] == pytest.approx(np.mean(members), abs=1e-5)
+    assert Image.open(tmp_path / "ensemble" / "a_seg.png").size == (40, 30)

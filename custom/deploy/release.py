@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from custom.deploy.ensemble import CheckpointSpec, checkpoint_paths
 from custom.errors import InputError
 from custom.fileio import atomic_file, atomic_write_json
 from custom.networks.csb import csb_gate, predicted_class
@@ -54,17 +55,33 @@ def read_card(ckpt_path: str | os.PathLike) -> dict[str, Any] | None:
     return content
 
 
-def trained_input_size(ckpt_path: str | os.PathLike, default: Sequence[int]) -> list[int]:
-    """The input size recorded in the card of ``ckpt_path``, or ``default`` when it has no matching card."""
-    card = read_card(ckpt_path)
-    size = (card or {}).get("spatial_size")
-    return [int(s) for s in size] if size else [int(s) for s in default]
+def trained_input_size(ckpt_path: CheckpointSpec, default: Sequence[int]) -> list[int]:
+    """The input size recorded in the card of ``ckpt_path``, or ``default`` when it has no matching card.
+
+    For several checkpoints (an ensemble, :func:`custom.deploy.ensemble.checkpoint_paths`) every card
+    that records a size must record the same one.
+    """
+    sizes = {}
+    for path in checkpoint_paths(ckpt_path):
+        size = (read_card(path) or {}).get("spatial_size")
+        if size:
+            sizes[str(path)] = [int(s) for s in size]
+    if len({tuple(s) for s in sizes.values()}) > 1:
+        listed = ", ".join(f"{p}: {s}" for p, s in sizes.items())
+        raise InputError(f"--ckpt_path: the checkpoints were trained at different input sizes ({listed}).")
+    return next(iter(sizes.values()), [int(s) for s in default])
 
 
-def decision_threshold(ckpt_path: str | os.PathLike) -> float | None:
-    """The lesion/normal threshold chosen on validation data, from the card of ``ckpt_path``; None: the argmax."""
-    threshold = (read_card(ckpt_path) or {}).get("lesion_threshold")
-    return None if threshold is None else float(threshold)
+def decision_threshold(ckpt_path: CheckpointSpec) -> float | None:
+    """The lesion/normal threshold chosen on validation data, from the card of ``ckpt_path``; None: the argmax.
+
+    For several checkpoints, the mean of their thresholds (each chosen on its own fold's validation
+    split; the ensemble has no validation split of its own), or None unless every card has one.
+    """
+    thresholds = [(read_card(path) or {}).get("lesion_threshold") for path in checkpoint_paths(ckpt_path)]
+    if any(t is None for t in thresholds):
+        return None
+    return float(sum(thresholds) / len(thresholds))
 
 
 def write_card(ckpt_path: str | os.PathLike, content: Mapping[str, Any]) -> dict[str, Any]:

@@ -145,18 +145,30 @@ class FiniteCheckpointLoader(CheckpointLoader):
     values (a diverged training's checkpoint would otherwise give empty masks and one constant
     answer, indistinguishable from real ones) and names in one line a missing, damaged or foreign
     file and a checkpoint of another network or class count; a training checkpoint
-    (``checkpoint_epoch=N.pt``) is accepted for its network weights.
+    (``checkpoint_epoch=N.pt``) is accepted for its network weights. ``load_path`` may name several
+    checkpoints (:func:`custom.deploy.ensemble.checkpoint_paths`), loaded into the members of a
+    :class:`custom.deploy.ensemble.ProbabilityEnsemble` one by one.
     """
 
     def __call__(self, engine: Engine) -> None:
         # imported here: custom.networks.weights imports custom.engine (its finiteness check)
+        from custom.deploy.ensemble import ProbabilityEnsemble, checkpoint_paths
         from custom.networks.weights import load_weights, read_weights
 
-        state = read_weights(self.load_path)
+        paths = checkpoint_paths(self.load_path)
         for obj in self.load_dict.values():
-            if isinstance(obj, nn.Module):
-                load_weights(obj, state, self.load_path)
-        self.logger.info(f"Restored all variables from {self.load_path}")
+            if not isinstance(obj, nn.Module):
+                continue
+            # the ONNX Runtime wrapper exports its network at the first forward pass, after this
+            target = getattr(obj, "network", obj)
+            if isinstance(target, ProbabilityEnsemble):
+                if len(target.members) != len(paths):
+                    raise RuntimeError(f"an ensemble of {len(target.members)} networks for {len(paths)} checkpoints")
+                for member, path in zip(target.members, paths):
+                    load_weights(member, read_weights(path), path)
+            else:
+                load_weights(obj, read_weights(paths[0]), paths[0])
+        self.logger.info(f"Restored all variables from {', '.join(map(str, paths))}")
 
 
 def _randomizables(transform: Any) -> list[Randomizable]:
