@@ -442,3 +442,40 @@ def test_inference_over_2000_images_keeps_its_memory_flat(tmp_path):
         f"max after {max(after_200) / 1024:.0f} MiB (+{growth:.1%}), {len(after_200)} samples"
     )
     assert growth < 0.10
+
+
+def test_preparation_moves_in_complete_files_only_and_clears_a_killed_runs_staging(tmp_path, monkeypatch):
+    """Every output is written in the staging folder before the first rename; a dead process's staging is removed."""
+    import os
+
+    import custom.data.pipeline as pipeline
+    from custom.data.folder import prepare_folder
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for i in range(6):
+        Image.fromarray(picture(i, (24, 32))).save(tmp_path / "images" / f"c{i}.png")
+        Image.fromarray((lesion((24, 32)) * (i % 2)).astype(np.uint8) * 255).save(tmp_path / "masks" / f"c{i}.png")
+    out = tmp_path / "out"
+    args = (str(tmp_path / "images"), str(tmp_path / "masks"), str(out))
+    prepare_folder(*args, folds=3, cache_size=16)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    # a run killed long ago left its staging folder behind (a process id that does not exist)
+    abandoned = out / ".prepare-999999999-x.tmp"
+    (abandoned / "images").mkdir(parents=True)
+    # a run that fails at its first rename into place: everything it would move in was complete by then
+    staged_then: list[str] = []
+    real_rename = os.rename
+
+    def failing_rename(src, dst):
+        staged_then.extend(sorted(p.name for p in Path(dst).parent.iterdir()))  # dst: staging/previous-images
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr(pipeline.os, "rename", failing_rename)
+    with pytest.raises(OSError):
+        prepare_folder(*args, folds=4, cache_size=16)
+    monkeypatch.setattr(pipeline.os, "rename", real_rename)
+    assert {"fold0.json", "fold3.json", "datalist.json", "summary.json", "cache_16.npz", "images", "labels"} <= set(staged_then)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # unchanged
+    assert not abandoned.exists() and not list(out.glob(".prepare-*"))

@@ -10,9 +10,11 @@ Input: a reader's :class:`~custom.data.records.Scan` and its loader. Output fold
     <out>/cache_<size>.npz    optional, see custom.data.cache
 
 Record paths are relative to the folder, so it can be moved; ``monai.data.load_decathlon_datalist``
-with ``base_dir`` = the folder resolves them. Nothing a later stage reads is ever half-written: the
-PNGs are written to a private staging folder and moved into place only after every case has loaded,
-and each JSON / cache file is replaced atomically. A failed run leaves the previous output as it was.
+with ``base_dir`` = the folder resolves them. Nothing a later stage reads is ever half-written: every
+file (PNGs, fold files, datalist, cache, summary) is first written to a private staging folder,
+``.prepare-<pid>-*.tmp``, and only then moved into place by renames, the summary last. A failed or
+killed run leaves the previous output as it was, and the next run removes the staging folder of a
+run that was killed before it could.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from custom.provenance import provenance
 
 DEDUP_MODES = ("auto", "none")
 CASES_PER_WORKER = 100
+STAGING_PREFIX = ".prepare-"  # + the process id: a later run removes the folders of processes that are gone
 
 
 @dataclass
@@ -101,7 +104,8 @@ def prepare(
     if bad and not skip_bad:
         raise DataError(_first_problem(bad))
     out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".prepare-", suffix=".tmp"))
+    _remove_abandoned_staging(out)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=f"{STAGING_PREFIX}{os.getpid()}-", suffix=".tmp"))
     try:
         prepared, notes = _load_cases(cases, load, staging, dedup == "auto", cache_size, skip_bad, bad)
         if not prepared:
@@ -141,20 +145,37 @@ def prepare(
             "folds": folds_module.balance_report(records, splits),
             "produced_by": produced_by,
         }
-        _commit(out, staging, records, splits, summary, produced_by, dataset, seed)
         if cache_size:
             cache_module.write_cache(
-                out / f"cache_{cache_size}.npz",
+                staging / f"cache_{cache_size}.npz",
                 records,
                 [prepared[i].cached_image for i in kept],
                 [prepared[i].cached_mask for i in kept],
                 produced_by,
             )
+        summary["seconds"] = round(time.perf_counter() - start, 1)
+        _commit(out, staging, records, splits, summary, produced_by, dataset, seed)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    summary["seconds"] = round(time.perf_counter() - start, 1)
-    atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+def _remove_abandoned_staging(out: Path) -> None:
+    """Removes the staging folders of preparations whose process is gone (killed before its cleanup ran)."""
+    for folder in out.glob(f"{STAGING_PREFIX}*.tmp"):
+        match = re.match(rf"{re.escape(STAGING_PREFIX)}(\d+)-", folder.name)
+        if match and not _alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _check_options(dedup: str, folds: int, seed: int, cache_size: int | None) -> None:
@@ -316,21 +337,13 @@ def _commit(
     dataset: str,
     seed: int,
 ) -> None:
-    """Moves the staged PNGs into place and writes the fold files and the datalist."""
+    """Writes the fold files, the datalist and the summary beside the staged PNGs, then moves everything into place.
+
+    Everything is complete on disk before the first rename, so the output changes only during a few
+    renames (each atomic): a run stopped at any other moment leaves the previous preparation as it was.
+    The summary moves last: a folder whose summary.json is there holds a finished preparation.
+    """
     kept = {r["id"] for r in records}
-    for name in ("images", "labels"):
-        staged = staging / name
-        for file in staged.iterdir():
-            if file.stem not in kept:
-                file.unlink()
-        target = out / name
-        if target.exists():
-            os.rename(target, staging / f"previous-{name}")
-        os.rename(staged, target)
-    for stale in out.iterdir():
-        match = re.fullmatch(r"fold(\d+)\.json|cache_\d+\.npz", stale.name)
-        if match and (match.group(1) is None or int(match.group(1)) >= len(splits)):
-            stale.unlink()
     classes = {name: CLASS_INDEX[name] for name in sorted({r["class_name"] for r in records}, key=CLASS_INDEX.get)}
     common = {
         "name": dataset,
@@ -340,7 +353,7 @@ def _commit(
     }
     for f, split in enumerate(splits):
         atomic_write_json(
-            out / f"fold{f}.json",
+            staging / f"fold{f}.json",
             {
                 **common,
                 "fold": f,
@@ -349,4 +362,22 @@ def _commit(
                 **{key: [records[i] for i in split[key]] for key in folds_module.SPLITS},
             },
         )
-    atomic_write_json(out / "datalist.json", {**common, "all": records})
+    atomic_write_json(staging / "datalist.json", {**common, "all": records})
+    atomic_write_json(staging / "summary.json", summary)
+    for name in ("images", "labels"):
+        staged = staging / name
+        for file in staged.iterdir():
+            if file.stem not in kept:
+                file.unlink()
+    for stale in out.iterdir():  # fold files of a preparation with more folds, a cache of another size
+        match = re.fullmatch(r"fold(\d+)\.json|cache_\d+\.npz", stale.name)
+        if match and not (staging / stale.name).exists():
+            stale.unlink()
+    for name in ("images", "labels"):
+        target = out / name
+        if target.exists():
+            os.rename(target, staging / f"previous-{name}")
+        os.rename(staging / name, target)
+    files = sorted(staging.glob("*.json")) + sorted(staging.glob("cache_*.npz"))
+    for file in sorted(files, key=lambda p: p.name == "summary.json"):  # the summary last
+        os.replace(file, out / file.name)
