@@ -178,8 +178,9 @@ def test_monailabel_server_infers_and_trains_the_bundle(demo_dir, tmp_path):
             assert time.monotonic() < deadline, "training did not finish in 900 s"
             time.sleep(5)
         assert task["status"] == "DONE", "\n".join(task.get("details", []))
-        epochs = [json.loads(line)["epoch"] for line in (bundle / "models" / "train_log.jsonl").read_text().splitlines()]
-        assert epochs == [1]  # one epoch, trained once
+        log = [json.loads(line) for line in (bundle / "models" / "train_log.jsonl").read_text().splitlines()]
+        assert [record["epoch"] for record in log] == [1]  # one epoch, trained once
+        assert log[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the cosine is as long as max_epochs: it ended
         assert (bundle / "models" / "model.pt").stat().st_mtime > (tmp_path / "model.pt").stat().st_mtime
     finally:
         _stop(server)

@@ -13,6 +13,8 @@ bundle:
   ``pred`` and saves files, so the override ends postprocessing with the 2D 0/1 uint8 lesion mask in
   ``pred`` instead (and MONAI Label's final ``Restored`` acts on ``pred`` too, not on the metadata's
   first output name ``seg``).
+- Training sets the bundle's ``epochs`` (the length of its learning-rate schedule) to the request's
+  ``max_epochs``, which MONAI Label only gives the trainer.
 - Training treats an empty ``run_id`` as ``run``. Viewers send the trainer's options back, with
   ``run_id`` left ``""``, and MONAI would then resolve the whole ``train.json``, running both the
   ``training`` and the ``run`` expressions: two trainings.
@@ -95,10 +97,16 @@ class OverrideInferTask(BundleInferTask):
 
 
 class DefaultRunTrainTask(BundleTrainTask):
-    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty."""
+    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty, and
+    whose learning-rate schedule ends with the training."""
 
     def __call__(self, request: dict, datastore: Datastore) -> dict:
         return super().__call__({**request, "run_id": request.get("run_id") or "run"}, datastore)
+
+    def _update_overrides(self, overrides: dict) -> None:
+        # MONAI Label stops the trainer after the request's max_epochs, but the bundle's schedule (cosine,
+        # warm-up) is as long as its own "epochs": 800 by default, so 50 epochs would end at the top of it
+        overrides["epochs"] = overrides[self.const.key_train_trainer_max_epochs()]
 
 
 class BundleApp(MONAILabelApp):
