@@ -93,3 +93,28 @@ def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
         members.append(json.loads((out / "a.json").read_text())["class_probabilities"]["lesion"])
     assert result["class_probabilities"]["lesion"] == pytest.approx(np.mean(members), abs=1e-5)
     assert Image.open(tmp_path / "ensemble" / "a_seg.png").size == (40, 30)
+
+
+def test_flips_and_pixel_spacing_are_checked_before_any_image_is_read():
+    from custom.errors import InputError
+    from custom.transforms import LesionMeasurementsd
+
+    for flips in ([], [[5]], [[0], [0, 2]]):
+        with pytest.raises(InputError, match="--tta_flips"):
+            FlipTTAInferer(flips=flips)
+    for spacing in ([0.1], [0.0, 0.1], [-0.1, 0.1], [float("nan"), 0.1]):
+        with pytest.raises(InputError, match="--pixel_spacing"):
+            LesionMeasurementsd(pixel_spacing=spacing)
+
+
+def test_axis_0_mirrors_left_right_in_the_loaded_layout(tmp_path):
+    """MONAI's PIL reader puts the width first: flipping spatial axis 0 mirrors the picture left-right."""
+    from custom.transforms import LoadPictured
+
+    picture = np.zeros((4, 6), dtype=np.uint8)
+    picture[:, 0] = 255  # the left column
+    Image.fromarray(picture).save(tmp_path / "a.png")
+    loaded = LoadPictured(keys="image")({"image": str(tmp_path / "a.png")})["image"]
+    assert tuple(loaded.shape) == (1, 6, 4)  # channel, width, height
+    mirrored = np.asarray(loaded.flip(1))[0].T  # spatial axis 0, back to rows x columns
+    assert mirrored[:, -1].tolist() == [255] * 4 and mirrored[:, 0].tolist() == [0] * 4

@@ -49,15 +49,21 @@ class FlipTTAInferer(Inferer):
     """Runs ``inferer`` on flipped copies of the input and averages the predictions' probabilities.
 
     Args:
-        flips: the spatial axes to flip for each view, counted over the spatial dimensions (0 = rows,
-            1 = columns); ``[]`` is the unflipped image. Default: the image and its left-right mirror.
+        flips: the spatial axes to flip for each view, counted over the spatial dimensions; ``[]`` is the
+            unflipped image. In this bundle's layout (MONAI's PIL reader puts the width first) axis 0
+            mirrors left-right and axis 1 up-down. Default: the image and its left-right mirror.
         inferer: the inferer to run for each view (default :class:`monai.inferers.SimpleInferer`).
     """
 
-    def __init__(self, flips: Sequence[Sequence[int]] = ((), (1,)), inferer: Inferer | None = None) -> None:
+    def __init__(self, flips: Sequence[Sequence[int]] = ((), (0,)), inferer: Inferer | None = None) -> None:
         super().__init__()
         if not flips:
-            raise InputError("tta_flips is empty: give at least [[]] (the image itself).")
+            raise InputError("--tta_flips []: give at least [[]] (the image itself).")
+        wrong = [axes for axes in flips if not all(a in (0, 1) for a in axes)]
+        if wrong:
+            raise InputError(
+                f"--tta_flips {wrong}: the spatial axes of a 2D image are 0 (left-right mirror) and 1 (up-down mirror)."
+            )
         self.flips = [tuple(int(a) for a in axes) for axes in flips]
         self.inferer = inferer if inferer is not None else SimpleInferer()
 

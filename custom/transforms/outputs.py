@@ -8,6 +8,7 @@ Validation, evaluation and inference all run it, so the CSB gate
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -17,6 +18,7 @@ from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
 from custom.data.inputs import output_stem
+from custom.errors import InputError
 from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_write_json
 from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability, predicted_class
@@ -215,7 +217,14 @@ class LesionMeasurementsd(MapTransform):
     ) -> None:
         super().__init__(keys=[mask_key], allow_missing_keys=True)
         self.mask_key, self.result_key = mask_key, result_key
-        self.pixel_spacing = None if pixel_spacing is None else [float(s) for s in pixel_spacing]
+        if pixel_spacing is not None:
+            spacing = [float(v) for v in pixel_spacing]
+            if len(spacing) != 2 or not all(math.isfinite(v) and v > 0 for v in spacing):
+                raise InputError(
+                    f"--pixel_spacing {list(pixel_spacing)}: give two positive millimetre values per pixel, rows and columns."
+                )
+            pixel_spacing = spacing
+        self.pixel_spacing = pixel_spacing
         self.reverse_indexing = reverse_indexing
 
     def __call__(self, data: Mapping) -> dict:
