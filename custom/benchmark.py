@@ -30,6 +30,7 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 
 from custom.deploy import accelerate, bundle_parser
+from custom.engine import check_device
 
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "bundle" / "configs" / "train.json")
 
@@ -276,7 +277,7 @@ def benchmark(
             none by default, since bf16 on a CPU without bf16 kernels takes minutes per batch at 256x256.
         mode_sizes: input sides for ``modes``.
     """
-    dev = torch.device(device)
+    dev = check_device(device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     common = dict(overrides or {})

@@ -8,7 +8,8 @@ what to do. Anything else (a bug) keeps its full traceback; so does everything w
 environment variable ``NUNET_TRACEBACK=1`` is set.
 
 Two failures are recognised without a :class:`UserError`: an ``OSError`` of the environment (a full
-disk or quota, a read-only file system, a permission denied) with its file name, printed as
+disk or quota, a read-only file system, a permission denied, a file where a folder is expected or the
+other way round) with its file name, printed as
 ``<file>: <reason>``, wherever it is raised; and MONAI's ``SaveImage`` (inference masks), which
 catches the writer's ``OSError`` and raises a ``RuntimeError`` whose text holds the file name and
 the formatted ``OSError``, printed as ``<file>: cannot write it (<reason>)``.
@@ -42,8 +43,11 @@ _OS_ERROR_LINE = re.compile(
 )
 
 
-# the faults of the machine rather than of the program: the user frees space or changes permissions
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+# the faults of the machine or of a path given, not of the program: the user frees space, changes
+# permissions, or names a folder where a file is (or the other way round)
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR
+}
 
 
 def _chain(exc: BaseException | None):

@@ -27,6 +27,7 @@ from typing import Any
 
 from custom.benchmark import benchmark
 from custom.crossval import DEFAULT_CONFIG, override_args, run_bundle
+from custom.engine import check_device
 from custom.errors import InputError
 from custom.fileio import atomic_write_json
 
@@ -90,6 +91,7 @@ def gpu_check(out: str, data: str | None = None, device: str = "cuda", epochs: i
         cache = data_dir / "cache_256.npz"
         if not cache.is_file():
             raise InputError(f"{cache}: missing; prepare the data with --cache-size 256.")
+        check_device(device)
     result: dict[str, Any] = {"device": device, "dry": dry, "data": str(data_dir), "epochs": common["epochs"]}
     start = time.perf_counter()
     log("[gpu_check] benchmark")

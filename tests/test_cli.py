@@ -31,6 +31,8 @@ def test_every_script_runs_through_the_one_command_line():
         (OSError(errno.ENOSPC, "No space left on device", "/out/a.png"), "error: /out/a.png: No space left on device"),
         (OSError(errno.EROFS, "Read-only file system", "/ro/run.json"), "error: /ro/run.json: Read-only file system"),
         (OSError(errno.EACCES, "Permission denied", "/locked"), "error: /locked: Permission denied"),
+        (FileExistsError(errno.EEXIST, "File exists", "/out.zip"), "error: /out.zip: File exists"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/a/file/x"), "error: /a/file/x: Not a directory"),
     ],
 )
 def test_user_errors_and_faults_of_the_machine_are_one_line_with_status_1(monkeypatch, capsys, error, line):
@@ -100,3 +102,18 @@ def test_every_tool_refuses_an_output_in_or_inside_its_input(tmp_path):
         assert line.startswith("error: --out ") and "the input folder" in line, (tool, line)
     assert sorted(p.name for p in images.iterdir()) == ["c0.png", "c1.png", "c2.png", "c3.png"]
     assert sorted(p.name for p in masks.iterdir()) == ["c0.png", "c1.png", "c2.png", "c3.png"]
+
+
+def test_a_gpu_command_on_a_machine_without_one_says_so():
+    import torch
+
+    from custom.engine import check_device
+
+    assert check_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="not a device name"):
+        check_device("gpu0")
+    if not torch.cuda.is_available():
+        result = run_script("benchmark.py", "--device", "cuda")
+        assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
+            "error: --device cuda: this machine has no usable CUDA device; use --device cpu."
+        )

@@ -11,10 +11,24 @@ import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 
+import torch
 from torch import nn
 
 from custom.errors import InputError
 from custom.networks.csb import check_csb_mode
+
+
+def check_device(device: str | torch.device, option: str = "--device") -> torch.device:
+    """``device`` as a ``torch.device``; :class:`InputError` for a name torch does not know or a GPU this machine lacks."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InputError(f"{option} {device!r}: not a device name ({e}); use cpu or cuda.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"{option} {device}: this machine has no usable CUDA device; use --device cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    return dev
 
 
 def _positive_int(key: str, value: object) -> int:
