@@ -44,3 +44,19 @@ def test_the_bundle_checks_the_options_before_loading_data(tmp_path):
         run("training", config_file=str(CONFIGS / "train.json"), logging_file=False, output_dir=str(tmp_path),
             dataset_dir=str(tmp_path / "no_such_data"), spatial_size=[30, 30])
     assert one_line(error.value).startswith("--spatial_size [30, 30]: each side must be a multiple of 16")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"spatial_size": [30, 30]}, "--spatial_size [30, 30]: each side must be a multiple of 16"),
+    ({"cpu_runtime": "tensorrt"}, "--cpu_runtime 'tensorrt': use one of onnxruntime, torch."),
+    ({"tta_flips": [[2]]}, "--tta_flips [[2]]: the spatial axes of a 2D image are 0"),
+    ({"pixel_spacing": [0.1]}, "--pixel_spacing [0.1]: give two positive millimetre values"),
+])
+def test_inference_checks_its_options_before_reading_images(tmp_path, override, message):
+    from monai.bundle import run
+
+    (tmp_path / "images").mkdir()
+    with pytest.raises(Exception) as error:
+        run("run", config_file=str(CONFIGS / "inference.json"), logging_file=False, dataset_dir=str(tmp_path),
+            input_dir=str(tmp_path / "images"), output_dir=str(tmp_path / "out"), **override)
+    assert (one_line(error.value) or repr(error.value)).startswith(message)

@@ -11,6 +11,7 @@ import torch.nn as nn
 from monai.data import MetaTensor
 
 from custom.deploy.onnx import export_onnx
+from custom.errors import InputError
 
 CPU_RUNTIMES = ("onnxruntime", "torch")
 
@@ -94,7 +95,7 @@ def accelerate(network: nn.Module, device: torch.device | str, cpu_runtime: str 
         cpu_runtime: ``"onnxruntime"`` or ``"torch"`` (eager PyTorch).
     """
     if cpu_runtime not in CPU_RUNTIMES:
-        raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, got {cpu_runtime!r}.")
+        raise InputError(f"--cpu_runtime {cpu_runtime!r}: use one of {', '.join(CPU_RUNTIMES)}.")
     if torch.device(device).type != "cpu" or cpu_runtime == "torch":
         return network
     try:

@@ -4,7 +4,7 @@ from .amp import AutocastInferer, amp_dtype_name, amp_supported
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
 from .handlers import EvaluationWriter, TrainingLog
 from .metrics import key_metric, network_heads, validation_metrics
-from .options import check_device, check_training_options
+from .options import check_device, check_spatial_size, check_training_options
 from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import IterationProgress
@@ -27,6 +27,7 @@ __all__ = [
     "batch_size_of",
     "check_device",
     "check_finite_weights",
+    "check_spatial_size",
     "check_training_options",
     "collate_pred_label",
     "key_metric",

@@ -37,6 +37,26 @@ def _positive_int(key: str, value: object) -> int:
     return int(value)
 
 
+def check_spatial_size(spatial_size: Sequence[int], network: nn.Module | None = None) -> bool:
+    """Raises :class:`InputError` unless ``spatial_size`` is two positive whole numbers, each a multiple of the
+    ``network``'s ``size_divisor`` when it has one (N-Unet: 16); returns True so configs can list it."""
+    if (
+        isinstance(spatial_size, (str, bytes))
+        or not isinstance(spatial_size, Sequence)
+        or len(spatial_size) != 2
+        or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in spatial_size)
+    ):
+        raise InputError(f"--spatial_size {spatial_size!r}: expected two positive whole numbers, e.g. [256,256].")
+    divisor = getattr(network, "size_divisor", None)
+    if divisor and any(s % divisor for s in spatial_size):
+        fitted = [max(divisor, round(s / divisor) * divisor) for s in spatial_size]
+        raise InputError(
+            f"--spatial_size {list(spatial_size)}: each side must be a multiple of {divisor} for this network "
+            f"(it halves the image {int(math.log2(divisor))} times); try {fitted}."
+        )
+    return True
+
+
 def check_training_options(
     spatial_size: Sequence[int],
     batch_size: int,
@@ -52,20 +72,7 @@ def check_training_options(
     ``network``: its ``size_divisor`` (N-Unet: 16), when it has one, must divide every side of
     ``spatial_size``.
     """
-    if (
-        isinstance(spatial_size, (str, bytes))
-        or not isinstance(spatial_size, Sequence)
-        or len(spatial_size) != 2
-        or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in spatial_size)
-    ):
-        raise InputError(f"--spatial_size {spatial_size!r}: expected two positive whole numbers, e.g. [256,256].")
-    divisor = getattr(network, "size_divisor", None)
-    if divisor and any(s % divisor for s in spatial_size):
-        fitted = [max(divisor, round(s / divisor) * divisor) for s in spatial_size]
-        raise InputError(
-            f"--spatial_size {list(spatial_size)}: each side must be a multiple of {divisor} for this network "
-            f"(it halves the image {int(math.log2(divisor))} times); try {fitted}."
-        )
+    check_spatial_size(spatial_size, network)
     for key, value in (("batch_size", batch_size), ("epochs", epochs), ("val_interval", val_interval)):
         _positive_int(key, value)
     if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes not in (2, 3):
