@@ -8,12 +8,11 @@ time less the search's bounds a run without it), and Curated BUSI.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import run_script
 
 from custom.data.busi import prepare_busi, read_curated_list
 from custom.data.cache import load_cache, load_cached_split
@@ -37,22 +36,8 @@ pytestmark = [
 def full(tmp_path_factory) -> Path:
     """BUSI through the command line: duplicate search on (the default), 5 folds, 256 cache."""
     out = tmp_path_factory.mktemp("busi")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "scripts/prepare_data.py",
-            "busi",
-            "--src",
-            str(BUSI),
-            "--out",
-            str(out),
-            "--cache-size",
-            "256",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    # the command line in this process (its fire parsing and printing), without a new interpreter
+    proc = run_script("prepare_data.py", "busi", "--src", str(BUSI), "--out", str(out), "--cache-size", "256")
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)
     return out
