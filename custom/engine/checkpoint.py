@@ -153,6 +153,7 @@ class FiniteCheckpointLoader(CheckpointLoader):
     def __call__(self, engine: Engine) -> None:
         # imported here: custom.networks.weights imports custom.engine (its finiteness check)
         from custom.deploy.ensemble import ProbabilityEnsemble, checkpoint_paths
+        from custom.deploy.runtime import OnnxRuntimeNetwork
         from custom.networks.weights import load_weights, read_weights
 
         paths = checkpoint_paths(self.load_path)
@@ -160,7 +161,7 @@ class FiniteCheckpointLoader(CheckpointLoader):
             if not isinstance(obj, nn.Module):
                 continue
             # the ONNX Runtime wrapper exports its network at the first forward pass, after this
-            target = getattr(obj, "network", obj)
+            target = obj.network if isinstance(obj, OnnxRuntimeNetwork) else obj
             if isinstance(target, ProbabilityEnsemble):
                 if len(target.members) != len(paths):
                     raise RuntimeError(f"an ensemble of {len(target.members)} networks for {len(paths)} checkpoints")
