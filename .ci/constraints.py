@@ -11,6 +11,8 @@ import pathlib
 
 FIELDS = {"monai_version": "monai", "pytorch_version": "torch", "numpy_version": "numpy"}
 
-metadata = json.loads((pathlib.Path(__file__).resolve().parents[1] / "bundle" / "configs" / "metadata.json").read_text())
+metadata = json.loads(
+    (pathlib.Path(__file__).resolve().parents[1] / "bundle" / "configs" / "metadata.json").read_text()
+)
 pins = {package: metadata[field] for field, package in FIELDS.items()} | metadata["required_packages_version"]
 print("\n".join(f"{name}=={version}" for name, version in pins.items()))

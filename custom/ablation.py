@@ -31,9 +31,18 @@ from custom.fileio import atomic_write_json, atomic_write_text
 
 MODULES = ("A", "C", "AF", "CL")
 # the loss of the "without A" rows: focal modulation and class weights off, fixed equal task weights
-WITHOUT_AMTL = {"loss#learn_weights": False, "loss#task_losses#cls#gamma": 0.0, "loss#task_losses#cls#class_weights": None}
-COLUMNS = (("classification", "accuracy"), ("classification", "auc"), ("segmentation", "dice"),
-           ("segmentation", "iou"), ("segmentation", "hd95"))
+WITHOUT_AMTL = {
+    "loss#learn_weights": False,
+    "loss#task_losses#cls#gamma": 0.0,
+    "loss#task_losses#cls#class_weights": None,
+}
+COLUMNS = (
+    ("classification", "accuracy"),
+    ("classification", "auc"),
+    ("segmentation", "dice"),
+    ("segmentation", "iou"),
+    ("segmentation", "hd95"),
+)
 
 
 def _modules_overrides(on: set[str]) -> dict[str, Any]:
@@ -96,8 +105,15 @@ def ablate(
     table = {}
     for name, variant in chosen.items():
         log(f"[ablation] {name}")
-        summary = cross_validate(data, str(Path(out) / name), folds=folds, config=config,
-                                 overrides={**dict(overrides or {}), **variant}, log=log, **cross_validate_options)
+        summary = cross_validate(
+            data,
+            str(Path(out) / name),
+            folds=folds,
+            config=config,
+            overrides={**dict(overrides or {}), **variant},
+            log=log,
+            **cross_validate_options,
+        )
         table[name] = {
             "overrides": variant,
             **{f"{section}/{metric}": _mean_std(summary, section, metric) for section, metric in COLUMNS},

@@ -289,7 +289,9 @@ def benchmark(
         ours = PipelineBench(config, data, dev, os.path.join(scratch, "ours"), common)
         base = PipelineBench(config, data, dev, os.path.join(scratch, "baseline"), {**common, **BASELINE})
         settings = {k: ours.parser[k] for k in ("batch_size", "spatial_size", "in_channels", "num_workers")}
-        settings.update({k: ours.parser.get_parsed_content(k) for k in ("amp", "amp_dtype", "channels_last", "compile")})
+        settings.update(
+            {k: ours.parser.get_parsed_content(k) for k in ("amp", "amp_dtype", "channels_last", "compile")}
+        )
         settings.update({k: ours.parser.get_parsed_content(k) for k in ("gpu_augment", "cudnn_benchmark")})
         log(f"benchmark on {dev}: {settings}")
 
@@ -322,10 +324,14 @@ def benchmark(
         result["infer_speedup"] = result["baseline_infer_latency_ms_bs1"] / result["infer_latency_ms_bs1"]
         result["infer_img_s_bs32"] = 32 / _inference_seconds(fast, x32, max(2, infer_repeats // 4))
         if modes:
-            result["train_modes"] = train_modes(config, data, dev, scratch, mode_sizes, modes, iterations, repeats, common, log)
+            result["train_modes"] = train_modes(
+                config, data, dev, scratch, mode_sizes, modes, iterations, repeats, common, log
+            )
 
     for prefix in ("", "baseline_"):
-        epoch = BUSI_TRAIN_IMAGES / result[f"{prefix}train_img_s"] + BUSI_VALIDATION_IMAGES / result[f"{prefix}val_img_s"]
+        epoch = (
+            BUSI_TRAIN_IMAGES / result[f"{prefix}train_img_s"] + BUSI_VALIDATION_IMAGES / result[f"{prefix}val_img_s"]
+        )
         result[f"{prefix}epoch_s"] = epoch
         result[f"{prefix}protocol_min"] = PROTOCOL_FOLDS * PROTOCOL_EPOCHS * epoch / 60
     result["protocol_note"] = (
@@ -360,13 +366,22 @@ def format_table(result: Mapping[str, Any]) -> str:
     """The figures of :func:`benchmark` as a Markdown table (ours, baseline, speed-up)."""
     lines = ["| measure | ours | baseline | speed-up |", "|---|---:|---:|---:|"]
     for label, ours, base, speedup in TABLE_ROWS:
-        cells = [f"{result[ours]:.1f}", f"{result[base]:.1f}" if base else "", f"{result[speedup]:.2f}x" if speedup else ""]
+        cells = [
+            f"{result[ours]:.1f}",
+            f"{result[base]:.1f}" if base else "",
+            f"{result[speedup]:.2f}x" if speedup else "",
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append(f"| peak memory, MB | {result['peak_mem_mb']:.0f} | | |")
     modes = result.get("train_modes")
     if modes:
-        lines += ["", f"training modes (images/s; default on this device: {modes['default_mode']})", "",
-                  "| size | mode | images/s | vs fp32 | warm-up epoch, s |", "|---|---|---:|---:|---:|"]
+        lines += [
+            "",
+            f"training modes (images/s; default on this device: {modes['default_mode']})",
+            "",
+            "| size | mode | images/s | vs fp32 | warm-up epoch, s |",
+            "|---|---|---:|---:|---:|",
+        ]
         for size, row in modes.items():
             if size == "default_mode":
                 continue

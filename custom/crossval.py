@@ -267,8 +267,10 @@ def cross_validate(
             run_bundle(train_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
             if calibrate:
                 card = calibrate_fold(fold_dir, data_dir, k, configs, overrides, lambda t: progress.line(k, t))
-                log(f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
-                    f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})")
+                log(
+                    f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
+                    f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})"
+                )
             eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
             run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
@@ -301,8 +303,10 @@ def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[s
         if not (fold_dir / "model.pt").is_file():
             raise InputError(f"{fold_dir}: no model.pt; train the fold first (scripts/cross_validate.py --resume).")
         card = calibrate_fold(fold_dir, data_dir, k, configs, overrides, lambda t: None)
-        log(f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
-            f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})")
+        log(
+            f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
+            f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})"
+        )
         common = override_args({**overrides, "dataset_dir": str(data_dir), "fold": k, "output_dir": str(fold_dir)})
         eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
         run_bundle(eval_args, fold_dir / "bundle.log", lambda t: None)

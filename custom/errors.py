@@ -46,7 +46,14 @@ _OS_ERROR_LINE = re.compile(
 # the faults of the machine or of a path given, not of the program: the user frees space, changes
 # permissions, or names a folder where a file is (or the other way round)
 _ENVIRONMENT_ERRNOS = {
-    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EEXIST, errno.ENOTDIR, errno.EISDIR
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EEXIST,
+    errno.ENOTDIR,
+    errno.EISDIR,
 }
 
 

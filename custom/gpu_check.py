@@ -33,16 +33,23 @@ from custom.fileio import atomic_write_json
 
 CONFIGS = Path(DEFAULT_CONFIG).parent
 SPEED_SWITCHES = {"amp": True, "channels_last": True, "cudnn_benchmark": True, "gpu_augment": True, "compile": True}
-FP32 = {key: False for key in SPEED_SWITCHES}
+FP32 = dict.fromkeys(SPEED_SWITCHES, False)
 
 
-def _train(name: str, data: Path, cache: Path, out: Path, settings: Mapping[str, Any], log: Callable[[str], None]) -> dict:
+def _train(
+    name: str, data: Path, cache: Path, out: Path, settings: Mapping[str, Any], log: Callable[[str], None]
+) -> dict:
     """Trains fold 0 from the cache with ``settings``; wall time and the validation curve."""
     run_dir = out / name
     config = "[" + ",".join(f"'{CONFIGS / c}'" for c in ("train.json", "cached.json")) + "]"
-    args = ["training", "--config_file", config,
-            *override_args({"dataset_dir": str(data), "cache_file": str(cache), "fold": 0, "output_dir": str(run_dir),
-                            **settings})]
+    args = [
+        "training",
+        "--config_file",
+        config,
+        *override_args(
+            {"dataset_dir": str(data), "cache_file": str(cache), "fold": 0, "output_dir": str(run_dir), **settings}
+        ),
+    ]
     start = time.perf_counter()
     run_bundle(args, out / f"{name}.log", lambda line: log(f"[{name}] {line}") if "epoch" in line else None)
     wall = time.perf_counter() - start
@@ -56,8 +63,14 @@ def _train(name: str, data: Path, cache: Path, out: Path, settings: Mapping[str,
     }
 
 
-def gpu_check(out: str, data: str | None = None, device: str = "cuda", epochs: int = 3, dry: bool = False,
-              log: Callable[[str], None] = print) -> dict:
+def gpu_check(
+    out: str,
+    data: str | None = None,
+    device: str = "cuda",
+    epochs: int = 3,
+    dry: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Runs the three measurements and writes ``<out>/gpu_check.json``; returns its content.
 
     Args:

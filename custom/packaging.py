@@ -99,11 +99,26 @@ def _tree(root: Path) -> Iterator[Path]:
     """Files under ``root``, sorted, without caches and temporary files."""
     for path in sorted(root.rglob("*")):
         parts = path.relative_to(root).parts
-        if path.is_file() and not SKIPPED_NAMES.intersection(parts) and path.suffix != ".pyc" and ".tmp" not in path.name:
+        if (
+            path.is_file()
+            and not SKIPPED_NAMES.intersection(parts)
+            and path.suffix != ".pyc"
+            and ".tmp" not in path.name
+        ):
             yield path
 
 
+def zoo_json(text: str) -> str:
+    """``text`` (a JSON document) as the Model Zoo's ``pretty-format-json --no-sort-keys --indent=4`` hook wants it.
+
+    The repository's configs keep short objects on one line for reading; the archive holds the zoo's form.
+    """
+    return json.dumps(json.loads(text), indent=4) + "\n"
+
+
 def _add(archive: zipfile.ZipFile, arcname: str, data: bytes | None = None, source: Path | None = None) -> None:
+    if data is None and source is not None and source.suffix == ".json":
+        data = zoo_json(source.read_text(encoding="utf-8")).encode()
     info = zipfile.ZipInfo(arcname, date_time=ZIP_DATE_TIME)
     info.external_attr = (0o40755 << 16) | 0x10 if arcname.endswith("/") else 0o644 << 16
     info.compress_type = zipfile.ZIP_STORED if arcname.endswith("/") else zipfile.ZIP_DEFLATED
@@ -156,7 +171,9 @@ def export_bundle(
     entries, weights = large_files_entries(bundle / "large_files.yml", models, max_file_mb, weights_url)
     for entry in entries:
         if not entry.get("url"):
-            logger.warning("large_files.yml: %s has no download url yet; pass --weights_url once it is uploaded", entry["path"])
+            logger.warning(
+                "large_files.yml: %s has no download url yet; pass --weights_url once it is uploaded", entry["path"]
+            )
 
     os.makedirs(out_dir, exist_ok=True)
     target = Path(out_dir) / f"{name}_v{metadata['version']}.zip"

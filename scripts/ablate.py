@@ -27,8 +27,15 @@ def _list(value) -> list | None:
     return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
 
 
-def main(data: str = "", out: str = "", variants=None, folds=None, config=DEFAULT_CONFIG,
-         list_variants: bool = False, **overrides) -> None:
+def main(
+    data: str = "",
+    out: str = "",
+    variants=None,
+    folds=None,
+    config=DEFAULT_CONFIG,
+    list_variants: bool = False,
+    **overrides,
+) -> None:
     """Runs the chosen variants (default: all 18) and writes the ablation table."""
     names = _list(variants)
     if list_variants:

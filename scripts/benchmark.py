@@ -39,7 +39,9 @@ def main(
     if isinstance(mode_sizes, (int, str)):  # fire: "128,256" arrives as a tuple, "128" as an int
         mode_sizes = str(mode_sizes).split(",")
     sizes = [int(s) for s in mode_sizes]
-    result = benchmark(device, data, config, iterations, repeats, infer_repeats, overrides, modes=modes, mode_sizes=sizes)
+    result = benchmark(
+        device, data, config, iterations, repeats, infer_repeats, overrides, modes=modes, mode_sizes=sizes
+    )
     print(format_table(result))
     print(json.dumps(result, indent=2, default=str))
     if out:

@@ -19,7 +19,9 @@ def main(run: str, folds=None, report: bool = True) -> None:
     chosen = None if folds is None else [int(f) for f in str(folds).strip("()[]").split(",") if f.strip()]
     summary = calibrate_run(run, chosen)
     mean = summary["mean"]
-    print(f"mean over folds: accuracy {mean['classification'].get('accuracy')}, Dice {mean['segmentation'].get('dice')}")
+    print(
+        f"mean over folds: accuracy {mean['classification'].get('accuracy')}, Dice {mean['segmentation'].get('dice')}"
+    )
     if report:
         from custom.report import build_report
 

@@ -47,12 +47,21 @@ def main(
 ) -> None:
     """Runs the folds (``parallel`` at a time), writes summary.json and (with ``report``) the report into ``out``."""
     summary = cross_validate(
-        data, out, folds=_fold_list(folds), config=config, resume=resume, overrides=overrides, parallel=parallel,
-        calibrate=calibrate, protocol=protocol,
+        data,
+        out,
+        folds=_fold_list(folds),
+        config=config,
+        resume=resume,
+        overrides=overrides,
+        parallel=parallel,
+        calibrate=calibrate,
+        protocol=protocol,
     )
     mean = summary["mean"]
     cls, seg = mean.get("classification", {}), mean.get("segmentation", {})
-    print(f"mean over folds: accuracy {cls.get('accuracy')}, AUC {cls.get('auc')}, Dice {seg.get('dice')}, IoU {seg.get('iou')}")
+    print(
+        f"mean over folds: accuracy {cls.get('accuracy')}, AUC {cls.get('auc')}, Dice {seg.get('dice')}, IoU {seg.get('iou')}"
+    )
     if report:
         from custom.report import build_report  # matplotlib and the report only when asked for
 

@@ -61,7 +61,17 @@ def main(
     model = RELEASED if (REPO / RELEASED).is_file() else f"{out}/model.pt"
     if model != RELEASED:
         print(f"no released model at {RELEASED}: inferring with the demo's own {model}")
-    _run(["run", "--config_file", f"{CONFIGS}/inference.json", "--ckpt_path", model, "--output_dir", f"{out}/predictions"])
+    _run(
+        [
+            "run",
+            "--config_file",
+            f"{CONFIGS}/inference.json",
+            "--ckpt_path",
+            model,
+            "--output_dir",
+            f"{out}/predictions",
+        ]
+    )
     print(
         f"\nDone in {time.perf_counter() - start:.0f} s. Outputs in {out}/:\n"
         "  model.pt               the short training's best checkpoint (validation split)\n"

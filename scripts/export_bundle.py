@@ -22,7 +22,11 @@ def main(
     """Packages the bundle into ``out``; weights (``model.pt``/``model.ts`` of ``models_dir``, default
     ``bundle/models``) above ``max_file_mb`` go into ``large_files.yml`` with ``weights_url`` instead."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    print(export_bundle(out, bundle_dir=bundle_dir, models_dir=models_dir, weights_url=weights_url, max_file_mb=max_file_mb))
+    print(
+        export_bundle(
+            out, bundle_dir=bundle_dir, models_dir=models_dir, weights_url=weights_url, max_file_mb=max_file_mb
+        )
+    )
 
 
 if __name__ == "__main__":

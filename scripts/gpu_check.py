@@ -12,12 +12,16 @@ from custom.cli import run as run_command
 from custom.gpu_check import gpu_check
 
 
-def main(out: str = "gpu_check", data: str | None = None, device: str = "cuda", epochs: int = 3, dry: bool = False) -> None:
+def main(
+    out: str = "gpu_check", data: str | None = None, device: str = "cuda", epochs: int = 3, dry: bool = False
+) -> None:
     result = gpu_check(out, data=data, device=device, epochs=epochs, dry=dry)
     bench = result["benchmark"]
-    print(f"{result['device']}: training {bench['train_img_s']:.1f} img/s ({bench['train_speedup']:.2f}x the baseline), "
-          f"inference speed-up {bench['infer_speedup']:.2f}; short training with the speed switches "
-          f"{result['speedup']:.2f}x fp32; total {result['total_s']:.0f} s -> {out}/gpu_check.json")
+    print(
+        f"{result['device']}: training {bench['train_img_s']:.1f} img/s ({bench['train_speedup']:.2f}x the baseline), "
+        f"inference speed-up {bench['infer_speedup']:.2f}; short training with the speed switches "
+        f"{result['speedup']:.2f}x fp32; total {result['total_s']:.0f} s -> {out}/gpu_check.json"
+    )
 
 
 if __name__ == "__main__":

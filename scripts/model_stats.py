@@ -15,7 +15,9 @@ from custom.networks import ABLATIONS
 from custom.networks.stats import all_model_stats, model_stats
 
 
-def main(name: str = "nunet", input_shape: tuple = (1, 3, 256, 256), ablations: bool = True, all: bool = False, **kwargs) -> None:
+def main(
+    name: str = "nunet", input_shape: tuple = (1, 3, 256, 256), ablations: bool = True, all: bool = False, **kwargs
+) -> None:
     """Measures ``name`` built with ``kwargs``; with ``ablations`` (N-Unet only) also each entry of ABLATIONS.
 
     ``all`` instead measures every network of ``custom.networks.NETWORKS`` at its own input shape
@@ -27,7 +29,8 @@ def main(name: str = "nunet", input_shape: tuple = (1, 3, 256, 256), ablations: 
     report = {"model": model_stats(name, tuple(input_shape), **kwargs)}
     if ablations and name == "nunet":
         report["ablations"] = {
-            variant: model_stats(name, tuple(input_shape), **{**kwargs, **switches}) for variant, switches in ABLATIONS.items()
+            variant: model_stats(name, tuple(input_shape), **{**kwargs, **switches})
+            for variant, switches in ABLATIONS.items()
         }
     print(json.dumps(report, indent=2))
 

@@ -64,4 +64,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    run_command({"busi": _command(prepare_busi), "bus_uclm": _command(prepare_bus_uclm), "folder": _command(prepare_folder)})
+    run_command(
+        {"busi": _command(prepare_busi), "bus_uclm": _command(prepare_bus_uclm), "folder": _command(prepare_folder)}
+    )

@@ -25,7 +25,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-def run_bundle(*args: str, cwd: Path = REPO, check: bool = True, in_process: bool = True) -> subprocess.CompletedProcess:
+def run_bundle(
+    *args: str, cwd: Path = REPO, check: bool = True, in_process: bool = True
+) -> subprocess.CompletedProcess:
     """``python -m monai.bundle run ...`` with ``args``, as the README tells users to run it.
 
     By default in this process, through MONAI's own command line (``fire`` over ``monai.bundle``): the

@@ -26,12 +26,14 @@ def test_table7_is_the_full_grid_and_table8_the_single_task_variants():
 
 
 def test_without_amtl_is_cross_entropy_plus_dice_with_fixed_equal_weights():
-    loss, = _parsed(variants(["Unet"])["Unet"], "loss")
+    (loss,) = _parsed(variants(["Unet"])["Unet"], "loss")
     assert loss.learn_weights is False and loss.task_weights() == {"cls": 1.0, "seg": 1.0}
     focal = loss.task_losses["cls"]
     logits, target = torch.randn(8, 2), torch.randint(0, 2, (8,))
-    assert focal(logits, target).item() == pytest.approx(torch.nn.functional.cross_entropy(logits, target).item(), rel=1e-5)
-    amtl, = _parsed(variants(["A"])["A"], "loss")
+    assert focal(logits, target).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, target).item(), rel=1e-5
+    )
+    (amtl,) = _parsed(variants(["A"])["A"], "loss")
     assert amtl.learn_weights is True and amtl.task_losses["cls"].focal.gamma == 2.0
 
 
@@ -47,9 +49,25 @@ def test_module_switches_reach_the_network():
 
 @pytest.mark.slow
 def test_ablation_driver_on_the_demo_data(demo_dir, tmp_path, bundle_runs_in_process):
-    proc = run_script("ablate.py", "--data", str(demo_dir), "--out", str(tmp_path), "--folds", "0",
-                      "--variants", "Unet,N-Unet-Seg", "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4",
-                      "--num_workers", "0")
+    proc = run_script(
+        "ablate.py",
+        "--data",
+        str(demo_dir),
+        "--out",
+        str(tmp_path),
+        "--folds",
+        "0",
+        "--variants",
+        "Unet,N-Unet-Seg",
+        "--epochs",
+        "1",
+        "--spatial_size",
+        "[32,32]",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / "ablation.json").read_text())
     assert list(result["variants"]) == ["Unet", "N-Unet-Seg"]

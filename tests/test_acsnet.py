@@ -89,7 +89,11 @@ def test_deform_conv_learns_its_offsets():
 # ---------------------------------------------------------------- blocks and network
 @pytest.mark.parametrize(
     ("block", "shape"),
-    [(GateUnit(2, 64), (2, 64, 16, 16)), (DSAModule(32), (2, 32, 8, 8)), (PooledChannelAttention(2, 64), (2, 64, 8, 8))],
+    [
+        (GateUnit(2, 64), (2, 64, 16, 16)),
+        (DSAModule(32), (2, 32, 8, 8)),
+        (PooledChannelAttention(2, 64), (2, 64, 8, 8)),
+    ],
 )
 def test_blocks_keep_the_feature_shape(block, shape):
     assert block(torch.randn(shape)).shape == shape

@@ -194,7 +194,11 @@ def test_mt_unetpp_head_width_and_options():
     net = MTUNetPlusPlus()  # UNet++ widths 32..512: classifier input 256 + 512 + 256 channels -> Conv 512 -> FC 256
     head = net.classification_head
     assert head.conv.conv.in_channels == 1024 and head.conv.conv.out_channels == 512
-    assert (head.classifier.fc1.in_features, head.classifier.fc1.out_features, head.classifier.fc2.out_features) == (512, 256, 3)
+    assert (head.classifier.fc1.in_features, head.classifier.fc1.out_features, head.classifier.fc2.out_features) == (
+        512,
+        256,
+        3,
+    )
     with torch.no_grad():
         out = MTUNetPlusPlus(features=SMALL, deep_supervision=False).train()(torch.randn(1, 1, 32, 32))
     assert set(out) == {"seg", "cls"}
@@ -273,7 +277,9 @@ def test_config_recipe(demo_dir):
     parser.update({"dataset_dir": str(demo_dir), "spatial_size": [64, 64], "network_def#features": list(SMALL)})
     optimizer = parser.get_parsed_content("optimizer")
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == 1e-4
-    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(parser.get_parsed_content("network").parameters()))
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(
+        list(parser.get_parsed_content("network").parameters())
+    )
     scheduler = parser.get_parsed_content("lr_scheduler")
     assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     assert (scheduler.factor, scheduler.patience) == (0.5, 20)

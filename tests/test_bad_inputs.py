@@ -50,7 +50,10 @@ def test_image_without_mask(broken_copy, tmp_path):
     record = _first_training_record(broken_copy)
     (broken_copy / record["label"]).unlink()
     _assert_one_line_error(
-        _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out")), record["id"], "mask", "does not exist"
+        _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out")),
+        record["id"],
+        "mask",
+        "does not exist",
     )
 
 
@@ -83,8 +86,14 @@ def _record0(datalist: dict) -> dict:
         (lambda d: _record0(d).update({"class": 5}), ("'class' is 5", "allowed: 0, 1, 2")),
         (lambda d: _record0(d).pop("class"), ("no 'class'", "num_classes 3")),
     ],
-    ids=["split-not-a-list", "empty-split", "record-not-an-object", "lesion-out-of-range", "class-out-of-range",
-         "three-classes-without-class"],
+    ids=[
+        "split-not-a-list",
+        "empty-split",
+        "record-not-an-object",
+        "lesion-out-of-range",
+        "class-out-of-range",
+        "three-classes-without-class",
+    ],
 )
 def test_datalist_schema(broken_copy, tmp_path, breakage, needles):
     datalist = json.loads((broken_copy / "fold0.json").read_text())

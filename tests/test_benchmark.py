@@ -21,8 +21,25 @@ KEYS = [
 @pytest.mark.slow
 def test_benchmark_cpu_small_configuration_writes_json(demo_dir, tmp_path):
     out = tmp_path / "bench.json"
-    proc = run_script("benchmark.py", "--device", "cpu", "--data", str(demo_dir), "--out", str(out), "--iterations", "2",
-                      "--repeats", "1", "--infer_repeats", "2", "--spatial_size", "[64,64]", "--num_workers", "0")
+    proc = run_script(
+        "benchmark.py",
+        "--device",
+        "cpu",
+        "--data",
+        str(demo_dir),
+        "--out",
+        str(out),
+        "--iterations",
+        "2",
+        "--repeats",
+        "1",
+        "--infer_repeats",
+        "2",
+        "--spatial_size",
+        "[64,64]",
+        "--num_workers",
+        "0",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "| training images/s |" in proc.stdout
     result = json.loads(out.read_text())
@@ -30,7 +47,9 @@ def test_benchmark_cpu_small_configuration_writes_json(demo_dir, tmp_path):
     for key in ("train_img_s", "baseline_train_img_s", "infer_latency_ms_bs1", "infer_img_s_bs32", "data_img_s"):
         assert result[key] > 0
     assert result["train_speedup"] == pytest.approx(result["train_img_s"] / result["baseline_train_img_s"])
-    assert result["infer_speedup"] == pytest.approx(result["baseline_infer_latency_ms_bs1"] / result["infer_latency_ms_bs1"])
+    assert result["infer_speedup"] == pytest.approx(
+        result["baseline_infer_latency_ms_bs1"] / result["infer_latency_ms_bs1"]
+    )
     assert result["protocol_min"] == pytest.approx(5 * 800 * result["epoch_s"] / 60)
     assert result["device"] == "cpu" and result["cuda"] is None
     assert result["infer_max_abs_diff"] <= 1e-4

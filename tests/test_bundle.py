@@ -29,12 +29,27 @@ def test_configs_have_every_property_monai_tools_need(config, workflow_type):
     assert workflow.check_properties() == []
 
 
+def test_training_and_inference_define_the_network_and_its_input_alike():
+    """One definition in two files: a peer config loaded over either replaces both alike (its inference follows)."""
+    train, infer = (json.loads((CONFIGS / name).read_text()) for name in ("train.json", "inference.json"))
+    for key in ("network_def", "input_transforms", "in_channels", "num_classes", "csb_mode", "refine"):
+        assert train[key] == infer[key], key
+
+
 @pytest.fixture(scope="module")
 def trained_run(demo_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     run_bundle(
-        "training", "--config_file", str(CONFIGS / "train.json"), "--epochs", "2",
-        "--dataset_dir", str(demo_dir), "--output_dir", str(out), *TINY,
+        "training",
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        "--epochs",
+        "2",
+        "--dataset_dir",
+        str(demo_dir),
+        "--output_dir",
+        str(out),
+        *TINY,
         in_process=False,  # the README's command as users type it, in its own interpreter
     )
     return out
@@ -56,8 +71,14 @@ def test_training_writes_checkpoints_and_a_log(trained_run):
 @pytest.mark.slow
 def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
     run_bundle(
-        "evaluating", "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']",
-        "--dataset_dir", str(demo_dir), "--output_dir", str(trained_run), *TINY,
+        "evaluating",
+        "--config_file",
+        f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']",
+        "--dataset_dir",
+        str(demo_dir),
+        "--output_dir",
+        str(trained_run),
+        *TINY,
     )
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert set(metrics["classification"]) == {"accuracy", "precision", "recall", "f1", "auc"}
@@ -78,8 +99,14 @@ def test_single_task_variants_train_evaluate_and_infer(task, heads, demo_dir, tm
     from monai.bundle import run
 
     out = tmp_path / task
-    common = {"dataset_dir": str(demo_dir), "output_dir": str(out), "spatial_size": [32, 32], "num_workers": 0,
-              "network_def#task": task, "logging_file": False}
+    common = {
+        "dataset_dir": str(demo_dir),
+        "output_dir": str(out),
+        "spatial_size": [32, 32],
+        "num_workers": 0,
+        "network_def#task": task,
+        "logging_file": False,
+    }
     run("training", config_file=str(CONFIGS / "train.json"), epochs=1, batch_size=4, **common)
     validated = json.loads((out / "train_log.jsonl").read_text().splitlines()[-1])
     assert ("val_dice_all" in validated) == (task == "seg") and ("val_auc" in validated) == (task == "cls")
@@ -89,8 +116,16 @@ def test_single_task_variants_train_evaluate_and_infer(task, heads, demo_dir, tm
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.full((40, 50), 90, np.uint8)).save(images / "case.png")
-    run("run", config_file=str(CONFIGS / "inference.json"), input_dir=str(images), output_dir=str(out / "pred"),
-        ckpt_path=str(out / "model.pt"), spatial_size=[32, 32], **{"network_def#task": task}, logging_file=False)
+    run(
+        "run",
+        config_file=str(CONFIGS / "inference.json"),
+        input_dir=str(images),
+        output_dir=str(out / "pred"),
+        ckpt_path=str(out / "model.pt"),
+        spatial_size=[32, 32],
+        **{"network_def#task": task},
+        logging_file=False,
+    )
     result = json.loads((out / "pred" / "case.json").read_text())
     assert ("class_probabilities" in result) == (task == "cls")
     assert (out / "pred" / "case_seg.png").exists() == (task == "seg")
@@ -109,9 +144,21 @@ def test_inference_writes_masks_at_original_size_and_json(trained_run, demo_dir,
     for runtime in ("onnxruntime", "torch"):  # the CPU default, and eager PyTorch as the reference
         outputs[runtime] = out = tmp_path / f"pred_{runtime}"
         run_bundle(
-            "run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images), "--output_dir", str(out),
-            "--ckpt_path", str(trained_run / "model.pt"), "--spatial_size", "[64,64]", "--cpu_runtime", runtime,
-            "--pixel_spacing", "[0.1,0.2]",
+            "run",
+            "--config_file",
+            str(CONFIGS / "inference.json"),
+            "--input_dir",
+            str(images),
+            "--output_dir",
+            str(out),
+            "--ckpt_path",
+            str(trained_run / "model.pt"),
+            "--spatial_size",
+            "[64,64]",
+            "--cpu_runtime",
+            runtime,
+            "--pixel_spacing",
+            "[0.1,0.2]",
         )
     out = outputs["onnxruntime"]
     for stem, size in sizes.items():
@@ -167,14 +214,37 @@ def test_training_and_evaluation_read_the_compact_cache(demo_dir, tmp_path):
     prepare_busi(str(demo_dir / "raw"), str(prepared), dedup="none", cache_size=32)
     for name in ("images", "labels"):  # prove the originals are not read
         shutil.rmtree(prepared / name)
-    cached = ["--dataset_dir", str(prepared), "--cache_file", str(prepared / "cache_32.npz"),
-              "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0"]
+    cached = [
+        "--dataset_dir",
+        str(prepared),
+        "--cache_file",
+        str(prepared / "cache_32.npz"),
+        "--spatial_size",
+        "[32,32]",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+    ]
     out = tmp_path / "run"
-    run_bundle("training", "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'cached.json'}']",
-               "--epochs", "1", "--output_dir", str(out), *cached)
-    run_bundle("evaluating", "--config_file",
-               f"['{CONFIGS / 'train.json'}','{CONFIGS / 'cached.json'}','{CONFIGS / 'evaluate.json'}']",
-               "--output_dir", str(out), *cached)
+    run_bundle(
+        "training",
+        "--config_file",
+        f"['{CONFIGS / 'train.json'}','{CONFIGS / 'cached.json'}']",
+        "--epochs",
+        "1",
+        "--output_dir",
+        str(out),
+        *cached,
+    )
+    run_bundle(
+        "evaluating",
+        "--config_file",
+        f"['{CONFIGS / 'train.json'}','{CONFIGS / 'cached.json'}','{CONFIGS / 'evaluate.json'}']",
+        "--output_dir",
+        str(out),
+        *cached,
+    )
     test_ids = sorted(r["id"] for r in json.loads((prepared / "fold0.json").read_text())["test"])
     with open(out / "per_image.csv") as f:
         assert sorted(r["id"] for r in csv.DictReader(f)) == test_ids
@@ -186,8 +256,22 @@ def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
     import torch
 
     out = tmp_path / "run"
-    common = ["--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(demo_dir), "--output_dir", str(out),
-              "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0", "--epochs", "3"]
+    common = [
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        "--dataset_dir",
+        str(demo_dir),
+        "--output_dir",
+        str(out),
+        "--spatial_size",
+        "[32,32]",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+        "--epochs",
+        "3",
+    ]
     first = run_bundle("training", *common, "--train#trainer#max_epochs", "1")  # stop after epoch 1 of a 3-epoch plan
     assert first.returncode == 0
     saved = torch.load(out / "checkpoint_epoch=1.pt", weights_only=True)
@@ -197,8 +281,10 @@ def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
     run_bundle("training", *common[:-1], "4", "--resume", "True")
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3, 4]
-    assert [p.name for p in out.glob("checkpoint_*.pt")] == ["checkpoint_epoch=4.pt"]  # epoch 1's, resumed from, is gone
+    assert [p.name for p in out.glob("checkpoint_*.pt")] == [
+        "checkpoint_epoch=4.pt"
+    ]  # epoch 1's, resumed from, is gone
     resumed = torch.load(out / "checkpoint_epoch=4.pt", weights_only=True)
     assert resumed["lr_scheduler"]["last_epoch"] == 4 and resumed["lr_scheduler"]["T_max"] == 4
-    (best_score, _), = resumed["best_model"]["_saved"]  # ignite's name; AtomicDiskSaver writes it as model.pt
+    ((best_score, _),) = resumed["best_model"]["_saved"]  # ignite's name; AtomicDiskSaver writes it as model.pt
     assert best_score == pytest.approx(max(r["val_dice_all"] for r in log))

@@ -19,7 +19,12 @@ def test_every_script_runs_through_the_one_command_line():
     for path in sorted((REPO / "scripts").glob("*.py")):
         tree = ast.parse(path.read_text())
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module == "custom.cli" for a in n.names}
+        imports = {
+            a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module == "custom.cli"
+            for a in n.names
+        }
         assert "run" in imports and "run_command" in names, f"{path.name} does not call custom.cli.run"
         assert "fire" not in {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}, path.name
 
@@ -80,7 +85,9 @@ def _images_and_masks(root):
     for folder in ("images", "masks"):
         (root / folder).mkdir(parents=True)
     for i in range(4):
-        Image.fromarray(np.random.default_rng(i).integers(0, 255, (24, 32), dtype=np.uint8)).save(root / "images" / f"c{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (24, 32), dtype=np.uint8)).save(
+            root / "images" / f"c{i}.png"
+        )
         mask = np.zeros((24, 32), dtype=np.uint8)
         mask[5:10, 5:10] = 255 * (i % 2)
         Image.fromarray(mask).save(root / "masks" / f"c{i}.png")
@@ -94,7 +101,9 @@ def test_every_tool_refuses_an_output_in_or_inside_its_input(tmp_path):
         "prepare_data.py (inside)": run_script(*prepare, str(images / "out")),
         "prepare_data.py (equal)": run_script(*prepare, str(masks)),
         "find_duplicates.py": run_script("find_duplicates.py", str(images), "--out", str(images / "duplicates.csv")),
-        "cross_validate.py": run_script("cross_validate.py", "--data", str(tmp_path), "--out", str(tmp_path / "runs" / "a")),
+        "cross_validate.py": run_script(
+            "cross_validate.py", "--data", str(tmp_path), "--out", str(tmp_path / "runs" / "a")
+        ),
     }
     for tool, result in runs.items():
         assert result.returncode == 1 and "Traceback" not in result.stderr, (tool, result.stderr[-2000:])

@@ -13,15 +13,39 @@ from custom.crossval import override_args
 
 def _cross_validate(data, out, *extra):
     # the driver in this process; its folds' bundle runs are real subprocesses (in parallel here)
-    proc = run_script("cross_validate.py", "--data", str(data), "--out", str(out), "--folds", "0,1", "--epochs", "1",
-                      "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0", *extra)
+    proc = run_script(
+        "cross_validate.py",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--folds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--spatial_size",
+        "[32,32]",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+        *extra,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
 
 def test_override_args_round_trip_through_the_bundle_parser():
     assert override_args({"epochs": 2, "resume": False, "spatial_size": [32, 32], "csb_mode": "soft"}) == [
-        "--epochs", "2", "--resume", "False", "--spatial_size", "[32,32]", "--csb_mode", "soft"]
+        "--epochs",
+        "2",
+        "--resume",
+        "False",
+        "--spatial_size",
+        "[32,32]",
+        "--csb_mode",
+        "soft",
+    ]
 
 
 @pytest.mark.slow
@@ -59,9 +83,27 @@ def test_two_folds_in_parallel_give_summary_report_and_skip_when_rerun(demo_dir,
 @pytest.mark.slow
 def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_dir, tmp_path, bundle_runs_in_process):
     out = tmp_path / "calibrated"
-    proc = run_script("cross_validate.py", "--data", str(demo_dir), "--out", str(out), "--folds", "0",
-                      "--epochs", "1", "--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0",
-                      "--calibrate", "True", "--report", "False")
+    proc = run_script(
+        "cross_validate.py",
+        "--data",
+        str(demo_dir),
+        "--out",
+        str(out),
+        "--folds",
+        "0",
+        "--epochs",
+        "1",
+        "--spatial_size",
+        "[32,32]",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+        "--calibrate",
+        "True",
+        "--report",
+        "False",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     card = json.loads((out / "fold0" / "model.json").read_text())
     validation_ids = {r["id"] for r in json.loads((demo_dir / "fold0.json").read_text())["validation"]}
@@ -77,13 +119,16 @@ def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_di
         assert row["pred_area"] == 0 or row["lesion_pred"] == 1  # the hard CSB gate follows the same decision
 
 
-@pytest.mark.parametrize(("grouping", "protocol", "expected"), [
-    (["duplicates"], "duplicate-aware", {"name": "duplicate-aware", "folds": "grouped by duplicates"}),
-    (["duplicates", "patient"], "duplicate-aware", {"folds": "grouped by duplicates and patient"}),
-    ([], "paper", {"name": "paper", "folds": "image by image", "precision": "float32"}),
-    (["duplicates"], "paper", "prepare the data again with --dedup none"),
-    ([], "fast", "--protocol 'fast': expected one of duplicate-aware, paper"),
-])
+@pytest.mark.parametrize(
+    ("grouping", "protocol", "expected"),
+    [
+        (["duplicates"], "duplicate-aware", {"name": "duplicate-aware", "folds": "grouped by duplicates"}),
+        (["duplicates", "patient"], "duplicate-aware", {"folds": "grouped by duplicates and patient"}),
+        ([], "paper", {"name": "paper", "folds": "image by image", "precision": "float32"}),
+        (["duplicates"], "paper", "prepare the data again with --dedup none"),
+        ([], "fast", "--protocol 'fast': expected one of duplicate-aware, paper"),
+    ],
+)
 def test_protocol_is_checked_against_the_prepared_folds(grouping, protocol, expected, tmp_path):
     from custom.crossval import protocol_settings
     from custom.errors import InputError

@@ -97,11 +97,7 @@ def test_lesion_area_and_tiers_use_the_thresholds(src, tmp_path):
         expected = (
             "none"
             if not r["lesion"]
-            else "small"
-            if r["lesion_area"] < alpha
-            else "medium"
-            if r["lesion_area"] < beta
-            else "large"
+            else "small" if r["lesion_area"] < alpha else "medium" if r["lesion_area"] < beta else "large"
         )
         assert r["size_tier"] == expected
 

@@ -162,8 +162,17 @@ def test_empty_or_missing_folders_and_overlapping_output(data, tmp_path):
 
 
 def test_cli(data):
-    cmd = ["folder", "--images", str(data / "images"), "--masks", str(data / "masks"), "--out", str(data / "out"),
-           "--folds", "3"]
+    cmd = [
+        "folder",
+        "--images",
+        str(data / "images"),
+        "--masks",
+        str(data / "masks"),
+        "--out",
+        str(data / "out"),
+        "--folds",
+        "3",
+    ]
     proc = run_script("prepare_data.py", *cmd)
     assert proc.returncode == 0, proc.stderr
     assert "6 images {'lesion': 4, 'normal': 2}" in proc.stdout
@@ -178,7 +187,13 @@ def test_group_pattern_keeps_each_patient_on_one_side_of_every_split(data):
             path.rename(path.with_name("XXYYZZ"["abcdef".index(path.name[0])] + "_" + path.name))
     summary, records = _prepare(data, group_pattern=r"^([^_]+)_")
     assert {i: r["patient"] for i, r in records.items()} == {
-        "X_a": "X", "X_b": "X", "Y_c": "Y", "Y_d": "Y", "Z_e": "Z", "Z_f": "Z"}
+        "X_a": "X",
+        "X_b": "X",
+        "Y_c": "Y",
+        "Y_d": "Y",
+        "Z_e": "Z",
+        "Z_f": "Z",
+    }
     assert summary["grouping"]["patients"] == 3
     for k in range(3):
         split = json.loads((data / "out" / f"fold{k}.json").read_text())

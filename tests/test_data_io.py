@@ -104,6 +104,12 @@ def test_inference_inputs_take_every_image_format_skip_masks_and_name_what_they_
     (tmp_path / ".DS_Store").write_bytes(b"\0")
     with caplog.at_level("WARNING"):
         records = image_records(str(tmp_path))
-    assert [r["image"].rsplit("/", 1)[1] for r in records] == ["a.png", "b.tif", "breast_mask_study.png", "c.BMP", "d.jpeg"]
+    assert [r["image"].rsplit("/", 1)[1] for r in records] == [
+        "a.png",
+        "b.tif",
+        "breast_mask_study.png",
+        "c.BMP",
+        "d.jpeg",
+    ]
     assert "2 masks skipped (a_mask.png, a_mask_1.png)" in caplog.text
     assert "2 entries that are not images skipped (notes.txt, sub)" in caplog.text

@@ -27,15 +27,28 @@ def random_rows(n: int = 150, seed: int = 1) -> list[dict]:
         gt_area = int(rng.integers(50, 5000)) if lesion else 0
         pred_area = int(rng.integers(0, 5000)) if pred_class > 0 else 0
         dice = float(rng.uniform()) if lesion else math.nan
-        rows.append({
-            "id": f"case{i:03d}", "image": f"img{i}.png", "class_name": CLASSES[target[i]],
-            "size_tier": "none" if not lesion else ("small", "medium", "large")[i % 3], "lesion_area": gt_area,
-            "lesion": lesion, "target": int(target[i]), "pred_class": pred_class, "lesion_pred": int(pred_class > 0),
-            "lesion_prob": float(1 - prob[i, 0]), **{f"prob_{c}": float(prob[i, k]) for k, c in enumerate(CLASSES)},
-            "gt_area": gt_area, "pred_area": pred_area, "dice": dice, "iou": dice / (2 - dice) if lesion else math.nan,
-            "pixel_accuracy": float(rng.uniform(0.8, 1)), "sensitivity": float(rng.uniform()) if lesion else math.nan,
-            "precision": float(rng.uniform()) if lesion else math.nan,
-        })
+        rows.append(
+            {
+                "id": f"case{i:03d}",
+                "image": f"img{i}.png",
+                "class_name": CLASSES[target[i]],
+                "size_tier": "none" if not lesion else ("small", "medium", "large")[i % 3],
+                "lesion_area": gt_area,
+                "lesion": lesion,
+                "target": int(target[i]),
+                "pred_class": pred_class,
+                "lesion_pred": int(pred_class > 0),
+                "lesion_prob": float(1 - prob[i, 0]),
+                **{f"prob_{c}": float(prob[i, k]) for k, c in enumerate(CLASSES)},
+                "gt_area": gt_area,
+                "pred_area": pred_area,
+                "dice": dice,
+                "iou": dice / (2 - dice) if lesion else math.nan,
+                "pixel_accuracy": float(rng.uniform(0.8, 1)),
+                "sensitivity": float(rng.uniform()) if lesion else math.nan,
+                "precision": float(rng.uniform()) if lesion else math.nan,
+            }
+        )
     return rows
 
 
@@ -43,9 +56,19 @@ def seg_row(gt_area: int, pred_area: int, dice: float = math.nan, class_name: st
     lesion = int(gt_area > 0)
     iou = dice / (2 - dice) if lesion else math.nan
     return {
-        "id": f"c{gt_area}-{pred_area}-{dice}", "class_name": class_name, "lesion": lesion, "lesion_pred": int(pred_area > 0),
-        "lesion_prob": 0.9 if pred_area else 0.1, "gt_area": gt_area, "pred_area": pred_area, "dice": dice, "iou": iou,
-        "pixel_accuracy": 0.9, "sensitivity": dice if lesion else math.nan, "precision": dice if lesion else math.nan, **extra,
+        "id": f"c{gt_area}-{pred_area}-{dice}",
+        "class_name": class_name,
+        "lesion": lesion,
+        "lesion_pred": int(pred_area > 0),
+        "lesion_prob": 0.9 if pred_area else 0.1,
+        "gt_area": gt_area,
+        "pred_area": pred_area,
+        "dice": dice,
+        "iou": iou,
+        "pixel_accuracy": 0.9,
+        "sensitivity": dice if lesion else math.nan,
+        "precision": dice if lesion else math.nan,
+        **extra,
     }
 
 
@@ -80,8 +103,14 @@ def test_benign_vs_malignant_accuracy_only_counts_lesions_graded_as_lesions():
     # (target, pred): two correct gradings, one wrong grading, a missed lesion and a false alarm (both excluded)
     pairs = [(1, 1), (2, 2), (1, 2), (2, 0), (0, 1), (0, 0)]
     rows = [
-        {"lesion": int(t > 0), "lesion_pred": int(p > 0), "lesion_prob": float(p > 0), "target": t, "pred_class": p,
-         **{f"prob_{c}": float(k == p) for k, c in enumerate(CLASSES)}}
+        {
+            "lesion": int(t > 0),
+            "lesion_pred": int(p > 0),
+            "lesion_prob": float(p > 0),
+            "target": t,
+            "pred_class": p,
+            **{f"prob_{c}": float(k == p) for k, c in enumerate(CLASSES)},
+        }
         for t, p in pairs
     ]
     cls3 = summarize(rows, n_bootstrap=10)["classification_3class"]
@@ -94,7 +123,9 @@ def test_segmentation_conventions_with_empty_ground_truth_and_empty_prediction()
         seg_row(1000, 900, 0.8),  # lesion, found
         seg_row(500, 0, 0.0),  # lesion, empty prediction: Dice 0 in both conventions
         seg_row(0, 0, class_name="normal"),  # empty / empty: excluded (N-Unet), 1 (Aumente-Maestro et al.)
-        seg_row(0, 40, class_name="normal"),  # empty GT, predicted foreground: excluded (N-Unet), 0 (Aumente-Maestro et al.)
+        seg_row(
+            0, 40, class_name="normal"
+        ),  # empty GT, predicted foreground: excluded (N-Unet), 0 (Aumente-Maestro et al.)
     ]
     out = summarize(rows, n_bootstrap=10)
     assert out["n_images"] == 4 and out["n_lesion_images"] == 2
@@ -103,8 +134,13 @@ def test_segmentation_conventions_with_empty_ground_truth_and_empty_prediction()
     assert out["segmentation"]["pixel_accuracy"] == pytest.approx(0.9)
     assert out["segmentation_all_images"]["dice_all"] == pytest.approx((0.8 + 0 + 1 + 0) / 4)
     assert out["segmentation_all_images"]["normal_false_positive_rate"] == pytest.approx(0.5)
-    assert out["by_class"]["normal"] == {"n": 2, "dice": pytest.approx(math.nan, nan_ok=True),
-                                         "iou": pytest.approx(math.nan, nan_ok=True), "dice_all": 0.5, "accuracy": 0.5}
+    assert out["by_class"]["normal"] == {
+        "n": 2,
+        "dice": pytest.approx(math.nan, nan_ok=True),
+        "iou": pytest.approx(math.nan, nan_ok=True),
+        "dice_all": 0.5,
+        "accuracy": 0.5,
+    }
     assert out["by_class"]["benign"]["dice"] == pytest.approx(0.4)
     assert out["by_class"]["benign"]["accuracy"] == pytest.approx(0.5)
     assert set(out["conventions"]) >= {"classification", "segmentation", "segmentation_all_images", "by_class", "ci95"}
@@ -188,8 +224,13 @@ def test_aggregate_folds_matches_numpy():
     folds = [summarize(random_rows(n=60, seed=s), n_bootstrap=10) for s in range(3)]
     agg = aggregate_folds(folds)
     assert agg["n_folds"] == 3
-    for path in (("classification", "accuracy"), ("segmentation", "dice"), ("classification_3class", "per_class", "benign", "f1"),
-                 ("segmentation_all_images", "dice_all"), ("n_images",)):
+    for path in (
+        ("classification", "accuracy"),
+        ("segmentation", "dice"),
+        ("classification_3class", "per_class", "benign", "f1"),
+        ("segmentation_all_images", "dice_all"),
+        ("n_images",),
+    ):
         values = []
         for fold in folds:
             node = fold

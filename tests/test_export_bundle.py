@@ -63,7 +63,9 @@ def test_archive_holds_configs_package_docs_license_and_schema(tmp_path):
         for p in (REPO / "custom").rglob("*.py")
         if "__pycache__" not in p.parts
     }
-    expected = {f"{NAME}/{p}" for p in ("LICENSE", "large_files.yml", "docs/README.md", "docs/data_license.txt", SCHEMA)}
+    expected = {
+        f"{NAME}/{p}" for p in ("LICENSE", "large_files.yml", "docs/README.md", "docs/data_license.txt", SCHEMA)
+    }
     assert configs | package | expected | {f"{NAME}/models/"} <= members
     assert not [m for m in members if "__pycache__" in m or m.endswith(".pyc") or not m.startswith(f"{NAME}/")]
     with zipfile.ZipFile(path) as archive:
@@ -82,10 +84,15 @@ def test_small_weights_go_into_the_archive_large_ones_into_large_files_yml(tmp_p
         (models / name).write_bytes(b"training output")
 
     small = export_bundle(str(tmp_path / "small"), models_dir=str(models), max_file_mb=1.0)
-    assert {m for m in _members(small) if m.startswith(f"{NAME}/models/")} == {f"{NAME}/models/", f"{NAME}/models/model.pt"}
+    assert {m for m in _members(small) if m.startswith(f"{NAME}/models/")} == {
+        f"{NAME}/models/",
+        f"{NAME}/models/model.pt",
+    }
     assert _large_files(small) == []
 
-    large = export_bundle(str(tmp_path / "large"), models_dir=str(models), max_file_mb=0.001, weights_url="https://h/r/{file}")
+    large = export_bundle(
+        str(tmp_path / "large"), models_dir=str(models), max_file_mb=0.001, weights_url="https://h/r/{file}"
+    )
     assert {m for m in _members(large) if m.startswith(f"{NAME}/models/")} == {f"{NAME}/models/"}
     sha256 = hashlib.sha256((models / "model.pt").read_bytes()).hexdigest()
     assert _large_files(large) == [
@@ -106,8 +113,15 @@ def unpacked(tmp_path_factory) -> Path:
     weights.mkdir()
     torch.manual_seed(0)
     torch.save(get_network("nunet", in_channels=3, num_classes=2).state_dict(), weights / "model.pt")
-    proc = run_script("export_bundle.py", "--out", str(root / "dist"), "--models_dir", str(weights),
-                      "--weights_url", f"file://{weights}/{{file}}")
+    proc = run_script(
+        "export_bundle.py",
+        "--out",
+        str(root / "dist"),
+        "--models_dir",
+        str(weights),
+        "--weights_url",
+        f"file://{weights}/{{file}}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with zipfile.ZipFile(root / "dist" / ARCHIVE) as archive:
         archive.extractall(root / "unpacked")
@@ -121,7 +135,9 @@ def unpacked(tmp_path_factory) -> Path:
 def _monai(bundle: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m monai.bundle <args>`` run from the extracted bundle, without PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=bundle, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", *args], cwd=bundle, env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -130,14 +146,20 @@ def _monai(bundle: Path, *args: str) -> subprocess.CompletedProcess:
 def test_extracted_bundle_imports_its_own_custom_package(unpacked):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, "-c", "import custom; print(custom.__file__)"], cwd=unpacked, env=env, capture_output=True, text=True
+        [sys.executable, "-c", "import custom; print(custom.__file__)"],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert Path(proc.stdout.strip()) == unpacked / "custom" / "__init__.py"
 
 
 @pytest.mark.slow
 def test_verify_metadata_against_the_shipped_schema(unpacked):
-    verify_metadata(meta_file=str(unpacked / "configs" / "metadata.json"), filepath=str(unpacked / SCHEMA))  # as verify_bundle.py
+    verify_metadata(
+        meta_file=str(unpacked / "configs" / "metadata.json"), filepath=str(unpacked / SCHEMA)
+    )  # as verify_bundle.py
 
 
 @pytest.mark.slow
@@ -156,6 +178,39 @@ def test_verify_net_in_out_on_the_csb_gated_segmentation(unpacked):
         "--_meta_#network_data_format#outputs#pred",
         "{'num_channels': 1, 'dtype': 'float32'}",
     )
+
+
+# The Model Zoo's code-format checks (its runtests.sh --codeformat and .pre-commit-config.yaml, with the
+# settings of its setup.cfg and pyproject.toml, October 2024), run on the extracted archive.
+ZOO_FORMAT_CHECKS = {
+    "black": ["-m", "black", "--check", "--skip-magic-trailing-comma", "--line-length", "120", "."],
+    "isort": ["-m", "isort", "--check", "--profile", "black", "--line-length", "120", "."],
+    "flake8": [
+        "-m", "flake8", "--select", "B,C,E,F,N,P,T4,W,B9", "--max-line-length", "120",
+        "--ignore", "E203,E501,E741,W503,W504,C408,N812,B023,B905,B028,B907,C419",
+        "--per-file-ignores", "__init__.py:F401 __main__.py:F401", ".",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", sorted(ZOO_FORMAT_CHECKS))
+def test_the_archive_passes_the_model_zoos_python_format_checks(unpacked, tool):
+    proc = subprocess.run([sys.executable, *ZOO_FORMAT_CHECKS[tool]], cwd=unpacked, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_the_archive_passes_the_model_zoos_text_hooks(unpacked):
+    """pretty-format-json (--no-sort-keys --indent=4), end-of-file-fixer and trailing-whitespace, as the zoo runs them."""
+    for path in sorted(
+        p for p in unpacked.rglob("*") if p.is_file() and p.suffix in (".json", ".py", ".md", ".yml", ".txt")
+    ):
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            assert text == json.dumps(json.loads(text), indent=4) + "\n", path
+        assert text.endswith("\n") and not text.endswith("\n\n"), path
+        assert not [n for n, line in enumerate(text.splitlines(), 1) if line != line.rstrip()], path
 
 
 @pytest.mark.slow
@@ -194,7 +249,9 @@ def test_inference_on_a_png_writes_a_mask(unpacked, tmp_path):
     images.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 80), dtype=np.uint8)).save(images / "case.png")
     out = tmp_path / "pred"
-    _monai(unpacked, "run", "--config_file", "configs/inference.json", "--input_dir", str(images), "--output_dir", str(out))
+    _monai(
+        unpacked, "run", "--config_file", "configs/inference.json", "--input_dir", str(images), "--output_dir", str(out)
+    )
     mask = Image.open(out / "case_seg.png")
     assert mask.size == (80, 60)
     assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}

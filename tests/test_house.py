@@ -12,8 +12,13 @@ PAPER_NUMBER = re.compile(r"paper[ -]?00\d", re.IGNORECASE)
 
 
 def test_papers_are_named_by_method_not_by_number():
-    files = subprocess.run(["git", "ls-files", "*.py", "*.json", "*.md", "*.yml", "*.toml", "*.sh"], cwd=REPO,
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "*.py", "*.json", "*.md", "*.yml", "*.toml", "*.sh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     found = []
     for name in files:
         for number, line in enumerate((REPO / name).read_text(errors="replace").splitlines(), start=1):

@@ -19,7 +19,9 @@ def test_a_pixel_and_a_streak_have_their_pixel_lengths():
     assert (one["longest_diameter_px"], one["perpendicular_diameter_px"], one["area_px"]) == (1.0, 1.0, 1)
     mask[5, 5:15] = 255
     streak = measure_lesion(mask)
-    assert streak["longest_diameter_px"] == pytest.approx(10.0) and streak["perpendicular_diameter_px"] == pytest.approx(1.0)
+    assert streak["longest_diameter_px"] == pytest.approx(10.0) and streak[
+        "perpendicular_diameter_px"
+    ] == pytest.approx(1.0)
     assert streak["bbox"] == [5, 5, 14, 5] and streak["area_mm2"] is None
 
 

@@ -49,7 +49,9 @@ def test_the_metadata_names_the_installed_versions():
 
     from packaging.version import Version
 
-    pins = subprocess.run([sys.executable, str(REPO / ".ci" / "constraints.py")], capture_output=True, text=True, check=True)
+    pins = subprocess.run(
+        [sys.executable, str(REPO / ".ci" / "constraints.py")], capture_output=True, text=True, check=True
+    )
     for line in pins.stdout.split():
         name, pinned = line.split("==")
         installed = Version(version(name)).base_version if name == "torch" else version(name)  # torch: 2.13.0+cpu

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import filecmp
+import importlib.util
 import io
 import json
 import os
@@ -13,8 +15,10 @@ import socket
 import subprocess
 import time
 import urllib.request
+import uuid
 from importlib.util import find_spec
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -24,35 +28,73 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from PIL import Image
 
-from custom.monailabel import create_app, server_command, start_server
+from custom.monailabel import APP_MAIN, BUNDLE, create_app, server_command, start_server
 
 NAME = "nunet_breast_ultrasound"
-# CPU-sized bundle for the app; every other setting is the bundle's own
-OVERRIDES = {"spatial_size": [64, 64], "batch_size": 2, "num_workers": 0}
+# CPU-sized bundle for the app, with the mirror test-time augmentation the "uncertain" strategy scores
+# with (so /infer's lesion probability is the strategy's); every other setting is the bundle's own
+OVERRIDES = {"spatial_size": [64, 64], "batch_size": 2, "num_workers": 0, "tta_flips": [[], [0]]}
+needs_monailabel = pytest.mark.skipif(
+    find_spec("monailabel") is None, reason="monailabel is not installed (bundle/docs/README.md: MONAI Label)"
+)
 
 
-def _studies(demo_dir: Path, root: Path, n_lesion: int = 5, n_normal: int = 3) -> Path:
-    """A MONAI Label local datastore: PNG images in ``root``, their masks in ``root/labels/final`` (same names)."""
+def _studies(
+    demo_dir: Path, root: Path, n_lesion: int = 5, n_normal: int = 3, n_unlabelled: int = 3
+) -> dict[str, Path]:
+    """A MONAI Label local datastore: PNG images in ``root``, their masks in ``root/labels/final`` (same names),
+    and ``n_unlabelled`` further images without a mask there; returns the demo masks of those, by image id."""
     records = json.loads((demo_dir / "datalist.json").read_text())["all"]
     chosen = [r for r in records if r["lesion"]][:n_lesion] + [r for r in records if not r["lesion"]][:n_normal]
+    # spread over the other records: with _lesion_weights their uncertainty ranking is not their id order
+    unlabelled = [r for r in records if r not in chosen][::11][:n_unlabelled]
     (root / "labels" / "final").mkdir(parents=True)
-    for r in chosen:
+    for r in chosen + unlabelled:
         shutil.copy(demo_dir / r["image"], root / f"{r['id']}.png")
+    for r in chosen:
         shutil.copy(demo_dir / r["label"], root / "labels" / "final" / f"{r['id']}.png")
-    return root
+    return {r["id"]: demo_dir / r["label"] for r in unlabelled}
 
 
-def _full_lesion_weights(path: Path) -> Path:
-    """N-Unet weights that call every image "lesion" with an all-lesion mask, so the server's answer is known."""
+def _lesion_weights(path: Path, images: list[Path]) -> Path:
+    """N-Unet weights that call each of ``images`` "lesion", with an all-lesion mask, at a lesion
+    probability that differs from image to image: the server's masks and classes are known, and its
+    uncertainty ranking is not a tie.
+
+    A new network passes almost nothing of the image to its bottleneck (its eval-mode batch norms, with
+    unit running statistics, shrink the signal level by level), so its class would not depend on the
+    image; with the batch statistics of ``images`` and their mirrors it does. The lesion bias then gives
+    every such view a lesion logit margin of at least 1.
+    """
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
-    state = parser.get_parsed_content("network_def").state_dict()
-    for key in ("segmentation_head.weight", "classification_head.fc2.weight", "classification_head.fc2.bias"):
-        state[key].zero_()
+    parser["spatial_size"] = OVERRIDES["spatial_size"]
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def")
+    preprocessing = parser.get_parsed_content("preprocessing")
+    batch = torch.stack([preprocessing({"image": str(image)})["image"].as_tensor() for image in images])
+    views = torch.cat([batch, batch.flip(2)])
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # running statistics = the average over the batches seen: this one
+    with torch.no_grad():
+        network.train()(views)
+        logits = network.eval()(views)["cls"]
+    state = network.state_dict()
+    state["segmentation_head.weight"].zero_()
     state["segmentation_head.bias"].fill_(10.0)
-    state["classification_head.fc2.bias"][1] = 10.0
+    state["classification_head.fc2.bias"][1] += 1.0 - (logits[:, 1] - logits[:, 0]).min()
     torch.save(state, path)
     return path
+
+
+def _app_main() -> ModuleType:
+    """The app's ``main.py`` (custom/resources/monailabel_main.py) imported as a module."""
+    spec = importlib.util.spec_from_file_location("monailabel_app_main", APP_MAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _free_port() -> int:
@@ -61,8 +103,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _request(url: str, body: bytes | None = None, method: str = "GET", timeout: float = 600) -> tuple[bytes, str]:
-    headers = {"Content-Type": "application/json"} if body else {}
+def _request(
+    url: str,
+    body: bytes | None = None,
+    method: str = "GET",
+    timeout: float = 600,
+    content_type: str = "application/json",
+) -> tuple[bytes, str]:
+    headers = {"Content-Type": content_type} if body else {}
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.read(), response.headers.get("Content-Type", "")
@@ -80,9 +128,20 @@ def _wait_for_info(base: str, server: subprocess.Popen, log: Path, timeout: floa
     pytest.fail(f"no /info/ after {timeout} s:\n{log.read_text()[-4000:]}")
 
 
+def _put_label(base: str, image_id: str, mask: Path) -> dict:
+    """Submits ``mask`` as the final label of ``image_id``, as a viewer's "Submit Label" does."""
+    boundary = uuid.uuid4().hex
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="label"; filename="{image_id}.png"\r\n'
+    body = f"{head}Content-Type: image/png\r\n\r\n".encode() + mask.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    url = f"{base}/datastore/label?image={image_id}"
+    return json.loads(_request(url, body, "PUT", content_type=f"multipart/form-data; boundary={boundary}")[0])
+
+
 def _multipart(body: bytes, content_type: str) -> dict[str, tuple[str, bytes]]:
     """``{field name: (content type, bytes)}`` of a multipart/form-data response."""
-    message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP)
+    message = email.message_from_bytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=email.policy.HTTP
+    )
     return {
         part.get_param("name", header="content-disposition"): (part.get_content_type(), part.get_payload(decode=True))
         for part in message.iter_parts()
@@ -108,7 +167,9 @@ def test_app_layout_has_the_bundle_its_package_weights_and_overrides(tmp_path):
     copied = ["configs/inference.json", "configs/monailabel_infer.json", "configs/metadata.json", "LICENSE"]
     copied += ["docs/README.md", "custom/networks/nunet.py", "models/model.pt"]
     assert [path for path in copied if not (bundle / path).is_file()] == []
-    assert (tmp_path / "app" / "main.py").read_text() == (REPO / "custom" / "resources" / "monailabel_main.py").read_text()
+    assert (tmp_path / "app" / "main.py").read_text() == (
+        REPO / "custom" / "resources" / "monailabel_main.py"
+    ).read_text()
     assert not list(bundle.rglob("__pycache__"))
     infer = json.loads((bundle / "configs" / "inference.json").read_text())
     train = json.loads((bundle / "configs" / "train.json").read_text())
@@ -118,6 +179,12 @@ def test_app_layout_has_the_bundle_its_package_weights_and_overrides(tmp_path):
         create_app(tmp_path / "app", "mine")
     with pytest.raises(KeyError, match="spatial_sise"):
         create_app(tmp_path / "app", "mine", overrides={"spatial_sise": [64, 64]}, overwrite=True)
+
+
+def test_app_pre_annotates_with_the_released_weights_by_default(tmp_path):
+    bundle = create_app(tmp_path / "app")
+    assert filecmp.cmp(bundle / "models" / "model.pt", BUNDLE / "models" / "model.pt", shallow=False)
+    assert filecmp.cmp(bundle / "models" / "model.json", BUNDLE / "models" / "model.json", shallow=False)  # its card
 
 
 def test_monailabel_override_ends_postprocessing_with_the_2d_uint8_mask(tmp_path):
@@ -136,12 +203,78 @@ def test_monailabel_override_ends_postprocessing_with_the_2d_uint8_mask(tmp_path
     assert out["result"]["predicted_class"] == "lesion"
 
 
+class _Datastore:
+    """The datastore calls of the uncertainty strategy, over ``{image id: labelled}``."""
+
+    def __init__(self, labelled: dict[str, bool]) -> None:
+        self.labelled = labelled
+
+    def get_unlabeled_images(self, label_tag: str | None = None, labels: list[str] | None = None) -> list[str]:
+        return [image for image, done in self.labelled.items() if not done]
+
+    def get_image_uri(self, image: str) -> str:
+        return f"/studies/{image}.png"
+
+
+class _Scorer:
+    """Stands in for the scoring infer task: a lesion probability per image file name, and the images scored."""
+
+    def __init__(self, model: Path, lesion_probabilities: dict[str, float]) -> None:
+        self.model = model
+        self.lesion_probabilities = lesion_probabilities
+        self.scored: list[str] = []
+
+    def get_path(self) -> str:
+        return str(self.model)
+
+    def __call__(self, request: dict) -> tuple[None, dict]:
+        image = Path(request["image"]).stem
+        self.scored.append(image)
+        return None, {"result": {"lesion_probability": self.lesion_probabilities[image]}}
+
+
+@needs_monailabel
+def test_uncertainty_strategy_serves_the_unlabelled_image_nearest_one_half_and_rescores_new_models(tmp_path):
+    main = _app_main()
+    assert main.binary_entropy(0.5) == 1.0 and main.binary_entropy(0.0) == main.binary_entropy(1.0) == 0.0
+    assert main.binary_entropy(0.2) == pytest.approx(main.binary_entropy(0.8))
+    assert main.most_uncertain({"b": 0.3, "a": 0.7, "c": 0.95}) == "a"  # a tie goes to the first id
+
+    model = tmp_path / "model.pt"
+    model.write_bytes(b"weights")
+    scorer = _Scorer(model, {"a": 0.97, "b": 0.45, "c": 0.2, "d": 0.5})
+    datastore = _Datastore({"a": False, "b": False, "c": False, "d": True})
+    strategy = main.UncertaintyStrategy(scorer)
+    request = {"strategy": "uncertain"}
+    assert strategy(request, datastore) == {
+        "id": "b",
+        "lesion_probability": 0.45,
+        "uncertainty": main.binary_entropy(0.45),
+    }
+    assert sorted(scorer.scored) == ["a", "b", "c"]  # d, though at 0.5, is labelled: neither scored nor served
+
+    datastore.labelled["b"] = True
+    assert strategy(request, datastore)["id"] == "c"
+    assert len(scorer.scored) == 3  # scores are kept while the model file is unchanged
+
+    scorer.lesion_probabilities["a"] = 0.55  # a training wrote a new model
+    mtime = model.stat().st_mtime_ns + 10**9
+    os.utime(model, ns=(mtime, mtime))
+    assert strategy(request, datastore)["id"] == "a"
+    assert sorted(scorer.scored[3:]) == ["a", "c"]
+
+    datastore.labelled.update(a=True, c=True)
+    assert strategy(request, datastore) is None
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(find_spec("monailabel") is None, reason="monailabel is not installed (bundle/docs/README.md: MONAI Label)")
-def test_monailabel_server_infers_and_trains_the_bundle(demo_dir, tmp_path):
-    studies = _studies(demo_dir, tmp_path / "studies")
+@needs_monailabel
+def test_monailabel_server_infers_serves_samples_takes_labels_and_trains_the_bundle(demo_dir, tmp_path):
+    studies = tmp_path / "studies"
+    masks = _studies(demo_dir, studies)
     app = tmp_path / "app"
-    bundle = create_app(app, NAME, model=_full_lesion_weights(tmp_path / "model.pt"), overrides=OVERRIDES)
+    weights = _lesion_weights(tmp_path / "model.pt", sorted(studies.glob("*.png")))
+    bundle = create_app(app, NAME, model=weights, overrides=OVERRIDES)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
@@ -153,6 +286,7 @@ def test_monailabel_server_infers_and_trains_the_bundle(demo_dir, tmp_path):
         assert info["models"][NAME]["labels"] == {"lesion": 1}
         assert info["models"][NAME]["dimension"] == 2
         assert NAME in info["trainers"]
+        assert list(info["strategies"]) == ["uncertain", "random", "first"]  # viewers preselect the first
 
         image_id = "benign_001"
         body, content_type = _request(f"{base}/infer/{NAME}?image={image_id}&output=all", body=b"", method="POST")
@@ -167,6 +301,27 @@ def test_monailabel_server_infers_and_trains_the_bundle(demo_dir, tmp_path):
         assert result["predicted_class"] == "lesion"
         assert result["csb"] == {"mode": "hard", "scale": 1.0}
         assert result["label_names"] == {"lesion": 1}
+
+        # next sample: the unlabelled image whose lesion probability (mirror TTA, as /infer here) is nearest 0.5
+        def lesion_probability(image: str) -> float:
+            return json.loads(_request(f"{base}/infer/{NAME}?image={image}&output=json", body=b"", method="POST")[0])[
+                "lesion_probability"
+            ]
+
+        unlabelled = {image: lesion_probability(image) for image in masks}
+        assert len(set(unlabelled.values())) == len(unlabelled)  # the weights tell the images apart
+        completed = json.loads(_request(f"{base}/datastore/?output=stats")[0])["completed"]
+        while unlabelled:
+            sample = json.loads(_request(f"{base}/activelearning/uncertain", body=b"{}", method="POST")[0])
+            expected = min(sorted(unlabelled), key=lambda image: abs(unlabelled[image] - 0.5))
+            assert sample["id"] == expected
+            assert sample["lesion_probability"] == pytest.approx(unlabelled.pop(expected), abs=1e-6)
+            # the annotator submits the corrected mask: the image counts as labelled, and is not served again
+            assert _put_label(base, expected, masks[expected])["label"] == expected
+            assert json.loads(_request(f"{base}/datastore/?output=stats")[0])["completed"] == completed + 1
+            assert (studies / "labels" / "final" / f"{expected}.png").read_bytes() == masks[expected].read_bytes()
+            completed += 1
+        assert json.loads(_request(f"{base}/activelearning/uncertain", body=b"{}", method="POST")[0]) == {}
 
         # what a viewer sends: the trainer's options from /info/ (first choice of each list), edited
         options = {k: v[0] if isinstance(v, list) else v for k, v in info["trainers"][NAME]["config"].items()}

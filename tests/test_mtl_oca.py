@@ -157,7 +157,7 @@ def test_override_config_builds_the_paper_recipe(demo_dir):
     assert isinstance(parser.get_parsed_content("network_def"), MTLOCA)
     assert isinstance(parser.get_parsed_content("loss"), MTLOCALoss)
     optimizer = parser.get_parsed_content("optimizer")
-    assert type(optimizer).__name__ == "Adam" and [g["lr"] for g in optimizer.param_groups] == [1e-3]
+    assert type(optimizer).__name__ == "Adam" and [g["lr"] for g in optimizer.param_groups if g["params"]] == [1e-3]
     assert parser["epochs"] == 400 and parser["batch_size"] == 16 and parser["csb_mode"] == "off"
     record = parser.get_parsed_content("train#dataset#data")[0]
     sample = parser.get_parsed_content("train#preprocessing")(record)

@@ -27,7 +27,7 @@ SNAPSHOT = (
     "'log_vars': {k: v.detach().clone() for k, v in getattr(@loss_fn, 'module', @loss_fn).log_vars.items()}}"
 )
 COMMON = {
-    "train#random_transforms": [],
+    "augmentation": [],
     "network_def#dropout": 0.0,
     "train#dataloader#shuffle": False,
     "snapshot": SNAPSHOT,
@@ -50,8 +50,12 @@ def runs(demo_dir, tmp_path_factory) -> Path:
     """One epoch with torchrun (2 x batch 2) and one in a single process (batch 4); returns the dump folder."""
     root = tmp_path_factory.mktemp("ddp")
     fold = json.loads((demo_dir / "fold0.json").read_text())
-    absolute = [{**r, "image": str(demo_dir / r["image"]), "label": str(demo_dir / r["label"])} for r in fold["training"]]
-    validation = [{**r, "image": str(demo_dir / r["image"]), "label": str(demo_dir / r["label"])} for r in fold["validation"]]
+    absolute = [
+        {**r, "image": str(demo_dir / r["image"]), "label": str(demo_dir / r["label"])} for r in fold["training"]
+    ]
+    validation = [
+        {**r, "image": str(demo_dir / r["image"]), "label": str(demo_dir / r["label"])} for r in fold["validation"]
+    ]
     (root / "datalist.json").write_text(json.dumps({"training": absolute[:N_TRAIN], "validation": validation}))
     (root / "common.json").write_text(json.dumps(COMMON))
     (root / "ddp.json").write_text(json.dumps(DDP))

@@ -9,23 +9,37 @@ from custom.engine import check_training_options
 from custom.errors import InputError, one_line
 from custom.networks import get_network
 
-GOOD = {"spatial_size": [64, 96], "batch_size": 6, "epochs": 10, "val_interval": 1, "num_classes": 2,
-        "learning_rate": 1e-4, "csb_mode": "hard"}
+GOOD = {
+    "spatial_size": [64, 96],
+    "batch_size": 6,
+    "epochs": 10,
+    "val_interval": 1,
+    "num_classes": 2,
+    "learning_rate": 1e-4,
+    "csb_mode": "hard",
+}
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("spatial_size", [30, 30], "--spatial_size [30, 30]: each side must be a multiple of 16 for this network "
-                               "(it halves the image 4 times); try [32, 32]."),
-    ("spatial_size", [0, 64], "--spatial_size [0, 64]: expected two positive whole numbers"),
-    ("spatial_size", "256", "--spatial_size '256': expected two positive whole numbers"),
-    ("batch_size", 0, "--batch_size 0: expected a whole number of at least 1."),
-    ("epochs", 2.5, "--epochs 2.5: expected a whole number of at least 1."),
-    ("val_interval", -1, "--val_interval -1: expected a whole number of at least 1."),
-    ("num_classes", 4, "--num_classes 4: expected 2 (normal, lesion) or 3 (normal, benign, malignant)."),
-    ("learning_rate", float("inf"), "--learning_rate inf: expected a finite number above 0"),
-    ("learning_rate", 0, "--learning_rate 0: expected a finite number above 0"),
-    ("csb_mode", "medium", "csb_mode 'medium' is unknown; use one of 'hard', 'soft', 'off'."),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "spatial_size",
+            [30, 30],
+            "--spatial_size [30, 30]: each side must be a multiple of 16 for this network "
+            "(it halves the image 4 times); try [32, 32].",
+        ),
+        ("spatial_size", [0, 64], "--spatial_size [0, 64]: expected two positive whole numbers"),
+        ("spatial_size", "256", "--spatial_size '256': expected two positive whole numbers"),
+        ("batch_size", 0, "--batch_size 0: expected a whole number of at least 1."),
+        ("epochs", 2.5, "--epochs 2.5: expected a whole number of at least 1."),
+        ("val_interval", -1, "--val_interval -1: expected a whole number of at least 1."),
+        ("num_classes", 4, "--num_classes 4: expected 2 (normal, lesion) or 3 (normal, benign, malignant)."),
+        ("learning_rate", float("inf"), "--learning_rate inf: expected a finite number above 0"),
+        ("learning_rate", 0, "--learning_rate 0: expected a finite number above 0"),
+        ("csb_mode", "medium", "csb_mode 'medium' is unknown; use one of 'hard', 'soft', 'off'."),
+    ],
+)
 def test_each_option_out_of_range_is_one_line_naming_it(key, value, message):
     with pytest.raises(InputError) as error:
         check_training_options(**{**GOOD, key: value}, network=get_network("nunet", features=(4, 8, 16, 32, 64)))
@@ -41,22 +55,38 @@ def test_the_bundle_checks_the_options_before_loading_data(tmp_path):
     from monai.bundle import run
 
     with pytest.raises(Exception) as error:
-        run("training", config_file=str(CONFIGS / "train.json"), logging_file=False, output_dir=str(tmp_path),
-            dataset_dir=str(tmp_path / "no_such_data"), spatial_size=[30, 30])
+        run(
+            "training",
+            config_file=str(CONFIGS / "train.json"),
+            logging_file=False,
+            output_dir=str(tmp_path),
+            dataset_dir=str(tmp_path / "no_such_data"),
+            spatial_size=[30, 30],
+        )
     assert one_line(error.value).startswith("--spatial_size [30, 30]: each side must be a multiple of 16")
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ({"spatial_size": [30, 30]}, "--spatial_size [30, 30]: each side must be a multiple of 16"),
-    ({"cpu_runtime": "tensorrt"}, "--cpu_runtime 'tensorrt': use one of onnxruntime, torch."),
-    ({"tta_flips": [[2]]}, "--tta_flips [[2]]: the spatial axes of a 2D image are 0"),
-    ({"pixel_spacing": [0.1]}, "--pixel_spacing [0.1]: give two positive millimetre values"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"spatial_size": [30, 30]}, "--spatial_size [30, 30]: each side must be a multiple of 16"),
+        ({"cpu_runtime": "tensorrt"}, "--cpu_runtime 'tensorrt': use one of onnxruntime, torch."),
+        ({"tta_flips": [[2]]}, "--tta_flips [[2]]: the spatial axes of a 2D image are 0"),
+        ({"pixel_spacing": [0.1]}, "--pixel_spacing [0.1]: give two positive millimetre values"),
+    ],
+)
 def test_inference_checks_its_options_before_reading_images(tmp_path, override, message):
     from monai.bundle import run
 
     (tmp_path / "images").mkdir()
     with pytest.raises(Exception) as error:
-        run("run", config_file=str(CONFIGS / "inference.json"), logging_file=False, dataset_dir=str(tmp_path),
-            input_dir=str(tmp_path / "images"), output_dir=str(tmp_path / "out"), **override)
+        run(
+            "run",
+            config_file=str(CONFIGS / "inference.json"),
+            logging_file=False,
+            dataset_dir=str(tmp_path),
+            input_dir=str(tmp_path / "images"),
+            output_dir=str(tmp_path / "out"),
+            **override,
+        )
     assert (one_line(error.value) or repr(error.value)).startswith(message)

@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import CONFIGS, run_bundle, run_script
 from monai.bundle import ConfigParser
+from PIL import Image
 
 from custom.networks import NETWORKS, get_network
 from custom.networks.baselines import BottleneckClassifier
@@ -121,7 +122,9 @@ def test_baseline_3d(name):
 
 
 # parameter counts at the defaults documented in custom/networks/baselines.py (THOP MACs: model_stats --all)
-@pytest.mark.parametrize("name, params_m", [("unet", 27.02), ("attention_unet", 32.79), ("unetr", 88.52), ("swin_unetr", 25.93)])
+@pytest.mark.parametrize(
+    "name, params_m", [("unet", 27.02), ("attention_unet", 32.79), ("unetr", 88.52), ("swin_unetr", 25.93)]
+)
 def test_baseline_default_sizes(name, params_m):
     assert count_parameters(get_network(name)) / 1e6 == pytest.approx(params_m, abs=0.005)
 
@@ -189,15 +192,32 @@ def test_peer_config_loss_learns_on_a_fixed_batch(config, demo_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", PEER_CONFIGS, ids=lambda p: p.stem)
-def test_peer_config_trains_one_epoch_through_the_bundle(config, demo_dir, tmp_path):
+def test_peer_config_trains_through_the_bundle_and_infers_on_new_images(config, demo_dir, tmp_path):
+    """``train.json`` + the peer trains one epoch; ``inference.json`` + the same peer runs its weights on a folder."""
     # at reduced width (SMALL): the wiring is the point here; full widths are checked by the parameter counts
-    narrow = [a for k, v in SMALL.get(_config_network(config), {}).items() for a in (f"--network_def#{k}", json.dumps(v))]
+    narrow = [
+        a for k, v in SMALL.get(_config_network(config), {}).items() for a in (f"--network_def#{k}", json.dumps(v))
+    ]
+    size = ["--spatial_size", f"[{SIZE},{SIZE}]"]
     run_bundle(
         "training", "--config_file", f"['{CONFIGS / 'train.json'}','{config}']",
-        "--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path),
-        "--spatial_size", f"[{SIZE},{SIZE}]", "--batch_size", "2", "--num_workers", "0", "--epochs", "1", *narrow,
+        "--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path / "train"),
+        *size, "--batch_size", "2", "--num_workers", "0", "--epochs", "1", *narrow,
     )  # fmt: skip
-    assert (tmp_path / "model.pt").is_file()
+    images = sorted((demo_dir / "images").iterdir())[:3]
+    new_images = tmp_path / "new"
+    new_images.mkdir()
+    for image in images:
+        (new_images / image.name).write_bytes(image.read_bytes())
+    run_bundle(
+        "--config_file", f"['{CONFIGS / 'inference.json'}','{config}']", "--ckpt_path", str(tmp_path / "train" / "model.pt"),
+        "--input_dir", str(new_images), "--output_dir", str(tmp_path / "pred"), *size, *narrow,
+    )  # fmt: skip
+    for image in images:
+        result = json.loads((tmp_path / "pred" / f"{image.stem}.json").read_text())
+        assert 0.0 <= result["lesion_probability"] <= 1.0
+        with Image.open(tmp_path / "pred" / f"{image.stem}_seg.png") as mask, Image.open(image) as source:
+            assert mask.size == source.size  # back at the input's own size
 
 
 # ---------------------------------------------------------------- scripts/model_stats.py --all
@@ -223,8 +243,13 @@ def test_mtl_oca_keeps_its_papers_constant_learning_rate(demo_dir):
 
 def test_benign_malignant_recipe_removes_the_normal_images_from_every_split(demo_dir):
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / "train.json"), str(CONFIGS / "peers" / "acsnet.json"),
-                        str(CONFIGS / "recipes" / "benign_malignant.json")])
+    parser.read_config(
+        [
+            str(CONFIGS / "train.json"),
+            str(CONFIGS / "peers" / "acsnet.json"),
+            str(CONFIGS / "recipes" / "benign_malignant.json"),
+        ]
+    )
     parser.update({"dataset_dir": str(demo_dir), "spatial_size": [SIZE, SIZE]})
     for key in ("train#dataset#data", "validate#dataset#data"):
         records = parser.get_parsed_content(key)

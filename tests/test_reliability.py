@@ -121,8 +121,9 @@ def test_best_model_after_a_resume_is_replaced_only_by_a_better_epoch(tmp_path):
             engine.state.metrics = {"dice": scores[engine.state.epoch - 1]}
             net.weight.data.fill_(scores[engine.state.epoch - 1])  # the weights say which epoch was saved
 
-        saver = AtomicCheckpointSaver(str(tmp_path), {"model": net}, save_key_metric=True, key_metric_name="dice",
-                                      key_metric_filename="model.pt")
+        saver = AtomicCheckpointSaver(
+            str(tmp_path), {"model": net}, save_key_metric=True, key_metric_name="dice", key_metric_filename="model.pt"
+        )
         if saver_state is not None:
             saver.load_state_dict(saver_state)
         saver.attach(evaluator)
@@ -227,11 +228,15 @@ def test_the_same_seed_gives_byte_identical_fold_files(tmp_path):
 
     for i in range(12):
         mask = lesion() if i % 3 else np.zeros_like(lesion())
-        write_pair(tmp_path / "raw", f"case_{i}", Image.fromarray(picture(i)), Image.fromarray(mask.astype(np.uint8) * 255))
+        write_pair(
+            tmp_path / "raw", f"case_{i}", Image.fromarray(picture(i)), Image.fromarray(mask.astype(np.uint8) * 255)
+        )
     names = ["datalist.json", *(f"fold{k}.json" for k in range(3))]
 
     def prepare(out: str, seed: int) -> dict[str, bytes]:
-        prepare_folder(str(tmp_path / "raw" / "images"), str(tmp_path / "raw" / "masks"), str(tmp_path / out), folds=3, seed=seed)
+        prepare_folder(
+            str(tmp_path / "raw" / "images"), str(tmp_path / "raw" / "masks"), str(tmp_path / out), folds=3, seed=seed
+        )
         return {name: (tmp_path / out / name).read_bytes() for name in names}
 
     first = prepare("out", seed=7)
@@ -329,9 +334,9 @@ def test_every_torch_load_in_the_code_uses_weights_only():
     for path in sources:
         for call in _calls(path, "torch", "load"):
             keywords = {k.arg: k.value for k in call.keywords}
-            assert isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True, (
-                f"{path.relative_to(REPO)}:{call.lineno}: torch.load without weights_only=True"
-            )
+            assert (
+                isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True
+            ), f"{path.relative_to(REPO)}:{call.lineno}: torch.load without weights_only=True"
         for call in _calls(path, "np", "load"):
             allow = {k.arg: k.value for k in call.keywords}.get("allow_pickle")
             assert allow is None or (isinstance(allow, ast.Constant) and allow.value is False), f"{path}:{call.lineno}"
@@ -380,11 +385,22 @@ def test_inference_refuses_to_write_into_its_input_folder(tmp_path):
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_a_full_disk_during_inference_names_the_file_being_written(tmp_path):
-    """The mask file of the first image points at /dev/full, which accepts no byte (ENOSPC)."""
+def test_a_full_disk_during_inference_names_the_file_being_written(tmp_path, monkeypatch):
+    """The mask of the first image is written into /dev/full, which accepts no byte (ENOSPC).
+
+    Outputs are written to a temporary sibling and renamed (custom.fileio.atomic_file), so the device
+    is put where that sibling is opened.
+    """
+    import builtins
+
+    import custom.fileio
+
+    def open_full_for_the_mask(file, mode="r", **kwargs):
+        return builtins.open("/dev/full", "wb") if "a_seg.png" in str(file) else builtins.open(file, mode, **kwargs)
+
+    monkeypatch.setattr(custom.fileio, "open", open_full_for_the_mask, raising=False)
     write_pair(tmp_path, "a")
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "a_seg.png").symlink_to("/dev/full")
     assert (
         _failed_inference(tmp_path, output_dir=tmp_path / "out")
         == f"{tmp_path / 'out' / 'a_seg.png'}: cannot write it (No space left on device)"
@@ -476,6 +492,8 @@ def test_preparation_moves_in_complete_files_only_and_clears_a_killed_runs_stagi
     with pytest.raises(OSError):
         prepare_folder(*args, folds=4, cache_size=16)
     monkeypatch.setattr(pipeline.os, "rename", real_rename)
-    assert {"fold0.json", "fold3.json", "datalist.json", "summary.json", "cache_16.npz", "images", "labels"} <= set(staged_then)
+    assert {"fold0.json", "fold3.json", "datalist.json", "summary.json", "cache_16.npz", "images", "labels"} <= set(
+        staged_then
+    )
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # unchanged
     assert not abandoned.exists() and not list(out.glob(".prepare-*"))

@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from custom.data.io import file_stem, image_size
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
 DOC = REPO / "docs" / "reliability.md"
@@ -113,7 +115,9 @@ def _folders(root: Path) -> tuple[Path, Path]:
     return root / "images", root / "masks"
 
 
-def write_pair(root: Path, stem: str, image: Image.Image | None = None, mask: Image.Image | None = None, ext: str = ".png"):
+def write_pair(
+    root: Path, stem: str, image: Image.Image | None = None, mask: Image.Image | None = None, ext: str = ".png"
+):
     """``images/<stem><ext>`` and ``masks/<stem>.png``: by default an ordinary gray image and a 0/255 mask."""
     images, masks = _folders(root)
     (image or Image.fromarray(picture())).save(images / f"{stem}{ext}")
@@ -193,6 +197,38 @@ def _cmyk_tiff(root: Path) -> Reference:
     gray = picture()
     write_pair(root, "x", image=Image.fromarray(np.dstack([gray] * 3)).convert("CMYK"), ext=".tif")
     return Reference(gray, lesion())
+
+
+def _dicom(photometric: str = "MONOCHROME2", bits: int = 8) -> Callable[[Path], Reference]:
+    """An ultrasound DICOM image (its mask a PNG): colour with the picture in every channel, or ``bits``-bit grey."""
+
+    def make(root: Path) -> Reference:
+        from test_medical_formats import write_dicom
+
+        images, masks = _folders(root)
+        gray = picture()
+        pixels = np.dstack([gray] * 3) if photometric == "RGB" else np.round(gray * ((2**bits - 1) / 255))
+        write_dicom(images / "x.dcm", pixels, photometric, bits_stored=bits)
+        Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
+        return Reference(gray, lesion())
+
+    return make
+
+
+def _broken_dicom(root: Path) -> None:
+    _dicom()(root)
+    path = root / "images" / "x.dcm"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # into its pixel data
+
+
+def _nan_nifti(root: Path) -> None:
+    import nibabel
+
+    images, masks = _folders(root)
+    pixels = (picture() / 255).astype(np.float32)
+    pixels[5, 5] = np.nan
+    nibabel.save(nibabel.Nifti1Image(pixels.T.copy(), np.eye(4)), str(images / "x.nii.gz"))
+    Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
 
 
 EXIF_ROTATE_90 = 6  # EXIF orientation "rotate 90 degrees clockwise to display"
@@ -298,6 +334,7 @@ FLOAT = "scaled to 8 bits: values in [0, 1] times 255"
 NON_FINITE = "non-finite (NaN or infinite) pixels"
 ONE_BIT = "black and white as 0 and 255"
 LUMA = "converted to RGB, then luma"
+DICOM_LUMA = "colour as luma, as for a colour PNG"
 EXIF = "turned upright by its EXIF orientation"
 
 CASES = [
@@ -325,14 +362,7 @@ CASES = [
         Refused("images/x.png", "not a readable image"),
         Refused("images/x.png", "not a readable image"),
     ),
-    Case(
-        "16-bit",
-        "16-bit grayscale PNG",
-        _gray16,
-        Handled(BIT_DEPTH),
-        Handled(BIT_DEPTH),
-        Handled(BIT_DEPTH),
-    ),
+    Case("16-bit", "16-bit grayscale PNG", _gray16, Handled(BIT_DEPTH), Handled(BIT_DEPTH), Handled(BIT_DEPTH)),
     Case(
         "palette",
         "palette PNG (grey levels in a shuffled palette)",
@@ -381,29 +411,40 @@ CASES = [
         Refused("images/x.tif", NON_FINITE),
         Refused("images/x.tif", NON_FINITE),
     ),
+    Case("int32-tiff", "32-bit integer TIFF", _int32_tiff, Handled(BIT_DEPTH), Handled(BIT_DEPTH), Handled(BIT_DEPTH)),
+    Case("1-bit", "1-bit (black and white) image", _one_bit, Handled(ONE_BIT), Handled(ONE_BIT), Handled(ONE_BIT)),
+    Case("cmyk", "CMYK TIFF", _cmyk_tiff, Handled(LUMA), Handled(LUMA), Handled(LUMA)),
     Case(
-        "int32-tiff",
-        "32-bit integer TIFF",
-        _int32_tiff,
+        "dicom-rgb",
+        "RGB DICOM ultrasound image",
+        _dicom("RGB"),
+        Handled(DICOM_LUMA),
+        Handled(DICOM_LUMA),
+        Handled(DICOM_LUMA),
+    ),
+    Case(
+        "dicom-12-bit",
+        "12-bit DICOM in 16-bit samples",
+        _dicom(bits=12),
         Handled(BIT_DEPTH),
         Handled(BIT_DEPTH),
         Handled(BIT_DEPTH),
     ),
     Case(
-        "1-bit",
-        "1-bit (black and white) image",
-        _one_bit,
-        Handled(ONE_BIT),
-        Handled(ONE_BIT),
-        Handled(ONE_BIT),
+        "dicom-truncated",
+        "DICOM cut short",
+        _broken_dicom,
+        Refused("images/x.dcm", "not a readable DICOM image"),
+        Refused("images/x.dcm", "not a readable DICOM image"),
+        Refused("images/x.dcm", "not a readable DICOM image"),
     ),
     Case(
-        "cmyk",
-        "CMYK TIFF",
-        _cmyk_tiff,
-        Handled(LUMA),
-        Handled(LUMA),
-        Handled(LUMA),
+        "nan-nifti",
+        "floating-point NIfTI with a NaN pixel",
+        _nan_nifti,
+        Refused("images/x.nii.gz", NON_FINITE),
+        Refused("images/x.nii.gz", NON_FINITE),
+        Refused("images/x.nii.gz", NON_FINITE),
     ),
     Case(
         "exif-rotated",
@@ -539,7 +580,7 @@ CASES = [
         _empty,
         Refused("images", "empty images folder"),
         Refused("fold0.json", "does not exist"),
-        Refused("images", "contains no PNG, JPEG, BMP or TIFF image"),
+        Refused("images", "contains no PNG, JPEG, BMP, TIFF, DICOM, NIfTI, NRRD or MetaImage image"),
         good_cases=False,
     ),
     Case(
@@ -600,12 +641,17 @@ def test_docs_table_matches_the_corpus():
 
 def test_every_input_of_the_issue_is_in_the_corpus():
     assert len(set(IDS)) == len(IDS)
-    assert {"zero-byte", "truncated", "text-as-png", "16-bit", "palette", "rgba", "2x2", "5000x5000", "jpeg"} <= set(IDS)
+    assert {"zero-byte", "truncated", "text-as-png", "16-bit", "palette", "rgba", "2x2", "5000x5000", "jpeg"} <= set(
+        IDS
+    )
     assert {"mask-larger", "mask-smaller", "mask-0-1", "mask-0-255", "mask-colours", "mask-grey-edge"} <= set(IDS)
-    assert {"image-without-mask", "mask-without-image", "spaces", "parentheses", "non-ascii", "empty-folder"} <= set(IDS)
+    assert {"image-without-mask", "mask-without-image", "spaces", "parentheses", "non-ascii", "empty-folder"} <= set(
+        IDS
+    )
     assert {"malformed-datalist", "datalist-missing-files"} <= set(IDS)
     # issue 15, item 1: one decoder for every bit depth, colour mode and orientation
     decoding = {"12-bit", "10-bit", "float-tiff", "nan-tiff", "int32-tiff", "1-bit", "cmyk"}
+    decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-truncated", "nan-nifti"}  # issue 17: the medical formats
     assert decoding | {"exif-rotated", "exif-mask-mismatch"} <= set(IDS)
 
 
@@ -620,7 +666,9 @@ def build(case: Case, root: Path) -> Reference | None:
     if case.good_cases:
         for i in range(3):
             mask = lesion() if i < 2 else np.zeros(SHAPE, dtype=bool)
-            write_pair(root, f"good_{i}", Image.fromarray(picture(10 + i)), Image.fromarray(mask.astype(np.uint8) * 255))
+            write_pair(
+                root, f"good_{i}", Image.fromarray(picture(10 + i)), Image.fromarray(mask.astype(np.uint8) * 255)
+            )
     return reference
 
 
@@ -629,7 +677,7 @@ def records(root: Path, prefix: str = "") -> tuple[list[dict], list[dict]]:
     found: dict[str, dict] = {}
     for key, folder in (("image", "images"), ("label", "masks")):
         for path in sorted((root / folder).glob("*")):
-            found.setdefault(path.stem, {"id": prefix + path.stem})[key] = str(path)
+            found.setdefault(file_stem(path.name), {"id": prefix + file_stem(path.name)})[key] = str(path)
     good = [r for stem, r in found.items() if stem.startswith("good_")]
     return [r for stem, r in found.items() if not stem.startswith("good_")], good
 
@@ -704,8 +752,8 @@ def test_preparation_handles(case, tmp_path):
     assert record["image"] == f"images/{stem}.png"
     image = np.asarray(Image.open(tmp_path / "out" / record["image"]))
     mask = np.asarray(Image.open(tmp_path / "out" / record["label"]))
-    with Image.open(next((tmp_path / "images").glob(f"{stem}.*"))) as source:
-        assert image.shape == ImageOps.exif_transpose(source).size[::-1]  # the size a viewer shows
+    source = next((tmp_path / "images").glob(f"{stem}.*"))
+    assert image.shape == image_size(source)[::-1]  # the size a viewer shows (EXIF orientation applied)
     assert set(np.unique(mask).tolist()) <= {0, 255} and record["lesion"] == int(mask.any())
     if reference is not None:
         assert np.array_equal(image, reference.image)
@@ -771,7 +819,9 @@ def test_training_runs_on_every_handled_case_together(tmp_path):
             cases, good = records(tmp_path / case.name, prefix=f"{case.name}/")
             training += cases
             validation = validation or good
-    (tmp_path / "fold0.json").write_text(json.dumps({"training": training, "validation": validation}, ensure_ascii=False))
+    (tmp_path / "fold0.json").write_text(
+        json.dumps({"training": training, "validation": validation}, ensure_ascii=False)
+    )
     bundle_run("training", "train.json", dataset_dir=str(tmp_path), output_dir=str(tmp_path / "out"), **TINY)
     (log,) = [json.loads(line) for line in (tmp_path / "out" / "train_log.jsonl").read_text().splitlines()]
     assert log["epoch"] == 1 and np.isfinite(log["train_loss"])
@@ -828,7 +878,9 @@ def test_inference_preprocessing_handles(case, tmp_path):
     sample = preprocess("inference.json", "preprocessing", {"image": record["image"]})
     assert sample["image"].shape == (3, 32, 32) and np.isfinite(sample["image"].numpy()).all()
     if reference is not None:
-        expected = preprocess("inference.json", "preprocessing", {"image": write_reference(reference, tmp_path / "ref")["image"]})
+        expected = preprocess(
+            "inference.json", "preprocessing", {"image": write_reference(reference, tmp_path / "ref")["image"]}
+        )
         np.testing.assert_allclose(sample["image"].numpy(), expected["image"].numpy(), atol=1e-5)
 
 

@@ -23,9 +23,14 @@ EVALUATE = f"['{TRAIN}','{CONFIGS / 'evaluate.json'}']"
 
 def _write_run(run: Path, data: Path, csb_mode: str) -> None:
     """run.json and summary.json as scripts/cross_validate.py writes them, from the folds' per_image.csv."""
-    meta = {"name": run.name, "data": str(data), "config_files": [TRAIN],
-            "overrides": {"spatial_size": [32, 32], "num_classes": 2, "csb_mode": csb_mode},
-            "folds": list(FOLDS), "produced_by": {"git_commit": "test", "created": "test"}}
+    meta = {
+        "name": run.name,
+        "data": str(data),
+        "config_files": [TRAIN],
+        "overrides": {"spatial_size": [32, 32], "num_classes": 2, "csb_mode": csb_mode},
+        "folds": list(FOLDS),
+        "produced_by": {"git_commit": "test", "created": "test"},
+    }
     (run / "run.json").write_text(json.dumps(meta))
     summarize_run(data, run, FOLDS)
 
@@ -38,21 +43,53 @@ def two_runs(demo_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
     run_a, run_b = root / "hard", root / "off"
     for k in FOLDS:
         common = ("--dataset_dir", str(demo_dir), "--fold", str(k), "--num_workers", "0")
-        run_bundle("training", "--config_file", TRAIN, *common, "--spatial_size", SPATIAL, "--epochs", "1",
-                   "--output_dir", str(run_a / f"fold{k}"))
-        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--spatial_size", SPATIAL,
-                   "--output_dir", str(run_a / f"fold{k}"))
+        run_bundle(
+            "training",
+            "--config_file",
+            TRAIN,
+            *common,
+            "--spatial_size",
+            SPATIAL,
+            "--epochs",
+            "1",
+            "--output_dir",
+            str(run_a / f"fold{k}"),
+        )
+        run_bundle(
+            "evaluating",
+            "--config_file",
+            EVALUATE,
+            *common,
+            "--spatial_size",
+            SPATIAL,
+            "--output_dir",
+            str(run_a / f"fold{k}"),
+        )
         shutil.copytree(run_a / f"fold{k}", run_b / f"fold{k}")
-        run_bundle("evaluating", "--config_file", EVALUATE, *common, "--spatial_size", "[48,48]", "--csb_mode", "off",
-                   "--output_dir", str(run_b / f"fold{k}"))
+        run_bundle(
+            "evaluating",
+            "--config_file",
+            EVALUATE,
+            *common,
+            "--spatial_size",
+            "[48,48]",
+            "--csb_mode",
+            "off",
+            "--output_dir",
+            str(run_b / f"fold{k}"),
+        )
     _write_run(run_a, demo_dir, "hard")
     _write_run(run_b, demo_dir, "off")
     return run_a, run_b
 
 
 def _report(out: Path, *runs: Path) -> tuple[str, str]:
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "report.py"), *map(str, runs), "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "report.py"), *map(str, runs), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return (out / "report.md").read_text(), (out / "report.html").read_text()
 
@@ -72,9 +109,11 @@ def test_report_of_one_run(two_runs, tmp_path):
     assert "<table>" in html and "Paired comparison" not in md
 
     summary = json.loads((run_a / "summary.json").read_text())
-    for section, metric in [("classification", m) for m in ("accuracy", "precision", "recall", "f1", "auc")] + [
-        ("segmentation", m) for m in ("dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd")
-    ] + [("segmentation_all_images", "dice_all"), ("segmentation_all_images", "normal_false_positive_rate")]:
+    for section, metric in (
+        [("classification", m) for m in ("accuracy", "precision", "recall", "f1", "auc")]
+        + [("segmentation", m) for m in ("dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd")]
+        + [("segmentation_all_images", "dice_all"), ("segmentation_all_images", "normal_false_positive_rate")]
+    ):
         cell = _cell(md, metric, table_starts=_caption(section))
         assert cell == _expected(summary, section, metric), (section, metric, cell)
     dice, (lo, hi) = summary["pooled"]["segmentation"]["dice"], summary["pooled"]["ci95"]["dice"]
@@ -94,14 +133,19 @@ def test_report_compares_two_runs(two_runs, tmp_path):
     assert {"gallery_0.png", "gallery_1.png"} <= {p.name for p in (tmp_path / "figures").iterdir()}
     # networks run at 32x32 and 48x48, masks compared on the same grid: each image's original size
     for k in FOLDS:
-        areas = [{r["id"]: r["gt_area"] for r in csv.DictReader(open(run / f"fold{k}" / "per_image.csv"))}
-                 for run in two_runs]
+        areas = [
+            {r["id"]: r["gt_area"] for r in csv.DictReader(open(run / f"fold{k}" / "per_image.csv"))}
+            for run in two_runs
+        ]
         assert areas[0] == areas[1] and max(map(int, areas[0].values())) > 32 * 32
 
 
 def _caption(section: str) -> str:
-    return {"classification": "Classification, lesion vs normal", "segmentation": "Segmentation (N-Unet)",
-            "segmentation_all_images": "Segmentation, Aumente-Maestro et al."}[section]
+    return {
+        "classification": "Classification, lesion vs normal",
+        "segmentation": "Segmentation (N-Unet)",
+        "segmentation_all_images": "Segmentation, Aumente-Maestro et al.",
+    }[section]
 
 
 def _cell(md: str, metric: str, table_starts: str) -> str:
@@ -113,6 +157,7 @@ def _cell(md: str, metric: str, table_starts: str) -> str:
 
 def _expected(summary: dict, section: str, metric: str) -> str:
     """``mean ± std`` with 4 decimals straight from summary.json (NaN, e.g. AUC of a one-class fold, is n/a)."""
+
     def four(value: float) -> str:
         return "n/a" if value is None or value != value else f"{value:.4f}"  # JSON null is a NaN
 

@@ -51,23 +51,52 @@ def test_inference_evaluation_and_export_refuse_nan_weights(tmp_path):
 
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
-    with pytest.raises(TrainingDiverged, match=rf"model\.pt: 1 weight tensors hold NaN or infinite values \(first: {name}\)"):
+    with pytest.raises(
+        TrainingDiverged, match=rf"model\.pt: 1 weight tensors hold NaN or infinite values \(first: {name}\)"
+    ):
         load_model_weights(parser.get_parsed_content("network_def"), path)
     images = tmp_path / "images"
     images.mkdir()
     Image.new("L", (40, 30), 90).save(images / "case.png")
-    proc = run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images),
-                      "--output_dir", str(tmp_path / "out"), "--ckpt_path", str(path), "--spatial_size", "[32,32]",
-                      check=False)
+    proc = run_bundle(
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--input_dir",
+        str(images),
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--ckpt_path",
+        str(path),
+        "--spatial_size",
+        "[32,32]",
+        check=False,
+    )
     assert proc.returncode != 0 and not (tmp_path / "out" / "case.json").exists()
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: {path}: 1 weight tensors hold NaN")
 
 
 @pytest.mark.slow
 def test_a_diverging_training_stops_in_one_line_without_a_checkpoint(demo_dir, tmp_path):
-    proc = run_bundle("training", "--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(demo_dir),
-                      "--output_dir", str(tmp_path), "--spatial_size", "[32,32]", "--batch_size", "4",
-                      "--num_workers", "0", "--epochs", "2", "--learning_rate", "1e10", check=False)
+    proc = run_bundle(
+        "training",
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        "--dataset_dir",
+        str(demo_dir),
+        "--output_dir",
+        str(tmp_path),
+        "--spatial_size",
+        "[32,32]",
+        "--batch_size",
+        "4",
+        "--num_workers",
+        "0",
+        "--epochs",
+        "2",
+        "--learning_rate",
+        "1e10",
+        check=False,
+    )
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: training stopped: the loss became nan at epoch 1, iteration ") and "(cases " in last

@@ -128,7 +128,7 @@ def test_training_scale_augmentation_shrinks_and_enlarges_with_image_and_mask_al
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "train.json"))
     parser.update({"spatial_size": [64, 64]})
-    augment = Compose(parser.get_parsed_content("train#random_transforms")).set_random_state(seed=0)
+    augment = Compose(parser.get_parsed_content("augmentation")).set_random_state(seed=0)
     lesion = torch.zeros(1, 64, 64)
     lesion[:, 22:42, 24:40] = 1  # a bright lesion in the middle: zoom moves its edges, never off the image
     ratios = []

@@ -43,6 +43,15 @@ def test_average_of_identical_members_is_the_member_with_no_disagreement():
     assert float(avg["disagreement"]) == pytest.approx(0.0, abs=1e-7)
 
 
+def test_views_of_an_ensemble_spread_over_every_member_and_view():
+    """An ensemble under flip TTA: the disagreement is the spread of all member-view predictions (total variance)."""
+    members = torch.randn(2, 3, 1, 2)  # view, member, batch, class logits
+    views = [average_probabilities([{"cls": m} for m in view]) for view in members]  # each view: its ensemble
+    combined = average_probabilities(views)
+    every = 1.0 - torch.softmax(members, dim=-1)[..., 0]  # lesion probability of each view and member
+    torch.testing.assert_close(combined["disagreement"], every.reshape(-1, 1).std(0, unbiased=False), atol=1e-6, rtol=0)
+
+
 def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
     from monai.bundle import run
     from test_reliability_corpus import save_untrained_checkpoint
@@ -51,10 +60,22 @@ def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
     images.mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40), dtype=np.uint8)).save(images / "a.png")
     checkpoint = save_untrained_checkpoint(tmp_path / "model.pt")
-    common = {"input_dir": str(images), "dataset_dir": str(tmp_path), "ckpt_path": str(checkpoint),
-              "spatial_size": [32, 32], "logging_file": False, "cpu_runtime": "torch"}
+    common = {
+        "input_dir": str(images),
+        "dataset_dir": str(tmp_path),
+        "ckpt_path": str(checkpoint),
+        "spatial_size": [32, 32],
+        "logging_file": False,
+        "cpu_runtime": "torch",
+    }
     run("run", config_file=str(CONFIGS / "inference.json"), output_dir=str(tmp_path / "plain"), **common)
-    run("run", config_file=str(CONFIGS / "inference.json"), output_dir=str(tmp_path / "tta"), tta_flips=[[], [1]], **common)
+    run(
+        "run",
+        config_file=str(CONFIGS / "inference.json"),
+        output_dir=str(tmp_path / "tta"),
+        tta_flips=[[], [1]],
+        **common,
+    )
     plain, tta = (json.loads((tmp_path / name / "a.json").read_text()) for name in ("plain", "tta"))
     assert "tta_disagreement" not in plain and tta["tta_disagreement"] >= 0.0
     assert Image.open(tmp_path / "tta" / "a_seg.png").size == (40, 30)
@@ -81,18 +102,20 @@ def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
     assert decision_threshold(run_dir) == pytest.approx(0.4)
     common = {"input_dir": str(images), "dataset_dir": str(tmp_path), "logging_file": False}
     config = str(CONFIGS / "inference.json")  # the ensemble through ONNX Runtime (the CPU default), members in PyTorch
-    run("run", config_file=config, output_dir=str(tmp_path / "ensemble"), ckpt_path=str(run_dir), **common)
-    result = json.loads((tmp_path / "ensemble" / "a.json").read_text())
-    assert result["lesion_threshold"] == pytest.approx(0.4) and result["tta_disagreement"] > 0  # three different networks
-    # the ensemble's probabilities are the mean of the members' run one by one
-    members = []
-    for k in (0, 1, 10):
-        out = tmp_path / f"member{k}"
-        run("run", config_file=config, output_dir=str(out), ckpt_path=str(run_dir / f"fold{k}" / "model.pt"),
-            cpu_runtime="torch", **common)
-        members.append(json.loads((out / "a.json").read_text())["class_probabilities"]["lesion"])
-    assert result["class_probabilities"]["lesion"] == pytest.approx(np.mean(members), abs=1e-5)
-    assert Image.open(tmp_path / "ensemble" / "a_seg.png").size == (40, 30)
+    for name, flips in (("plain", [[]]), ("mirror", [[], [0]])):  # without and with flip TTA
+        ensemble = tmp_path / f"ensemble_{name}"
+        run("run", config_file=config, output_dir=str(ensemble), ckpt_path=str(run_dir), tta_flips=flips, **common)
+        result = json.loads((ensemble / "a.json").read_text())
+        assert result["lesion_threshold"] == pytest.approx(0.4) and result["tta_disagreement"] > 0  # different networks
+        # the ensemble's probabilities are the mean of the members' (each with the same views), run one by one
+        members = []
+        for k in (0, 1, 10):
+            out = tmp_path / f"member{k}_{name}"
+            run("run", config_file=config, output_dir=str(out), ckpt_path=str(run_dir / f"fold{k}" / "model.pt"),
+                cpu_runtime="torch", tta_flips=flips, **common)  # fmt: skip
+            members.append(json.loads((out / "a.json").read_text())["class_probabilities"]["lesion"])
+        assert result["class_probabilities"]["lesion"] == pytest.approx(np.mean(members), abs=1e-5)
+        assert Image.open(ensemble / "a_seg.png").size == (40, 30)
 
 
 def test_flips_and_pixel_spacing_are_checked_before_any_image_is_read():

@@ -152,7 +152,7 @@ def prepare_busi(
         missing = sorted(keep - ids)
         if missing and not skip_bad:
             raise DataError(f"{curated}: lists {missing[0]} ({len(missing)} in all), which {src} does not have")
-        exclude = {i: "not in the Curated BUSI list (member of a duplicate group)" for i in ids - keep}
+        exclude = dict.fromkeys(ids - keep, "not in the Curated BUSI list (member of a duplicate group)")
         reference = ids - keep
     return prepare(
         "Curated BUSI" if curated else "BUSI",

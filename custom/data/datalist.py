@@ -12,6 +12,7 @@ from PIL import Image
 
 from custom.data.errors import DataError
 from custom.data.io import check_mask_size
+from custom.data.medical import medical_suffix, read_frames
 from custom.errors import InputError
 
 
@@ -48,7 +49,9 @@ def load_datalist(
         with open(path) as f:
             content = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"datalist {path!r} is not valid JSON ({e}); re-create it with scripts/prepare_data.py.") from e
+        raise InputError(
+            f"datalist {path!r} is not valid JSON ({e}); re-create it with scripts/prepare_data.py."
+        ) from e
     if not isinstance(content, dict) or split not in content:
         keys = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise InputError(f"datalist {path!r} has no {split!r} split (it has {keys}).")
@@ -85,13 +88,17 @@ def _check_schema(records: object, where: str, num_classes: int | None) -> None:
         raise InputError(f"{where}: the split is empty; re-create the folds with scripts/prepare_data.py.")
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise InputError(f"{where}, record {i}: a record must be an object with 'image' (and 'label'), not {record!r:.60}.")
+            raise InputError(
+                f"{where}, record {i}: a record must be an object with 'image' (and 'label'), not {record!r:.60}."
+            )
         case = record.get("id", f"record {i}")
         allowed = {"lesion": (0, 1), "class": (0, 1, 2)}
         for key, values in allowed.items():
             value = record.get(key)
             if key in record and value not in values:
-                raise InputError(f"{where} case {case!r}: {key!r} is {value!r}; allowed: {', '.join(map(str, values))}.")
+                raise InputError(
+                    f"{where} case {case!r}: {key!r} is {value!r}; allowed: {', '.join(map(str, values))}."
+                )
         if num_classes == 3 and "class" not in record:
             raise InputError(
                 f"{where} case {case!r}: no 'class' (0 normal, 1 benign, 2 malignant), which num_classes 3 needs; "
@@ -102,10 +109,17 @@ def _check_schema(records: object, where: str, num_classes: int | None) -> None:
 def _check_file(file: str, where: str, decode: bool) -> None:
     if not os.path.isfile(file):
         what = "mask" if where.endswith("label") else "image"
-        raise InputError(f"{where}: {what} file {file!r} does not exist; fix the path or re-run scripts/prepare_data.py.")
+        raise InputError(
+            f"{where}: {what} file {file!r} does not exist; fix the path or re-run scripts/prepare_data.py."
+        )
     if os.path.getsize(file) == 0:
         raise InputError(f"{where}: file {file!r} is empty (0 bytes); replace it or remove the case.")
-    if decode:
+    if decode and medical_suffix(file):
+        try:
+            read_frames(Path(file))
+        except DataError as e:
+            raise InputError(f"{where}: {e}.") from e
+    elif decode:
         try:
             with Image.open(file) as img:
                 img.load()

@@ -1,9 +1,12 @@
 """Reader of any dataset of image + mask pairs in two folders, with classes from a CSV or from the masks.
 
-- ``--images <dir>``: the images (PNG, JPEG, BMP, TIFF; any mode). The case id is the file name
-  without its suffix.
+- ``--images <dir>``: the images (PNG, JPEG, BMP, TIFF of any mode; DICOM, NIfTI, NRRD, MetaImage).
+  The case id is the file name without its suffix. A file of several frames (a DICOM cine loop, a
+  stack of slices) gives a case per frame, ``<stem>_frame<k>``; its frames are one acquisition, kept
+  on one side of every split (unless ``--group_pattern`` names the patients).
 - ``--masks <dir>``: for image ``<stem>.<ext>``, the mask ``<stem>.<any ext>`` or ``<stem>_mask.<any
-  ext>``; any non-zero pixel is lesion. It must have the image's size.
+  ext>``; any non-zero pixel is lesion. It must have the image's size. For frame ``k`` of a file of
+  several frames: a mask file of as many frames, or one per frame named after the case id.
 - ``--labels <csv>`` (optional): ``,`` or ``;`` separated, with a header holding the columns
   ``image`` (file name or id) and ``class`` (normal, benign, malignant or lesion; any case).
   Without it the mask decides: an empty mask is ``normal`` (class 0), any other is ``lesion``
@@ -24,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from custom.data.errors import BadCase, DataError
-from custom.data.io import check_mask_size, is_hidden, is_image_name, read_gray, read_mask
+from custom.data.io import check_mask_size, file_stem, is_hidden, is_image_name, read_gray, read_mask
+from custom.data.medical import frame_count, medical_suffix
 from custom.data.pipeline import prepare
 from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan
 
@@ -61,7 +65,7 @@ def _read_labels(path: Path) -> tuple[dict[str, tuple[int, str]], list[BadCase]]
         if len(row) <= max(image_col, class_col):
             bad.append(BadCase(f"{path}:{line}", f"row has {len(row)} columns, expected {len(header)}"))
             continue
-        case_id, value = Path(row[image_col].strip()).stem, row[class_col].strip().lower()
+        case_id, value = file_stem(Path(row[image_col].strip()).name), row[class_col].strip().lower()
         if value not in CLASS_INDEX:
             expected = ", ".join(CLASS_INDEX)
             bad.append(BadCase(f"{path}:{line}", f"unknown class {row[class_col]!r} (expected {expected})"))
@@ -100,26 +104,39 @@ def scan_folder(images: Path, masks: Path, labels: Path | None = None, group_pat
     bad += label_bad
     masks_by_stem: dict[str, list[Path]] = {}
     for path in mask_files:
-        masks_by_stem.setdefault(path.stem, []).append(path)
+        masks_by_stem.setdefault(file_stem(path.name), []).append(path)
     used: set[Path] = set()
     cases = []
     for image in image_files:
-        found = masks_by_stem.get(image.stem, []) + masks_by_stem.get(f"{image.stem}_mask", [])
-        used.update(found)
-        if not found:
-            expected = f"{masks / image.stem}.png or {image.stem}_mask.png"
-            bad.append(BadCase(str(image), f"missing mask (expected {expected})"))
-        elif len(found) > 1:
-            bad.append(BadCase(str(image), f"several masks: {', '.join(m.name for m in found)}"))
-        elif labels and image.stem not in classes:
-            bad.append(BadCase(str(image), f"no row in {labels}"))
-        elif regex is not None and _patient(regex, image.name) is None:
-            bad.append(BadCase(str(image), f"file name does not match --group_pattern {group_pattern!r}"))
-        else:
-            class_name = classes[image.stem][1] if labels else None
-            patient = _patient(regex, image.name) if regex is not None else None
-            cases.append(CaseSource(image.stem, image, (found[0],), class_name, image.name, patient))
-    image_stems = {p.stem for p in image_files}
+        stem = file_stem(image.name)
+        try:
+            frames = frame_count(image) if medical_suffix(image.name) else 1
+        except DataError as e:
+            bad.append(BadCase(str(image), str(e).removeprefix(f"{image}: ")))
+            continue
+        for k in range(frames):
+            case_id = stem if frames == 1 else f"{stem}_frame{k}"
+            found = masks_by_stem.get(case_id, []) + masks_by_stem.get(f"{case_id}_mask", [])
+            if not found and frames > 1:  # one mask file for the whole clip
+                found = masks_by_stem.get(stem, []) + masks_by_stem.get(f"{stem}_mask", [])
+            used.update(found)
+            where = image if frames == 1 else f"{image}#frame{k}"
+            if not found:
+                expected = f"{masks / case_id}.png or {case_id}_mask.png"
+                bad.append(BadCase(str(where), f"missing mask (expected {expected})"))
+            elif len(found) > 1:
+                bad.append(BadCase(str(where), f"several masks: {', '.join(m.name for m in found)}"))
+            elif labels and stem not in classes:
+                bad.append(BadCase(str(image), f"no row in {labels}"))
+            elif regex is not None and _patient(regex, image.name) is None:
+                bad.append(BadCase(str(image), f"file name does not match --group_pattern {group_pattern!r}"))
+            else:
+                class_name = classes[stem][1] if labels else None
+                # the frames of one file are one acquisition: never split between training and test
+                patient = _patient(regex, image.name) if regex is not None else (stem if frames > 1 else None)
+                source = image.name if frames == 1 else f"{image.name}#frame{k}"
+                cases.append(CaseSource(case_id, image, (found[0],), class_name, source, patient, k))
+    image_stems = {file_stem(p.name) for p in image_files}
     bad += [BadCase(str(m), "mask without its image") for m in mask_files if m not in used]
     bad += [
         BadCase(f"{labels}:{line}", f"names {i!r}, which is not in {images}")
@@ -132,7 +149,12 @@ def scan_folder(images: Path, masks: Path, labels: Path | None = None, group_pat
 def load_folder_case(case: CaseSource) -> LoadedCase:
     """Grayscale image and binary mask of the same size; class from the labels or from the mask."""
     check_mask_size(case.image, case.masks[0])
-    image, mask = read_gray(case.image), read_mask(case.masks[0])
+    mask_frames = frame_count(case.masks[0]) if medical_suffix(case.masks[0].name) else 1
+    if mask_frames > 1 and case.frame >= mask_frames:
+        raise DataError(
+            f"{case.masks[0]}: mask has {mask_frames} frames, its image {case.image} at least {case.frame + 1}"
+        )
+    image, mask = read_gray(case.image, case.frame), read_mask(case.masks[0], case.frame if mask_frames > 1 else 0)
     class_name = case.class_name or ("lesion" if mask.any() else "normal")
     return LoadedCase(image, mask, class_name)
 

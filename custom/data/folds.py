@@ -103,8 +103,7 @@ def balance_report(records: Sequence[Mapping], folds: Sequence[Mapping[str, Sequ
             subset = [records[i] for i in fold[split]]
             shares = {key: proportions(subset, key) for key in whole}
             gap = max(
-                (abs(shares[key].get(v, 0.0) - whole[key][v]) * 100 for key in whole for v in whole[key]),
-                default=0.0,
+                (abs(shares[key].get(v, 0.0) - whole[key][v]) * 100 for key in whole for v in whole[key]), default=0.0
             )
             worst = max(worst, gap)
             entry[split] = {"count": len(subset), **shares, "max_gap_pp": round(gap, 2)}

@@ -9,10 +9,9 @@ import os
 import re
 from pathlib import Path
 
-from monai.utils import ImageMetaKey
-
 from custom.data.datalist import load_datalist
-from custom.data.io import is_hidden, is_image_name, open_image
+from custom.data.io import file_stem, is_hidden, is_image_name, open_image
+from custom.data.medical import frame_count, medical_suffix, read_frames
 from custom.errors import InputError
 
 # a mask beside its image, as BUSI stores them: "<stem>_mask.png", "<stem>_mask_1.png"; a name that
@@ -25,10 +24,11 @@ logger = logging.getLogger(__name__)
 def image_records(input_dir: str | None = None, datalist: str | None = None, split: str = "test") -> list[dict]:
     """Records ``{"image": path}`` for inference.
 
-    ``input_dir`` wins when given: every image directly inside it (PNG, JPEG, BMP, TIFF: the formats
-    preparation reads), sorted by name, except masks stored beside their images (stems ending in
-    ``_mask`` or ``_mask_<n>``, as BUSI's); every other file skipped is named in a warning, never
-    dropped silently. Otherwise ``split`` of ``datalist``.
+    ``input_dir`` wins when given: every image directly inside it (PNG, JPEG, BMP, TIFF, DICOM, NIfTI,
+    NRRD, MetaImage: the formats preparation reads), sorted by name, except masks stored beside their
+    images (stems ending in ``_mask`` or ``_mask_<n>``, as BUSI's); every other file skipped is named in
+    a warning, never dropped silently. A file of several frames (a DICOM cine loop, a stack of slices)
+    gives one record per frame, ``{"image": path, "frame": k}``. Otherwise ``split`` of ``datalist``.
     Every image is decoded once here, so an unreadable file stops the run with a
     :class:`custom.data.DataError` naming it, before MONAI's loader fails on it mid-run.
     """
@@ -37,51 +37,55 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
             raise InputError(f"input_dir {input_dir!r} is not a folder; pass --input_dir <folder of PNG/JPG images>.")
         entries = sorted(n for n in os.listdir(input_dir) if not is_hidden(n))
         files = [n for n in entries if os.path.isfile(os.path.join(input_dir, n))]
-        masks = [n for n in files if is_image_name(n) and MASK_NAME.search(os.path.splitext(n)[0])]
+        masks = [n for n in files if is_image_name(n) and MASK_NAME.search(file_stem(n))]
         names = [n for n in files if is_image_name(n) and n not in masks]
         others = [n for n in entries if n not in names and n not in masks]
         if masks:
             logger.warning("input_dir %s: %d masks skipped (%s)", input_dir, len(masks), _some(masks))
         if others:
-            logger.warning("input_dir %s: %d entries that are not images skipped (%s)", input_dir, len(others), _some(others))
+            logger.warning(
+                "input_dir %s: %d entries that are not images skipped (%s)", input_dir, len(others), _some(others)
+            )
         if not names:
-            raise InputError(f"input_dir {input_dir!r} contains no PNG, JPEG, BMP or TIFF image.")
-        for n in names:
-            open_image(Path(input_dir, n))
-        return [{"image": os.path.join(input_dir, n)} for n in names]
+            raise InputError(
+                f"input_dir {input_dir!r} contains no PNG, JPEG, BMP, TIFF, DICOM, NIfTI, NRRD or MetaImage image."
+            )
+        return [record for n in names for record in _records(Path(input_dir, n))]
     if not datalist:
         raise InputError("give --input_dir <folder of images> or --datalist <datalist.json>.")
     records = load_datalist(datalist, split, labels=False)
     return [{"image": r["image"], **({"id": r["id"]} if "id" in r else {})} for r in records]
 
 
+def _records(path: Path) -> list[dict]:
+    if not medical_suffix(path.name):
+        open_image(path)
+        return [{"image": str(path)}]
+    frames = frame_count(path)
+    read_frames(path)  # decoded here, as every picture is, so a broken file stops the run before it starts
+    return [{"image": str(path)}] if frames == 1 else [{"image": str(path), "frame": k} for k in range(frames)]
+
+
 def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
-def output_stem(image: str) -> str:
+def output_stem(image: str, frame: int | None = None) -> str:
     """The stem of an input image's outputs (``<stem>_seg.png``, ``<stem>.json``).
 
     The file name without its extension; when another image in the same folder has the same stem
     (``a.png`` beside ``a.tif``), the extension is kept in it (``a_png``, ``a_tif``), so the two
-    never overwrite each other's outputs.
+    never overwrite each other's outputs. Frame ``k`` of a file of several frames adds ``_frame<k>``.
     """
     folder, name = os.path.split(os.path.abspath(image))
-    stem, ext = os.path.splitext(name)
+    stem = file_stem(name)
     if _stem_counts(folder, os.stat(folder).st_mtime_ns)[stem.lower()] > 1:
-        return f"{stem}_{ext.lstrip('.').lower()}"
-    return stem
+        stem = f"{stem}_{name[len(stem):].lstrip('.').replace('.', '_').lower()}"
+    return stem if frame is None else f"{stem}_frame{frame}"
 
 
 @functools.lru_cache(maxsize=8)
 def _stem_counts(folder: str, mtime_ns: int) -> collections.Counter:
     # keyed by the folder's modification time: one listing per folder and change, not one per image
     # (a scan of the folder per image made 2000 images quadratic)
-    return collections.Counter(os.path.splitext(n)[0].lower() for n in os.listdir(folder) if is_image_name(n))
-
-
-def output_name_formatter(metadict: dict, saver: object) -> dict:
-    """``SaveImaged``'s ``output_name_formatter``: the mask is named after :func:`output_stem` of its input."""
-    source = str(metadict[ImageMetaKey.FILENAME_OR_OBJ])
-    # FolderLayout drops the extension of the subject it is given: pass the stem with a dummy one
-    return {"subject": f"{output_stem(source)}.png", "idx": None}
+    return collections.Counter(file_stem(n).lower() for n in os.listdir(folder) if is_image_name(n))

@@ -1,4 +1,7 @@
-"""Reading images and masks of any PNG/JPEG/BMP/TIFF mode, and writing PNGs atomically.
+"""Reading images and masks (PNG/JPEG/BMP/TIFF of any mode, and DICOM, NIfTI, NRRD, MetaImage), writing PNGs atomically.
+
+A medical file (:mod:`custom.data.medical`) may hold several frames; every reader here takes the
+``frame`` to read (0 for the picture formats, which hold one).
 
 Every file a later stage reads is written atomically (temporary file in the same folder, then
 ``os.replace``, :func:`custom.fileio.atomic_file`), so a reader sees the old file or the new one,
@@ -8,15 +11,18 @@ never half of one. Every reading problem is a :class:`DataError` whose message s
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from custom.data.errors import DataError
+from custom.data.medical import MEDICAL_SUFFIXES, medical_suffix, read_frames
 from custom.fileio import atomic_file
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = PICTURE_SUFFIXES + MEDICAL_SUFFIXES
 
 # Speed over size for the prepared images: level 1 writes BUSI's noisy ultrasound 4-5x faster than
 # the default level 6 for files about 14 % larger, which keeps preparing BUSI well under a minute.
@@ -26,6 +32,12 @@ IMAGE_PNG_LEVEL = 1
 def is_image_name(name: str) -> bool:
     """Whether ``name`` has one of the image suffixes this package reads (any case)."""
     return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def file_stem(name: str) -> str:
+    """``name`` without its image suffix (``scan.nii.gz`` -> ``scan``) or, for other names, its last suffix."""
+    suffix = medical_suffix(name)
+    return name[: -len(suffix)] if suffix else os.path.splitext(name)[0]
 
 
 def is_hidden(name: str) -> bool:
@@ -78,9 +90,30 @@ def decode(img: Image.Image) -> Image.Image:
         return img.convert("L")
     pixels = np.asarray(img)
     if pixels.ndim != 2 or pixels.size == 0:
-        raise DataError(f"{source}: an image of mode {img.mode} and shape {pixels.shape} is not a picture this package reads")
+        raise DataError(
+            f"{source}: an image of mode {img.mode} and shape {pixels.shape} is not a picture this package reads"
+        )
     try:
         return Image.fromarray(_to_uint8(pixels))
+    except DataError as e:
+        raise DataError(f"{source}: {e}") from None
+
+
+def decode_pixels(pixels: np.ndarray, source: str = "image") -> np.ndarray:
+    """A frame of a medical file (``(H, W)``, or ``(H, W, C)`` colour) as the ``(H, W)`` uint8 picture :func:`decode` makes.
+
+    Colour becomes ITU-R 601-2 luma (8-bit colour exactly as PIL converts it), wider data is scaled as in
+    :func:`decode`; :class:`DataError` naming ``source`` for non-finite pixels or an unusable shape.
+    """
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+        rgb = pixels[..., :3]
+        if rgb.dtype == np.uint8:
+            return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).convert("L"))
+        pixels = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise DataError(f"{source}: a frame of shape {pixels.shape} is not a picture this package reads")
+    try:
+        return _to_uint8(pixels)
     except DataError as e:
         raise DataError(f"{source}: {e}") from None
 
@@ -135,6 +168,9 @@ def _orientation(img: Image.Image) -> int:
 def image_size(path: Path) -> tuple[int, int]:
     """Displayed ``(width, height)`` of the image at ``path`` (EXIF orientation applied) from its header."""
     _check_file(path)
+    if medical_suffix(path.name):
+        height, width = read_frames(path)[0].pixels.shape[:2]
+        return width, height
     try:
         with Image.open(path) as img:
             width, height = img.size
@@ -145,6 +181,8 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def has_orientation_tag(path: Path) -> bool:
     """Whether the image at ``path`` carries an EXIF orientation other than "as stored"."""
+    if medical_suffix(path.name):
+        return False
     with Image.open(path) as img:
         return _orientation(img) != 1
 
@@ -163,8 +201,11 @@ def check_mask_size(image: Path, mask: Path) -> None:
         raise DataError(f"{mask}: mask is {mask_wh[0]}x{mask_wh[1]} but its image is {image_wh[0]}x{image_wh[1]}{hint}")
 
 
-def read_gray(path: Path) -> np.ndarray:
-    """The image at ``path`` as an ``(H, W)`` uint8 array (see :func:`to_gray`)."""
+def read_gray(path: Path, frame: int = 0) -> np.ndarray:
+    """Frame ``frame`` of the image at ``path`` as an ``(H, W)`` uint8 array (see :func:`to_gray`, :func:`decode_pixels`)."""
+    if medical_suffix(path.name):
+        _check_file(path)
+        return decode_pixels(read_frames(path)[frame].pixels, str(path))
     return to_gray(open_image(path))
 
 
@@ -179,13 +220,21 @@ def read_mask_rgb(path: Path) -> np.ndarray:
     return rgba[..., :3] * (rgba[..., 3:] > 0)
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """The mask at ``path`` as an ``(H, W)`` bool array: any non-zero colour is lesion.
+def read_mask(path: Path, frame: int = 0) -> np.ndarray:
+    """Frame ``frame`` of the mask at ``path`` as an ``(H, W)`` bool array: any non-zero colour is lesion.
 
     The same rule as :class:`custom.transforms.BinarizeMaskd`, so a raw mask and its prepared 0/255
     copy mean the same lesion.
     """
+    if medical_suffix(path.name):
+        _check_file(path)
+        return mask_pixels(read_frames(path)[frame].pixels)
     return read_mask_rgb(path).any(axis=-1)
+
+
+def mask_pixels(pixels: np.ndarray) -> np.ndarray:
+    """A medical file's mask frame as an ``(H, W)`` bool array: any non-zero value (of any channel) is lesion."""
+    return pixels.any(axis=-1) if pixels.ndim == 3 else pixels != 0
 
 
 def write_png(path: Path, pixels: np.ndarray, compress_level: int = 6) -> None:
@@ -194,8 +243,8 @@ def write_png(path: Path, pixels: np.ndarray, compress_level: int = 6) -> None:
         Image.fromarray(pixels).save(f, format="PNG", compress_level=compress_level)
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """``pixels`` encoded as PNG in memory."""
+def png_bytes(pixels: np.ndarray, dpi: tuple[float, float] | None = None) -> bytes:
+    """``pixels`` encoded as PNG in memory; ``dpi`` (x, y), when given, is stored as its physical pixel size."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", **({"dpi": dpi} if dpi else {}))
     return buffer.getvalue()

@@ -10,7 +10,9 @@ from fractions import Fraction
 logger = logging.getLogger(__name__)
 
 
-def replication_factors(records: Sequence[Mapping], num_classes: int = 3, class_key: str | None = None) -> dict[int, int]:
+def replication_factors(
+    records: Sequence[Mapping], num_classes: int = 3, class_key: str | None = None
+) -> dict[int, int]:
     """The replication factor ``RF_c = round(1 / P_c)`` of every class present in ``records``.
 
     ``P_c = N_c / N`` is the fraction of class ``c``. The paper writes ``ceil(1 / P_c)`` but its own
@@ -65,5 +67,7 @@ def resolve_class_key(num_classes: int, class_key: str | None) -> str:
 def class_index(record: Mapping, key: str, num_classes: int) -> int:
     label = int(record[key])
     if not 0 <= label < num_classes:
-        raise ValueError(f"record {record.get('id', record.get('image', '?'))!r}: {key} = {label} is outside [0, {num_classes}).")
+        raise ValueError(
+            f"record {record.get('id', record.get('image', '?'))!r}: {key} = {label} is outside [0, {num_classes})."
+        )
     return label

@@ -37,8 +37,9 @@ import numpy as np
 from tqdm import tqdm
 
 from custom.data import cache as cache_module
-from custom.data import duplicates, sizes
+from custom.data import duplicates
 from custom.data import folds as folds_module
+from custom.data import sizes
 from custom.data.errors import BadCase, DataError
 from custom.data.io import IMAGE_PNG_LEVEL, write_png
 from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan, check_class_against_mask, drop_duplicate_ids

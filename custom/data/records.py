@@ -33,6 +33,8 @@ class CaseSource:
         source: the image path relative to the dataset folder, kept in the record for traceability.
         patient: the patient (or any acquisition unit) the image comes from, when known: all images of
             one patient stay on one side of every split, as duplicates do.
+        frame: the image's frame in a file of several (a DICOM cine loop, a stack of slices); the masks'
+            same frame when they hold several, else their only one.
     """
 
     id: str
@@ -41,6 +43,7 @@ class CaseSource:
     class_name: str | None
     source: str
     patient: str | None = None
+    frame: int = 0
 
 
 @dataclass

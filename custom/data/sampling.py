@@ -14,7 +14,9 @@ from custom.data.oversampling import class_index, resolve_class_key
 logger = logging.getLogger(__name__)
 
 
-def balanced_sampler(records: Sequence[Mapping], num_classes: int = 2, class_key: str | None = None) -> WeightedRandomSampler:
+def balanced_sampler(
+    records: Sequence[Mapping], num_classes: int = 2, class_key: str | None = None
+) -> WeightedRandomSampler:
     """Draws ``len(records)`` records per epoch with replacement, every class equally likely.
 
     BUSI has one normal image for five with a lesion; with batches of 6, a third of the batches hold

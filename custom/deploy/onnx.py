@@ -81,7 +81,9 @@ def export_onnx(
 DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "bundle" / "configs" / "inference.json")
 
 
-def max_abs_difference(network: nn.Module, model: bytes | str, tasks: Sequence[str], x: torch.Tensor) -> dict[str, float]:
+def max_abs_difference(
+    network: nn.Module, model: bytes | str, tasks: Sequence[str], x: torch.Tensor
+) -> dict[str, float]:
     """Largest absolute difference per task between ONNX Runtime running ``model`` and ``network`` on ``x``."""
     import onnxruntime as ort
 

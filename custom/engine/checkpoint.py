@@ -110,8 +110,15 @@ class AtomicCheckpointSaver(CheckpointSaver):
 
 # what a scheduler's state records about where it is, as opposed to the schedule's shape
 _SCHEDULE_POSITION = (
-    "last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step", "_is_initial", "base_lrs",
-    "best", "num_bad_epochs", "cooldown_counter",  # ReduceLROnPlateau
+    "last_epoch",
+    "_step_count",
+    "_last_lr",
+    "_get_lr_called_within_step",
+    "_is_initial",
+    "base_lrs",
+    "best",
+    "num_bad_epochs",
+    "cooldown_counter",  # ReduceLROnPlateau
 )
 
 
@@ -135,7 +142,9 @@ def _keep_configured_schedule(name: str, scheduler: LRScheduler, configured: Map
             group["lr"] = rate
         scheduler._last_lr = list(rates)
         described = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
-        logger.warning("resume: %s follows the config's schedule (%s) from step %d", name, described, scheduler.last_epoch)
+        logger.warning(
+            "resume: %s follows the config's schedule (%s) from step %d", name, described, scheduler.last_epoch
+        )
 
 
 class FiniteCheckpointLoader(CheckpointLoader):
@@ -332,7 +341,9 @@ class ResumableCheckpoint:
             raise InputError(f"{path}: not a readable checkpoint ({e}); delete it to resume from an older one.") from e
         missing = [k for k in [*self.objects, "trainer"] if k not in checkpoint]
         if missing:
-            raise InputError(f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by this training config.")
+            raise InputError(
+                f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by this training config."
+            )
         # checkpoints written before RNG state and provenance were saved still resume, with fresh generators
         to_load = {k: v for k, v in everything.items() if k in checkpoint}
         max_epochs = engine.state.max_epochs

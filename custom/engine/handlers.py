@@ -167,7 +167,9 @@ class EvaluationWriter:
         metrics: dict = {"n_images": len(self.rows)}
         if self.rows and "lesion_pred" in self.rows[0]:
             metrics["classification"] = classification_metrics(
-                [r["lesion"] for r in self.rows], [r["lesion_pred"] for r in self.rows], [r["lesion_prob"] for r in self.rows]
+                [r["lesion"] for r in self.rows],
+                [r["lesion_pred"] for r in self.rows],
+                [r["lesion_prob"] for r in self.rows],
             )
         if self.rows and "dice" in self.rows[0]:
             lesion_rows = [r for r in self.rows if r["gt_area"] > 0]

@@ -76,9 +76,13 @@ def check_training_options(
     for key, value in (("batch_size", batch_size), ("epochs", epochs), ("val_interval", val_interval)):
         _positive_int(key, value)
     if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes not in (2, 3):
-        raise InputError(f"--num_classes {num_classes!r}: expected 2 (normal, lesion) or 3 (normal, benign, malignant).")
-    if isinstance(learning_rate, bool) or not isinstance(learning_rate, Real) or not (
-        math.isfinite(learning_rate) and learning_rate > 0
+        raise InputError(
+            f"--num_classes {num_classes!r}: expected 2 (normal, lesion) or 3 (normal, benign, malignant)."
+        )
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, Real)
+        or not (math.isfinite(learning_rate) and learning_rate > 0)
     ):
         raise InputError(f"--learning_rate {learning_rate!r}: expected a finite number above 0, e.g. 1e-4.")
     check_csb_mode(csb_mode)

@@ -40,7 +40,9 @@ class MultiTaskPrepareBatch(PrepareBatch):
         non_blocking: bool = False,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        image = batchdata[self.image_key].to(device=device, non_blocking=non_blocking, memory_format=self.memory_format, **kwargs)
+        image = batchdata[self.image_key].to(
+            device=device, non_blocking=non_blocking, memory_format=self.memory_format, **kwargs
+        )
         target = {
             task: batchdata[key].to(device=device, non_blocking=non_blocking, **kwargs)
             for task, key in self.targets.items()

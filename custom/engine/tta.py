@@ -31,7 +31,9 @@ def average_probabilities(outputs: Sequence[dict[str, torch.Tensor]]) -> dict[st
 
     Returns logits of the averaged probabilities under the same keys, plus ``disagreement`` (B,), the
     standard deviation of the members' lesion probabilities ``1 - p(normal)`` (zero for one member or
-    a network without a classification head).
+    a network without a classification head). When every output brings its own ``disagreement`` (each
+    the mean of an ensemble's members, one output per TTA view), the standard deviation is over all of
+    those members' predictions.
     """
     averaged: dict[str, torch.Tensor] = {}
     if "seg" in outputs[0]:
@@ -40,8 +42,12 @@ def average_probabilities(outputs: Sequence[dict[str, torch.Tensor]]) -> dict[st
     if "cls" in outputs[0]:
         probs = torch.stack([torch.softmax(o["cls"].float(), dim=1) for o in outputs])
         averaged["cls"] = probs.mean(0).clamp_min(_EPS).log()
-        lesion = 1.0 - probs[..., 0]
-        averaged["disagreement"] = lesion.std(0, unbiased=False)
+        spread = (1.0 - probs[..., 0]).var(0, unbiased=False)
+        if all("disagreement" in o for o in outputs):
+            # each output already averages members (an ensemble under TTA): the spread over every member
+            # and view is the mean spread within a view plus the spread of the views' means
+            spread = spread + torch.stack([o["disagreement"].float() ** 2 for o in outputs]).mean(0)
+        averaged["disagreement"] = spread.sqrt()
     return averaged
 
 

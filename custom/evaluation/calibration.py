@@ -52,5 +52,7 @@ def expected_calibration_error(lesion_true: Sequence[int], lesion_prob: Sequence
     """ECE over ``bins`` equal-width probability bins: the image-weighted mean |frequency - mean probability|."""
     y, p = np.asarray(lesion_true, dtype=float), np.asarray(lesion_prob, dtype=float)
     which = np.minimum((p * bins).astype(int), bins - 1)
-    gaps = [abs(y[which == b].mean() - p[which == b].mean()) * np.sum(which == b) for b in range(bins) if np.any(which == b)]
+    gaps = [
+        abs(y[which == b].mean() - p[which == b].mean()) * np.sum(which == b) for b in range(bins) if np.any(which == b)
+    ]
     return float(sum(gaps) / y.size)

@@ -52,20 +52,23 @@ def measure_lesion(mask: np.ndarray, spacing: Sequence[float] | None = None) -> 
     rows, cols = np.concatenate([rows, rows]), np.concatenate([first, last])
     scale = np.array([1.0, 1.0]) if spacing is None else np.asarray(spacing, dtype=float)[:2]
     longest, perpendicular = _diameters(rows, cols, scale)
-    result.update(
-        area_px=area,
-        bbox=[int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())],
-    )
+    result.update(area_px=area, bbox=[int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())])
     if spacing is None:
         result.update(
-            longest_diameter_px=longest, perpendicular_diameter_px=perpendicular,
-            area_mm2=None, longest_diameter_mm=None, perpendicular_diameter_mm=None,
+            longest_diameter_px=longest,
+            perpendicular_diameter_px=perpendicular,
+            area_mm2=None,
+            longest_diameter_mm=None,
+            perpendicular_diameter_mm=None,
         )
     else:
         px_longest, px_perpendicular = _diameters(rows, cols, np.array([1.0, 1.0]))
         result.update(
-            longest_diameter_px=px_longest, perpendicular_diameter_px=px_perpendicular,
-            area_mm2=float(area * scale[0] * scale[1]), longest_diameter_mm=longest, perpendicular_diameter_mm=perpendicular,
+            longest_diameter_px=px_longest,
+            perpendicular_diameter_px=px_perpendicular,
+            area_mm2=float(area * scale[0] * scale[1]),
+            longest_diameter_mm=longest,
+            perpendicular_diameter_mm=perpendicular,
         )
     return result
 

@@ -85,7 +85,9 @@ def boundary_metrics(
     if both.any():
         kwargs = {"include_background": True, "spacing": None if spacing is None else list(spacing)}
         out["hd95"][both] = compute_hausdorff_distance(pred[both], gt[both], percentile=95, **kwargs)[:, 0].float()
-        out["asd"][both] = compute_average_surface_distance(pred[both], gt[both], symmetric=True, **kwargs)[:, 0].float()
+        out["asd"][both] = compute_average_surface_distance(pred[both], gt[both], symmetric=True, **kwargs)[
+            :, 0
+        ].float()
     for name in BOUNDARY_METRICS:
         out[name][has_gt & ~has_pred] = diagonal
     return out
@@ -102,7 +104,10 @@ def classification_metrics(
     metrics = {
         name: float(compute_confusion_matrix_metric(monai_name, cm)[0, 0])
         for name, monai_name in (
-            ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "sensitivity"), ("f1", "f1 score")
+            ("accuracy", "accuracy"),
+            ("precision", "precision"),
+            ("recall", "sensitivity"),
+            ("f1", "f1 score"),
         )
     }
     both_classes = 0 < float(y.sum()) < len(y)

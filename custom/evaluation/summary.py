@@ -74,10 +74,7 @@ def _number(text: str) -> int | float:
 
 
 def summarize(
-    rows: Sequence[dict],
-    size_thresholds: tuple[float, float] | None = None,
-    n_bootstrap: int = 2000,
-    seed: int = 0,
+    rows: Sequence[dict], size_thresholds: tuple[float, float] | None = None, n_bootstrap: int = 2000, seed: int = 0
 ) -> dict:
     """All conventions (see ``CONVENTIONS``) computed from the per-image ``rows`` of one fold.
 
@@ -109,7 +106,8 @@ def summarize(
         tiers = _tiers(lesion_rows, size_thresholds)
         if tiers is not None:
             out["by_size_tier"] = {
-                tier: _group([r for r, t in zip(lesion_rows, tiers) if t == tier], ("dice", "iou")) for tier in SIZE_TIERS
+                tier: _group([r for r, t in zip(lesion_rows, tiers) if t == tier], ("dice", "iou"))
+                for tier in SIZE_TIERS
             }
     if "class_name" in columns:
         names = list(dict.fromkeys(r["class_name"] for r in rows))
@@ -157,9 +155,9 @@ def _classification_3class(rows: Sequence[dict]) -> dict:
     graded = np.isin(target, lesion_classes) & np.isin(pred, lesion_classes)
     return {
         "accuracy": float(np.mean(pred == target)),
-        "macro_auc": float(compute_roc_auc(prob, torch.as_tensor(eye[target]), average="macro"))
-        if auc_defined
-        else math.nan,
+        "macro_auc": (
+            float(compute_roc_auc(prob, torch.as_tensor(eye[target]), average="macro")) if auc_defined else math.nan
+        ),
         "per_class": {n: {m: float(v[i]) for m, v in per_class_metric.items()} for i, n in enumerate(names)},
         "benign_vs_malignant_accuracy": float(np.mean(pred[graded] == target[graded])) if graded.any() else math.nan,
     }

@@ -50,14 +50,18 @@ class AMTLLoss(nn.Module):
             raise ValueError(f"fixed_weights names tasks {sorted(unknown)} that have no loss.")
         self.fixed_weights = {key: float((fixed_weights or {}).get(key, 1.0)) for key in self.task_losses}
 
-    def task_terms(self, pred: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def task_terms(
+        self, pred: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """The unweighted loss ``L_i`` of every task present in ``pred``."""
         missing = [key for key in self.task_losses if key in pred and key not in target]
         if missing:
             raise KeyError(f"the target has no entry for task(s) {missing}; it has {sorted(target)}.")
         terms = {key: loss(pred[key], target[key]) for key, loss in self.task_losses.items() if key in pred}
         if not terms:
-            raise KeyError(f"the network output {sorted(pred)} contains none of the loss tasks {sorted(self.task_losses)}.")
+            raise KeyError(
+                f"the network output {sorted(pred)} contains none of the loss tasks {sorted(self.task_losses)}."
+            )
         return terms
 
     def forward(self, pred: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -32,9 +32,7 @@ class FocalCrossEntropyLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, class_weights: Sequence[float] | torch.Tensor | None = None) -> None:
         super().__init__()
-        self.focal = FocalLoss(
-            gamma=gamma, weight=class_weights, use_softmax=True, to_onehot_y=True, reduction="none"
-        )
+        self.focal = FocalLoss(gamma=gamma, weight=class_weights, use_softmax=True, to_onehot_y=True, reduction="none")
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """

@@ -197,7 +197,9 @@ class DecoderStage(nn.Module):
     def __init__(self, in_channels: int, skip_channels: int, out_channels: int, dsa: bool = False) -> None:
         super().__init__()
         self.gate = GateUnit(2, skip_channels)
-        self.conv = TwoConv(2, in_channels + skip_channels, out_channels, act=RELU, norm=group_norm(out_channels), bias=False)
+        self.conv = TwoConv(
+            2, in_channels + skip_channels, out_channels, act=RELU, norm=group_norm(out_channels), bias=False
+        )
         self.dsa = DSAModule(out_channels) if dsa else nn.Identity()
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -221,7 +223,9 @@ class ACSNetDecoder(nn.Module):
         super().__init__()
         skips = list(encoder_channels[-2::-1])
         if len(decoder_channels) != len(skips):
-            raise ValueError(f"decoder_channels needs {len(skips)} widths (one per skip), got {tuple(decoder_channels)}.")
+            raise ValueError(
+                f"decoder_channels needs {len(skips)} widths (one per skip), got {tuple(decoder_channels)}."
+            )
         inputs = [encoder_channels[-1], *decoder_channels[:-1]]
         self.stages = nn.ModuleList(
             DecoderStage(c_in, c_skip, c_out, dsa=i < dsa_stages)
@@ -350,7 +354,9 @@ class ACSNet(nn.Module):
     ) -> None:
         super().__init__()
         if spatial_dims != 2:
-            raise InputError(f"ACSNet supports only spatial_dims=2 (its deformable convolutions are 2D), got {spatial_dims}.")
+            raise InputError(
+                f"ACSNet supports only spatial_dims=2 (its deformable convolutions are 2D), got {spatial_dims}."
+            )
         check_num_classes(num_classes)
         self.encoder = ResNet18Encoder(spatial_dims, in_channels, pretrained_path)
         encoder_channels = ResNet18Encoder.out_channels

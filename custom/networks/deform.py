@@ -74,7 +74,11 @@ def deform_conv2d(
     # makes samples outside the image (and out-of-image bilinear corners) contribute 0, as torchvision does
     grid = torch.stack([(2 * pos_x + 1) / width - 1, (2 * pos_y + 1) / height - 1], dim=-1)
     sampled = F.grid_sample(
-        input.to(dtype), grid.view(batch, taps * out_h, out_w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
+        input.to(dtype),
+        grid.view(batch, taps * out_h, out_w, 2),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
     ).to(input.dtype)
     # (B, C_in * taps, L) in the channel-major order of F.unfold, so the kernel contracts like a convolution
     columns = sampled.view(batch, channels * taps, out_h * out_w)

@@ -118,11 +118,15 @@ class MTUNetPlusPlus(nn.Module):
         super().__init__()
         check_num_classes(num_classes)
         if len(features) != 6:
-            raise ValueError(f"features needs six widths (five encoder levels, last decoder node), got {tuple(features)}.")
+            raise ValueError(
+                f"features needs six widths (five encoder levels, last decoder node), got {tuple(features)}."
+            )
         self.backbone = BasicUNetPlusPlus(
             spatial_dims, in_channels, out_channels=1, features=features, deep_supervision=deep_supervision
         )
-        self.classification_head = MultiScaleClassificationHead(spatial_dims, 2 * features[3] + features[4], num_classes)
+        self.classification_head = MultiScaleClassificationHead(
+            spatial_dims, 2 * features[3] + features[4], num_classes
+        )
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         node: list[tuple[torch.Tensor, ...]] = []

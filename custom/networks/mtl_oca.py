@@ -41,7 +41,9 @@ class ResUpBlock(nn.Module):
     def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int, num_groups: int) -> None:
         super().__init__()
         self.up = UpSample(spatial_dims, in_channels, skip_channels, scale_factor=2, mode="nontrainable")
-        self.conv = ResidualUnit(spatial_dims, 2 * skip_channels, skip_channels, act="relu", norm=_group_norm(num_groups))
+        self.conv = ResidualUnit(
+            spatial_dims, 2 * skip_channels, skip_channels, act="relu", norm=_group_norm(num_groups)
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.conv(torch.cat([skip, self.up(x)], dim=1))
@@ -143,7 +145,9 @@ class ObjectContextualAttention(nn.Module):
         def unit(dims: int, cin: int, cout: int) -> Convolution:
             return Convolution(dims, cin, cout, kernel_size=1, act="relu", norm=norm)
 
-        self.phi = nn.Sequential(unit(spatial_dims, in_channels, key_channels), unit(spatial_dims, key_channels, key_channels))
+        self.phi = nn.Sequential(
+            unit(spatial_dims, in_channels, key_channels), unit(spatial_dims, key_channels, key_channels)
+        )
         self.psi = nn.Sequential(unit(1, in_channels, key_channels), unit(1, key_channels, key_channels))
         self.delta = unit(1, in_channels, key_channels)
         self.rho = unit(spatial_dims, key_channels, in_channels)

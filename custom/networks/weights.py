@@ -46,7 +46,9 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                 break
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         what = f"keys {', '.join(map(str, list(state)[:4]))}" if isinstance(state, Mapping) else type(state).__name__
-        raise InputError(f"checkpoint {path!r} holds no network weights ({what}); use the model.pt written by training.")
+        raise InputError(
+            f"checkpoint {path!r} holds no network weights ({what}); use the model.pt written by training."
+        )
     check_finite_weights(state, path)
     return dict(state)
 

@@ -34,9 +34,21 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     doc.add(*[Paragraph(_provenance(run)) for run in runs])
 
     doc.add(Heading("Results (mean ± std over folds)"))
-    doc.add(*[t for t in (classification_table(runs), three_class_table(runs), segmentation_table(runs),
-                          all_images_table(runs), size_tier_table(runs), class_table(runs), pooled_ci_table(runs))
-              if t is not None])
+    doc.add(
+        *[
+            t
+            for t in (
+                classification_table(runs),
+                three_class_table(runs),
+                segmentation_table(runs),
+                all_images_table(runs),
+                size_tier_table(runs),
+                class_table(runs),
+                pooled_ci_table(runs),
+            )
+            if t is not None
+        ]
+    )
     doc.add(*[fold_table(run) for run in runs])
     plot_size_tiers(runs, out / "figures" / "dice_by_size.png")
     doc.add(Figure("figures/dice_by_size.png", "Dice (N-Unet) by lesion-size tier, mean ± std over folds."))
@@ -56,18 +68,30 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
             plot(run, out / "figures" / f"{stem}_{i}.png")
             doc.add(Figure(f"figures/{stem}_{i}.png", f"{run.name}: {caption}"))
         if plot_calibration(run, out / "figures" / f"calibration_{i}.png"):
-            doc.add(Figure(f"figures/calibration_{i}.png",
-                           f"{run.name}: reliability diagram of the lesion probability over the test images of all "
-                           "folds (10 equal-width bins), with the Brier score and the expected calibration error."))
+            doc.add(
+                Figure(
+                    f"figures/calibration_{i}.png",
+                    f"{run.name}: reliability diagram of the lesion probability over the test images of all "
+                    "folds (10 equal-width bins), with the Brier score and the expected calibration error.",
+                )
+            )
         if plot_gallery(run, out / "figures" / f"gallery_{i}.png", models):
-            doc.add(Figure(f"figures/gallery_{i}.png",
-                           f"{run.name}: best / median / worst Dice of lesion images and the failure modes "
-                           "(false-positive class, false-negative class, IoU = 0, 0 < IoU < 0.3), drawn at the network "
-                           "resolution; ground truth green, CSB-gated prediction red."))
+            doc.add(
+                Figure(
+                    f"figures/gallery_{i}.png",
+                    f"{run.name}: best / median / worst Dice of lesion images and the failure modes "
+                    "(false-positive class, false-negative class, IoU = 0, 0 < IoU < 0.3), drawn at the network "
+                    "resolution; ground truth green, CSB-gated prediction red.",
+                )
+            )
         if plot_gradcam(run, out / "figures" / f"gradcam_{i}.png", models):
-            doc.add(Figure(f"figures/gradcam_{i}.png",
-                           f"{run.name}: Grad-CAM of the predicted class on the classification head's input "
-                           "(last encoder stage), first cases of each ground-truth class by id."))
+            doc.add(
+                Figure(
+                    f"figures/gradcam_{i}.png",
+                    f"{run.name}: Grad-CAM of the predicted class on the classification head's input "
+                    "(last encoder stage), first cases of each ground-truth class by id.",
+                )
+            )
 
     (out / "report.md").write_text(to_markdown(doc))
     (out / "report.html").write_text(to_html(doc, out))
@@ -79,12 +103,17 @@ def _provenance(run: Run) -> str:
     overrides = ", ".join(f"{k}={v}" for k, v in run.meta.get("overrides", {}).items()) or "none"
     origin = run.meta.get("produced_by", {})  # written by custom.crossval through custom.provenance
     protocol = run.summary.get("protocol")
-    stated = (f"protocol {protocol['name']} (folds {protocol['folds']}, {protocol['precision']})"
-              if protocol else "protocol not recorded")
-    return (f"{run.name}: data {run.meta.get('data', 'n/a')}, folds {run.folds}, {stated}, "
-            f"lesion threshold {'chosen on validation' if run.meta.get('calibrate') else 'argmax'}, commit "
-            f"{str(origin.get('git_commit') or 'n/a')[:10]}, created {origin.get('created', 'n/a')}, "
-            f"overrides {overrides}; masks scored at {_resolution(run)}.")
+    stated = (
+        f"protocol {protocol['name']} (folds {protocol['folds']}, {protocol['precision']})"
+        if protocol
+        else "protocol not recorded"
+    )
+    return (
+        f"{run.name}: data {run.meta.get('data', 'n/a')}, folds {run.folds}, {stated}, "
+        f"lesion threshold {'chosen on validation' if run.meta.get('calibrate') else 'argmax'}, commit "
+        f"{str(origin.get('git_commit') or 'n/a')[:10]}, created {origin.get('created', 'n/a')}, "
+        f"overrides {overrides}; masks scored at {_resolution(run)}."
+    )
 
 
 def _resolution(run: Run) -> str:

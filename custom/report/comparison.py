@@ -29,11 +29,22 @@ def comparison_table(a: Run, b: Run) -> Table:
     for metric in PAIRED_METRICS:
         c = paired_comparison(per_image_scores(a, metric), per_image_scores(b, metric))
         p = c["wilcoxon_p"]
-        rows.append([metric, str(c["n"]), fmt(c["mean_a"]), fmt(c["mean_b"]), fmt(c["mean_diff"]),
-                     f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]", f"{p:.4g}" if is_number(p) else "n/a"])
-    note = ("Convention: the same test images in both runs (ids common to both per_image.csv); Dice and IoU over "
-            "lesion images after CSB (N-Unet), decision correctness over all images (1 right, 0 wrong); "
-            "difference = B - A with a paired percentile bootstrap 95 % CI (2000 resamples) and the two-sided "
-            "Wilcoxon signed-rank p-value (n/a when every difference is zero).")
+        rows.append(
+            [
+                metric,
+                str(c["n"]),
+                fmt(c["mean_a"]),
+                fmt(c["mean_b"]),
+                fmt(c["mean_diff"]),
+                f"[{fmt(c['ci95'][0])}, {fmt(c['ci95'][1])}]",
+                f"{p:.4g}" if is_number(p) else "n/a",
+            ]
+        )
+    note = (
+        "Convention: the same test images in both runs (ids common to both per_image.csv); Dice and IoU over "
+        "lesion images after CSB (N-Unet), decision correctness over all images (1 right, 0 wrong); "
+        "difference = B - A with a paired percentile bootstrap 95 % CI (2000 resamples) and the two-sided "
+        "Wilcoxon signed-rank p-value (n/a when every difference is zero)."
+    )
     header = ["metric", "n", f"A: {a.name}", f"B: {b.name}", "B - A", "95 % CI", "Wilcoxon p"]
     return Table(f"Paired comparison: {b.name} vs {a.name}", header, rows, note)

@@ -94,17 +94,23 @@ def to_html(doc: Document, root: Path) -> str:
             head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
             body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in block.rows)
             # caption as a paragraph, not <caption>: a <caption> wraps to the width of a narrow table
-            parts.append(f'<p class="caption">{html.escape(block.caption)}</p>'
-                         f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            parts.append(
+                f'<p class="caption">{html.escape(block.caption)}</p>'
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+            )
             if block.note:
                 parts.append(f'<p class="note">{html.escape(block.note)}</p>')
         else:
             data = base64.b64encode((root / block.path).read_bytes()).decode("ascii")
-            parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
-                         f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(block.caption)}">'
+                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+            )
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(doc.title)}</title>'
-            f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(doc.title)}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
 
 
 def _md_row(cells: list[str]) -> str:

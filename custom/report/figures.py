@@ -46,8 +46,14 @@ def plot_roc(run: Run, path: Path) -> None:
         label = f"mean (AUC {auc:.3f})" if is_number(auc) else "mean"
         ax.plot(grid, np.mean(curves, axis=0), color="k", lw=2, label=label)
     ax.plot([0, 1], [0, 1], ls=":", color="grey")
-    ax.set(xlabel="false-positive rate", ylabel="true-positive rate", title=f"ROC, lesion vs normal: {run.name}",
-           xlim=(0, 1), ylim=(0, 1.02), aspect="equal")
+    ax.set(
+        xlabel="false-positive rate",
+        ylabel="true-positive rate",
+        title=f"ROC, lesion vs normal: {run.name}",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        aspect="equal",
+    )
     ax.legend(loc="lower right", fontsize=8)
     _save(fig, path)
 
@@ -74,8 +80,14 @@ def plot_calibration(run: Run, path: Path, bins: int = 10) -> bool:
     ax.plot(mean_prob, frequency, color="k", lw=1)
     ax.scatter(mean_prob, frequency, s=20 + 200 * counts / counts.max(), zorder=3, label="bins (area: images)")
     brier, ece = brier_score(truth, prob), expected_calibration_error(truth, prob, bins)
-    ax.set(xlabel="mean lesion probability", ylabel="share of lesion images", xlim=(0, 1), ylim=(0, 1.02), aspect="equal",
-           title=f"Calibration, {len(rows)} test images: {run.name}\nBrier {brier:.3f}, ECE {ece:.3f} ({bins} bins)")
+    ax.set(
+        xlabel="mean lesion probability",
+        ylabel="share of lesion images",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+        aspect="equal",
+        title=f"Calibration, {len(rows)} test images: {run.name}\nBrier {brier:.3f}, ECE {ece:.3f} ({bins} bins)",
+    )
     ax.legend(loc="upper left", fontsize=8)
     _save(fig, path)
     return True
@@ -84,7 +96,7 @@ def plot_calibration(run: Run, path: Path, bins: int = 10) -> bool:
 def plot_confusion(run: Run, path: Path) -> None:
     """Confusion matrix of the class decision over the pooled test images of all folds."""
     rows = run.per_image
-    prob_names = [k[len("prob_"):] for k in (rows[0] if rows else {}) if k.startswith("prob_")]
+    prob_names = [k[len("prob_") :] for k in (rows[0] if rows else {}) if k.startswith("prob_")]
     if rows and "target" in rows[0] and len(prob_names) >= 2:
         names, pairs = prob_names, [(r["target"], r["pred_class"]) for r in rows]
     else:  # none for a segmentation-only network: an empty matrix
@@ -96,8 +108,15 @@ def plot_confusion(run: Run, path: Path) -> None:
     ax.imshow(cm, cmap="Blues")
     for (i, j), n in np.ndenumerate(cm):
         ax.text(j, i, str(n), ha="center", va="center", color="white" if n > cm.max() / 2 else "black")
-    ax.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
-           xlabel="predicted", ylabel="ground truth", title=f"Confusion, all folds: {run.name}")
+    ax.set(
+        xticks=range(len(names)),
+        yticks=range(len(names)),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="predicted",
+        ylabel="ground truth",
+        title=f"Confusion, all folds: {run.name}",
+    )
     _save(fig, path)
 
 
@@ -108,10 +127,21 @@ def plot_size_tiers(runs: Sequence[Run], path: Path) -> None:
     for i, run in enumerate(runs):
         mean = [lookup(run.summary, "mean", "by_size_tier", t, "dice") for t in SIZE_TIERS]
         std = [lookup(run.summary, "std", "by_size_tier", t, "dice") for t in SIZE_TIERS]
-        ax.bar(x + (i - (len(runs) - 1) / 2) * width, [m if is_number(m) else 0 for m in mean], width,
-               yerr=[s if is_number(s) else 0 for s in std], capsize=4, label=run.name)
-    ax.set(xticks=x, xticklabels=SIZE_TIERS, ylabel="Dice (N-Unet)", ylim=(0, 1.05),
-           title="Dice by lesion size (mean ± std over folds)")
+        ax.bar(
+            x + (i - (len(runs) - 1) / 2) * width,
+            [m if is_number(m) else 0 for m in mean],
+            width,
+            yerr=[s if is_number(s) else 0 for s in std],
+            capsize=4,
+            label=run.name,
+        )
+    ax.set(
+        xticks=x,
+        xticklabels=SIZE_TIERS,
+        ylabel="Dice (N-Unet)",
+        ylim=(0, 1.05),
+        title="Dice by lesion size (mean ± std over folds)",
+    )
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -138,8 +168,10 @@ def plot_training(run: Run, path: Path) -> None:
                     ep, val = zip(*points)
                     ax.plot(ep, val, marker="o", ms=3, color=f"C{key_i}", ls=styles[fold_i % len(styles)])
             handles.append(Line2D([], [], color=f"C{key_i}", label=key))
-        handles += [Line2D([], [], color="k", ls=styles[i % len(styles)], label=f"fold {fold}")
-                    for i, fold in enumerate(run.folds)]
+        handles += [
+            Line2D([], [], color="k", ls=styles[i % len(styles)], label=f"fold {fold}")
+            for i, fold in enumerate(run.folds)
+        ]
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.set(title=title, xlabel="epoch")
         ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)

@@ -59,8 +59,10 @@ def plot_gallery(run: Run, path: Path, models: dict[int, FoldModel]) -> int:
         draw_contour(ax, case.label, "lime")
         draw_contour(ax, case.mask, "red")
         dice = f"Dice {row['dice']:.3f}" if is_number(row.get("dice")) else "Dice n/a"
-        ax.set_title(f"{category}\n{row['id']} (fold {row['fold']}) {dice}\ntrue {truth_name(row)}, pred {_pred(row)}",
-                     fontsize=8)
+        ax.set_title(
+            f"{category}\n{row['id']} (fold {row['fold']}) {dice}\ntrue {truth_name(row)}, pred {_pred(row)}",
+            fontsize=8,
+        )
     fig.suptitle(f"Cases of {run.name}: ground truth (green) and CSB-gated prediction (red)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -58,10 +58,14 @@ def plot_gradcam(run: Run, path: Path, models: dict[int, FoldModel], per_class: 
         axes[1, col].imshow(cam_of(model, case.input), cmap="jet", alpha=0.45, vmin=0, vmax=1)
         draw_contour(axes[0, col], case.label, "lime")
         pred = int(np.argmax(case.cls_prob))
-        axes[0, col].set_title(f"{row['id']} (fold {row['fold']})\ntrue {truth_name(row)}, "
-                               f"pred class {pred} (p={case.cls_prob[pred]:.2f})", fontsize=8)
-    fig.suptitle(f"Grad-CAM of the predicted class, last encoder stage: {run.name} (top: image and ground truth)",
-                 fontsize=11)
+        axes[0, col].set_title(
+            f"{row['id']} (fold {row['fold']})\ntrue {truth_name(row)}, "
+            f"pred class {pred} (p={case.cls_prob[pred]:.2f})",
+            fontsize=8,
+        )
+    fig.suptitle(
+        f"Grad-CAM of the predicted class, last encoder stage: {run.name} (top: image and ground truth)", fontsize=11
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

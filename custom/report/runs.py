@@ -39,7 +39,9 @@ class Run:
         )
         missing = [k for k in ("data",) if k not in self.meta]
         if missing:
-            raise InputError(f"{self.path / 'run.json'}: has no {', '.join(missing)!s}; it was not written by cross_validate.py")
+            raise InputError(
+                f"{self.path / 'run.json'}: has no {', '.join(missing)!s}; it was not written by cross_validate.py"
+            )
 
     @property
     def name(self) -> str:

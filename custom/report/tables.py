@@ -42,7 +42,9 @@ def mean_std(run: Run, *keys: str) -> str:
 
 def _folds_note(runs: Sequence[Run]) -> str:
     folds = "; ".join(f"{run.name}: {len(run.folds)} folds" for run in runs)
-    return f"Mean ± standard deviation over the cross-validation folds ({folds}), each fold scored on its own test split."
+    return (
+        f"Mean ± standard deviation over the cross-validation folds ({folds}), each fold scored on its own test split."
+    )
 
 
 def convention(runs: Sequence[Run], key: str, fallback: str) -> str:
@@ -63,7 +65,10 @@ def _metric_table(runs: Sequence[Run], caption: str, section: str, metrics: Sequ
 def classification_table(runs: Sequence[Run]) -> Table:
     """The N-Unet paper's lesion-vs-normal classification (table of section 4)."""
     return _metric_table(
-        runs, "Classification, lesion vs normal (N-Unet)", "classification", CLASSIFICATION_METRICS,
+        runs,
+        "Classification, lesion vs normal (N-Unet)",
+        "classification",
+        CLASSIFICATION_METRICS,
         "N-Unet: lesion present (benign or malignant) is the positive class; every test image counts; "
         "AUC of the lesion probability.",
     )
@@ -73,7 +78,10 @@ def segmentation_table(runs: Sequence[Run]) -> Table:
     """The N-Unet paper's segmentation: lesion images only, after CSB; boundary metrics in millimetres where a run has them."""
     millimetres = [m for m in MILLIMETRE_METRICS if any(lookup(run.summary, "mean", "segmentation", m) for run in runs)]
     return _metric_table(
-        runs, "Segmentation (N-Unet)", "segmentation", [*SEGMENTATION_METRICS, *millimetres],
+        runs,
+        "Segmentation (N-Unet)",
+        "segmentation",
+        [*SEGMENTATION_METRICS, *millimetres],
         "N-Unet: metrics per image on the CSB-gated binary mask, averaged over the test images whose "
         "ground truth contains a lesion (normal images excluded); a lesion zeroed by CSB scores 0.",
     )
@@ -82,7 +90,10 @@ def segmentation_table(runs: Sequence[Run]) -> Table:
 def all_images_table(runs: Sequence[Run]) -> Table:
     """Aumente-Maestro et al.: Dice over all images and the false-positive rate on normal images."""
     return _metric_table(
-        runs, "Segmentation, Aumente-Maestro et al. convention", "segmentation_all_images", ALL_IMAGES_METRICS,
+        runs,
+        "Segmentation, Aumente-Maestro et al. convention",
+        "segmentation_all_images",
+        ALL_IMAGES_METRICS,
         "Aumente-Maestro et al.: Dice averaged over all test images, normal images included (an empty prediction on an "
         "empty ground truth scores 1); normal_false_positive_rate is the share of normal images with any predicted "
         "lesion pixel.",
@@ -95,7 +106,10 @@ def three_class_table(runs: Sequence[Run]) -> Table | None:
     if not keys:
         return None
     return _metric_table(
-        runs, "Classification, normal / benign / malignant", "classification_3class", keys,
+        runs,
+        "Classification, normal / benign / malignant",
+        "classification_3class",
+        keys,
         "3-class head, every test image counts, as computed by the evaluation.",
     )
 
@@ -107,10 +121,21 @@ def size_tier_table(runs: Sequence[Run]) -> Table:
         for tier in SIZE_TIERS
         for metric in ("n", "dice", "iou")
     ]
-    note = convention(runs, "by_size_tier", "lesion images split by ground-truth lesion area into size tiers; Dice "
-                      "and IoU after CSB averaged within each tier.") + " n: test images of the tier per fold."
-    return Table("Segmentation by lesion size", ["tier / metric"] + [run.name for run in runs], rows,
-                 note + " " + _folds_note(runs))
+    note = (
+        convention(
+            runs,
+            "by_size_tier",
+            "lesion images split by ground-truth lesion area into size tiers; Dice "
+            "and IoU after CSB averaged within each tier.",
+        )
+        + " n: test images of the tier per fold."
+    )
+    return Table(
+        "Segmentation by lesion size",
+        ["tier / metric"] + [run.name for run in runs],
+        rows,
+        note + " " + _folds_note(runs),
+    )
 
 
 def class_table(runs: Sequence[Run]) -> Table | None:
@@ -125,12 +150,14 @@ def class_table(runs: Sequence[Run]) -> Table | None:
     if not rows:
         return None
     note = convention(runs, "by_class", "test images grouped by their ground-truth class; segmentation after CSB.")
-    return Table("Breakdown by class", ["class / metric"] + [run.name for run in runs], rows,
-                 note + " " + _folds_note(runs))
+    return Table(
+        "Breakdown by class", ["class / metric"] + [run.name for run in runs], rows, note + " " + _folds_note(runs)
+    )
 
 
 def pooled_ci_table(runs: Sequence[Run]) -> Table:
     """Pooled test images of all folds with their 95 % bootstrap confidence intervals."""
+
     def cell(run: Run, section: str, metric: str) -> str:
         value = lookup(run.summary, "pooled", section, metric)
         ci = lookup(run.summary, "pooled", "ci95", metric) or [None, None]
@@ -141,19 +168,30 @@ def pooled_ci_table(runs: Sequence[Run]) -> Table:
         ["accuracy"] + [cell(run, "classification", "accuracy") for run in runs],
         ["test images"] + [str(lookup(run.summary, "pooled", "n_images") or "n/a") for run in runs],
     ]
-    note = (convention(runs, "ci95", "95 % percentile bootstrap over images.") + " Every test image of every fold "
-            "pooled (each image is tested once); value [95 % CI].")
+    note = (
+        convention(runs, "ci95", "95 % percentile bootstrap over images.") + " Every test image of every fold "
+        "pooled (each image is tested once); value [95 % CI]."
+    )
     return Table("Pooled test images with 95 % bootstrap CI", ["metric"] + [run.name for run in runs], rows, note)
 
 
 def fold_table(run: Run) -> Table:
     """One run's headline metrics fold by fold."""
-    columns = (("classification", "accuracy"), ("classification", "auc"), ("segmentation", "dice"),
-               ("segmentation", "iou"), ("segmentation_all_images", "dice_all"))
+    columns = (
+        ("classification", "accuracy"),
+        ("classification", "auc"),
+        ("segmentation", "dice"),
+        ("segmentation", "iou"),
+        ("segmentation_all_images", "dice_all"),
+    )
     rows = [[f"fold {k}"] + [fmt(lookup(run.summary, "folds", str(k), *c)) for c in columns] for k in run.folds]
     rows.append(["mean ± std"] + [mean_std(run, *c) for c in columns])
-    return Table(f"Per fold: {run.name}", ["fold"] + [c[1] for c in columns], rows,
-                 "Conventions as in the tables above (dice, iou: N-Unet; dice_all: Aumente-Maestro et al.).")
+    return Table(
+        f"Per fold: {run.name}",
+        ["fold"] + [c[1] for c in columns],
+        rows,
+        "Conventions as in the tables above (dice, iou: N-Unet; dice_all: Aumente-Maestro et al.).",
+    )
 
 
 def _numeric_keys(nodes) -> list[str]:

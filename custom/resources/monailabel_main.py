@@ -18,6 +18,11 @@ bundle:
 - Training treats an empty ``run_id`` as ``run``. Viewers send the trainer's options back, with
   ``run_id`` left ``""``, and MONAI would then resolve the whole ``train.json``, running both the
   ``training`` and the ``run`` expressions: two trainings.
+- Active learning serves the most uncertain unlabelled image first: the strategy ``uncertain``
+  (:class:`UncertaintyStrategy`, listed first, for viewers that preselect the first; ``uncertain_<bundle>``
+  for each bundle when the app serves several) scores every unlabelled image with the bundle's own
+  inference, mirror test-time augmentation added, and serves the one whose lesion probability has
+  the highest entropy. ``random`` and ``first`` (MONAI Label's) remain.
 - The label map says ``{"lesion": 1}``: the mask has value 1 on lesion pixels, whereas
   ``metadata.json`` names the channels of the network's logits (channel 0 = lesion), which MONAI Label
   would otherwise report as label value 0.
@@ -31,16 +36,21 @@ still fails as before, so nothing else mistakes it for the real package.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import types
+from collections.abc import Mapping
+from typing import Any
 
 try:
     import torchvision.utils  # noqa: F401
 except Exception:  # not installed, or a CUDA build that cannot load against CPU-only torch
 
     def _torchvision_unavailable(*args: object, **kwargs: object) -> None:
-        raise ImportError("torchvision is not usable in this environment (MONAI Label needs it only to dump debug images)")
+        raise ImportError(
+            "torchvision is not usable in this environment (MONAI Label needs it only to dump debug images)"
+        )
 
     _utils = types.ModuleType("torchvision.utils")
     _utils.make_grid = _utils.save_image = _torchvision_unavailable
@@ -55,6 +65,7 @@ from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.first import First
 from monailabel.tasks.activelearning.random import Random
+from monailabel.tasks.infer.basic_infer import BasicInferTask
 from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 from monailabel.utils.others.generic import strtobool
@@ -63,12 +74,16 @@ logger = logging.getLogger(__name__)
 
 INFER_OVERRIDE = "monailabel_infer.json"
 LABELS = {"lesion": 1}
+# the views the uncertainty strategy averages: the image and its left-right mirror (inference.json's tta_flips)
+MIRROR_TTA = [[], [0]]
 
 
 def local_bundles(model_dir: str, selected: str | None = None) -> dict[str, str]:
     """``{name: path}`` of the bundles in ``model_dir`` (folders with ``configs/metadata.json``), or of ``selected``."""
     found = sorted(
-        name for name in os.listdir(model_dir) if os.path.isfile(os.path.join(model_dir, name, "configs", "metadata.json"))
+        name
+        for name in os.listdir(model_dir)
+        if os.path.isfile(os.path.join(model_dir, name, "configs", "metadata.json"))
     )
     names = [n.strip() for n in selected.split(",") if n.strip()] if selected else found
     missing = [n for n in names if n not in found]
@@ -78,9 +93,11 @@ def local_bundles(model_dir: str, selected: str | None = None) -> dict[str, str]
 
 
 class OverrideInferTask(BundleInferTask):
-    """``BundleInferTask`` reading ``inference.json`` plus the bundle's MONAI Label override config."""
+    """``BundleInferTask`` reading ``inference.json`` plus the bundle's MONAI Label override config, then
+    ``config_overrides`` (top-level config keys, e.g. ``{"tta_flips": MIRROR_TTA}``)."""
 
-    def __init__(self, path: str, conf: dict[str, str]) -> None:
+    def __init__(self, path: str, conf: dict[str, str], config_overrides: Mapping[str, Any] | None = None) -> None:
+        self.config_overrides = dict(config_overrides or {})
         super().__init__(path, conf)
         if self.is_valid():
             self.labels = LABELS
@@ -93,7 +110,63 @@ class OverrideInferTask(BundleInferTask):
         parser = ConfigParser()
         parser.read_config([config, override] if os.path.isfile(override) else config)
         parser.config.update({self.const.key_bundle_root(): path})
+        for key, value in self.config_overrides.items():
+            parser[key] = value
         return parser
+
+
+def binary_entropy(p: float) -> float:
+    """Entropy in bits of a lesion/normal call with lesion probability ``p``: 1 at 0.5, 0 at 0 and 1."""
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log2(p) + (1.0 - p) * math.log2(1.0 - p))
+
+
+def most_uncertain(lesion_probabilities: Mapping[str, float]) -> str:
+    """The image id whose lesion probability has the highest :func:`binary_entropy` (ties: the first id
+    in sorted order)."""
+    return max(sorted(lesion_probabilities), key=lambda image: binary_entropy(lesion_probabilities[image]))
+
+
+class UncertaintyStrategy(Strategy):
+    """Serves the unlabelled image whose lesion/normal call is the most uncertain (uncertainty sampling).
+
+    ``scorer`` is the bundle's inference with mirror test-time augmentation (:data:`MIRROR_TTA`): its
+    lesion probability ``p`` averages the image and its left-right mirror. The image with the highest
+    entropy of ``p`` is served: the model cannot tell (``p`` near 0.5 on both views) or the two views
+    disagree (a confident lesion on one, a confident normal on the other average to near 0.5).
+
+    Scores are kept per image id for as long as the model file keeps its modification time (a training
+    writes a new one, and then every image is scored again): the first request costs one inference (two
+    network passes) per unlabelled image, later ones score only images added since.
+    """
+
+    def __init__(self, scorer: BasicInferTask) -> None:
+        super().__init__("Most uncertain unlabelled image first: lesion probability nearest 0.5, mirror TTA averaged")
+        self.scorer = scorer
+        self._model_mtime: float | None = None
+        self._lesion_probabilities: dict[str, float] = {}
+
+    def __call__(self, request: dict[str, Any], datastore: Datastore) -> dict[str, Any] | None:
+        images = datastore.get_unlabeled_images(request.get("label_tag"), request.get("labels"))
+        if not images:
+            return None
+        model_mtime = os.stat(self.scorer.get_path()).st_mtime
+        known = self._lesion_probabilities if model_mtime == self._model_mtime else {}
+        self._lesion_probabilities = {
+            image: known[image] if image in known else self.lesion_probability(datastore.get_image_uri(image))
+            for image in images
+        }
+        self._model_mtime = model_mtime
+        image = most_uncertain(self._lesion_probabilities)
+        p = self._lesion_probabilities[image]
+        logger.info(f"{request.get('strategy')}: {image} of {len(images)} unlabelled: lesion probability {p:.4f}")
+        return {"id": image, "lesion_probability": p, "uncertainty": binary_entropy(p)}
+
+    def lesion_probability(self, image_path: str) -> float:
+        """The scorer's lesion probability for the image file ``image_path``."""
+        _, data = self.scorer({"image": image_path, "skip_writer": True})
+        return float(data["result"]["lesion_probability"])
 
 
 class DefaultRunTrainTask(BundleTrainTask):
@@ -131,7 +204,9 @@ class BundleApp(MONAILabelApp):
             if task.is_valid():
                 infers[name] = task
             else:  # BundleInferTask needs trained weights; training still works and writes them
-                logger.warning(f"{name}: no models/model.pt; inference is off until a model is trained and the server restarted")
+                logger.warning(
+                    f"{name}: no models/model.pt; inference is off until a model is trained and the server restarted"
+                )
         return infers
 
     def init_trainers(self) -> dict[str, TrainTask]:
@@ -141,4 +216,12 @@ class BundleApp(MONAILabelApp):
         return {name: task for name, task in trainers.items() if task.is_valid()}
 
     def init_strategies(self) -> dict[str, Strategy]:
-        return {"random": Random(), "first": First()}
+        # MONAILabelApp sets up the infer tasks first: a bundle with weights gets an uncertainty strategy,
+        # scored by an infer task of its own (its network and settings apart from the served one's)
+        uncertain: dict[str, Strategy] = {
+            "uncertain" if len(self._infers) == 1 else f"uncertain_{name}": UncertaintyStrategy(
+                OverrideInferTask(self.bundles[name], self.conf, {"tta_flips": MIRROR_TTA})
+            )
+            for name in self._infers
+        }
+        return {**uncertain, "random": Random(), "first": First()}

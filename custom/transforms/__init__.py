@@ -3,7 +3,7 @@
 from .gradient import GradientMagnituded
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .load import LoadPictured
-from .outputs import LesionMeasurementsd, MatchLabelSized, MultiTaskDecisiond, SaveResultd
+from .outputs import LesionMeasurementsd, MatchLabelSized, MultiTaskDecisiond, SaveMaskd, SaveResultd
 from .resize import AntiAliasedResize, AntiAliasedResized
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "MatchLabelSized",
     "MultiTaskDecisiond",
     "NormalizeChannelsd",
+    "SaveMaskd",
     "SaveResultd",
     "class_names",
 ]

@@ -87,7 +87,9 @@ class ClassLabeld(MapTransform):
     def __init__(self, keys: KeysCollection, num_classes: int = 2, output_key: str = "cls") -> None:
         super().__init__(keys)
         if num_classes not in (2, 3):
-            raise ValueError(f"num_classes must be 2 (normal/lesion) or 3 (normal/benign/malignant), got {num_classes}.")
+            raise ValueError(
+                f"num_classes must be 2 (normal/lesion) or 3 (normal/benign/malignant), got {num_classes}."
+            )
         self.num_classes = num_classes
         self.output_key = output_key
 

@@ -5,17 +5,29 @@ reader raises it silently tries the others: a file our decoder refuses (a NaN pi
 ITK instead and reach the network undecoded. :class:`LoadPictured` passes its reader at call time,
 which MONAI uses alone, so every image of training, evaluation and inference is decoded by the same
 function as in preparation, and a decoding problem stops the run with its one-line message.
+
+Medical files (DICOM, NIfTI, NRRD, MetaImage: :mod:`custom.data.medical`) are read frame by frame (the
+record's ``frame``, 0 by default), decoded by the same rules, laid out as PIL images are (``(1, W,
+H)``) and carry in their metadata their pixel spacing (``pixel_spacing``: millimetres per row and per
+column) and, for a file of several frames, the ``frame``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 
+import numpy as np
+import torch
 from monai.config import KeysCollection
-from monai.data import ImageReader, PILReader
+from monai.data import ImageReader, MetaTensor, PILReader
 from monai.transforms import LoadImaged
+from monai.utils import ImageMetaKey
 
-from custom.data.io import decode, decode_mask
+from custom.data.io import decode, decode_mask, decode_pixels, mask_pixels
+from custom.data.medical import medical_suffix, read_frames
+
+FRAME_KEY = "frame"
 
 
 class LoadPictured(LoadImaged):
@@ -24,15 +36,44 @@ class LoadPictured(LoadImaged):
     Args:
         keys: the keys of the file paths.
         mask: read masks instead (:func:`custom.data.io.decode_mask`: orientation applied, colours and
-            channels kept for ``BinarizeMaskd``).
+            channels kept for ``BinarizeMaskd``; a medical file's mask frame becomes 0/255).
         allow_missing_keys: as for every dictionary transform.
     """
 
     def __init__(self, keys: KeysCollection, mask: bool = False, allow_missing_keys: bool = False) -> None:
+        self.mask = mask
         self.reader = PILReader(converter=decode_mask if mask else decode)
         super().__init__(
             keys, reader=self.reader, image_only=True, ensure_channel_first=True, allow_missing_keys=allow_missing_keys
         )
 
     def __call__(self, data: Mapping[Hashable, object], reader: ImageReader | None = None) -> dict:
-        return super().__call__(data, reader or self.reader)
+        d = dict(data)
+        for key in self.key_iterator(d):
+            path = str(d[key])
+            if medical_suffix(path):
+                d[key] = self._load_frame(Path(path), int(d.get(FRAME_KEY, 0)))
+            else:
+                d[key] = self._loader(d[key], reader or self.reader)
+        return d
+
+    def _load_frame(self, path: Path, frame: int) -> MetaTensor:
+        frames = read_frames(path)
+        if not 0 <= frame < len(frames):
+            raise IndexError(f"{path}: frame {frame} requested, the file has {len(frames)}")
+        pixels = (
+            mask_pixels(frames[frame].pixels).astype(np.uint8) * 255
+            if self.mask
+            else decode_pixels(frames[frame].pixels, str(path))
+        )
+        spacing = frames[frame].spacing
+        meta = {ImageMetaKey.FILENAME_OR_OBJ: str(path), "spatial_shape": np.array(pixels.shape[::-1])}
+        if len(frames) > 1:
+            meta[FRAME_KEY] = frame
+        affine = torch.eye(3, dtype=torch.float64)
+        if spacing is not None:
+            meta["pixel_spacing"] = list(spacing)
+            affine[0, 0], affine[1, 1] = spacing[1], spacing[0]  # axis 0 is x (columns), axis 1 y (rows)
+        meta["affine"] = meta["original_affine"] = affine
+        # float32, as LoadImage gives every other file
+        return MetaTensor(torch.from_numpy(np.ascontiguousarray(pixels.T, dtype=np.float32))[None], meta=meta)

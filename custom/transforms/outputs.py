@@ -11,16 +11,20 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
 from custom.data.inputs import output_stem
+from custom.data.io import png_bytes
+from custom.data.medical import mask_suffix, write_mask_like
 from custom.errors import InputError
 from custom.evaluation.measurements import measure_lesion
-from custom.fileio import atomic_write_json
+from custom.fileio import atomic_file, atomic_write_json
 from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability, predicted_class
 from custom.transforms.labels import class_names as default_class_names
 
@@ -51,7 +55,9 @@ class MatchLabelSized(MapTransform):
             return d
         logits, size = pred[self.task], tuple(label[self.task].shape[1:])
         if tuple(logits.shape[1:]) != size:
-            resized = F.interpolate(torch.as_tensor(logits)[None].float(), size=size, mode="bilinear", align_corners=False)[0]
+            resized = F.interpolate(
+                torch.as_tensor(logits)[None].float(), size=size, mode="bilinear", align_corners=False
+            )[0]
             d[self.pred_key] = {**pred, self.task: resized}
         return d
 
@@ -137,14 +143,19 @@ class MultiTaskDecisiond(MapTransform):
             seg_logits = pred["seg"].float().unsqueeze(0)
             # segmentation-only networks have no class decision to gate with
             mode = self.csb_mode if "cls" in pred else "off"
-            gate_input = pred["cls"].float().unsqueeze(0) if "cls" in pred else seg_logits.new_zeros(1, self.num_classes)
+            gate_input = (
+                pred["cls"].float().unsqueeze(0) if "cls" in pred else seg_logits.new_zeros(1, self.num_classes)
+            )
             seg_prob = csb_gate(seg_logits, gate_input, mode, self.lesion_threshold)[0]
             seg_pred = (seg_prob >= self.threshold).float()
             scale = _csb_scale(mode, result.get("lesion_probability"), result.get("predicted_class"))
             refining = None
             if self.refine and predicted is not None:
                 refined, keep_mask = refine_prediction(predicted, seg_pred)
-                refining = {"mask_cleared": not keep_mask and bool(seg_pred.any()), "class_set_to_normal": refined != predicted}
+                refining = {
+                    "mask_cleared": not keep_mask and bool(seg_pred.any()),
+                    "class_set_to_normal": refined != predicted,
+                }
                 predicted = refined
                 if not keep_mask:
                     seg_prob, seg_pred = torch.zeros_like(seg_prob), torch.zeros_like(seg_pred)
@@ -203,7 +214,8 @@ class LesionMeasurementsd(MapTransform):
     Args:
         mask_key: the key of the (1, *spatial) predicted mask.
         result_key: the JSON summary to add ``lesion_measurements`` to.
-        pixel_spacing: millimetres per pixel (rows, columns), or None when unknown (PNG and JPEG carry none).
+        pixel_spacing: millimetres per pixel (rows, columns); None: the image's own, from its metadata
+            (``pixel_spacing``, set for DICOM, NIfTI, NRRD and MetaImage files), else unknown.
         reverse_indexing: the spatial axes are (width, height), as MONAI's ``PILReader`` (and so
             :class:`custom.transforms.LoadPictured`) lays images out; False for (height, width).
     """
@@ -231,8 +243,60 @@ class LesionMeasurementsd(MapTransform):
         d = dict(data)
         if self.mask_key in d:
             mask = torch.as_tensor(d[self.mask_key]).detach().cpu().numpy()
-            measurements = measure_lesion(mask[0].T if self.reverse_indexing else mask[0], self.pixel_spacing)
+            spacing = self.pixel_spacing or image_spacing(d)
+            measurements = measure_lesion(mask[0].T if self.reverse_indexing else mask[0], spacing)
             d[self.result_key] = {**d.get(self.result_key, {}), "lesion_measurements": measurements}
+        return d
+
+
+def image_spacing(data: Mapping, image_key: str = "image") -> list[float] | None:
+    """Millimetres per pixel (rows, columns) of the input image, from its metadata, or None when it has none."""
+    spacing = getattr(data.get(image_key), "meta", {}).get("pixel_spacing")
+    return None if spacing is None else [float(v) for v in spacing]
+
+
+def _frame(data: Mapping, image_key: str) -> int | None:
+    frame = data[image_key].meta.get("frame")
+    return None if frame is None else int(frame)
+
+
+class SaveMaskd(MapTransform):
+    """Writes the predicted mask of one image to ``<output_dir>/<stem>_seg.<ext>``, in the input's family.
+
+    - NIfTI input: a NIfTI mask (values 0/1) with the input's affine; NRRD and MetaImage: the same format
+      with the input's spacing, origin and direction (:func:`custom.data.medical.write_mask_like`).
+    - Pictures (PNG, JPEG, BMP, TIFF) and DICOM: a PNG (0/255); with the DICOM's pixel spacing as the
+      PNG's physical pixel size (its ``pHYs`` chunk).
+    The stem is :func:`custom.data.inputs.output_stem` of the input (``_frame<k>`` for frame ``k`` of a
+    file of several frames), the one :class:`SaveResultd` uses for the JSON beside it.
+
+    Args:
+        output_dir: the folder of the outputs.
+        key: the ``(1, *spatial)`` 0/1 mask, spatial axes laid out as the loaded image (``(W, H)``).
+        image_key: the loaded image, whose metadata names the input file.
+    """
+
+    def __init__(self, output_dir: str, key: str = "seg_pred", image_key: str = "image") -> None:
+        super().__init__(keys=[key], allow_missing_keys=True)
+        self.output_dir = Path(output_dir)
+        self.image_key = image_key
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            source = str(d[self.image_key].meta[ImageMetaKey.FILENAME_OR_OBJ])
+            frame = _frame(d, self.image_key)
+            mask = (torch.as_tensor(d[key]).detach().cpu().numpy()[0].T > 0).astype(np.uint8)  # (H, W)
+            stem = self.output_dir / f"{output_stem(source, frame)}_seg"
+            suffix = mask_suffix(source)
+            if suffix:
+                write_mask_like(Path(source), frame or 0, mask, stem.with_name(stem.name + suffix))
+                continue
+            spacing = image_spacing(d, self.image_key)
+            # pHYs holds dots per inch in PIL: 25.4 mm per inch over millimetres per pixel (columns, rows)
+            dpi = None if spacing is None else (25.4 / spacing[1], 25.4 / spacing[0])
+            with atomic_file(stem.with_name(stem.name + ".png")) as f:
+                f.write(png_bytes(mask * 255, dpi))
         return d
 
 
@@ -241,7 +305,8 @@ class SaveResultd(MapTransform):
 
     The stem is :func:`custom.data.inputs.output_stem` of the input file named in the image's
     metadata (its name without extension, unless another image of its folder shares that stem), so
-    the JSON sits next to ``<stem>_seg.png`` written by ``SaveImaged`` with the same rule. Written atomically.
+    the JSON sits next to ``<stem>_seg.<ext>`` written by :class:`SaveMaskd` with the same rule. The
+    JSON also names the input's ``frame`` and ``pixel_spacing`` when it has them. Written atomically.
     """
 
     def __init__(self, output_dir: str, key: str = "result", image_key: str = "image") -> None:
@@ -252,8 +317,15 @@ class SaveResultd(MapTransform):
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         source = str(d[self.image_key].meta[ImageMetaKey.FILENAME_OR_OBJ])
-        stem = output_stem(source)
+        frame = _frame(d, self.image_key)
+        spacing = image_spacing(d, self.image_key)
+        where = {"image": source, **({"frame": frame} if frame is not None else {})}
+        where.update({"pixel_spacing": spacing} if spacing is not None else {})
         # atomic but not fsync'ed: a per-image result is cheap to recompute, and an fsync per image
         # cost 5 ms of every image's time
-        atomic_write_json(os.path.join(self.output_dir, f"{stem}.json"), {"image": source, **d[self.keys[0]]}, durable=False)
+        atomic_write_json(
+            os.path.join(self.output_dir, f"{output_stem(source, frame)}.json"),
+            {**where, **d[self.keys[0]]},
+            durable=False,
+        )
         return d

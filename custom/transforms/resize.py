@@ -54,9 +54,7 @@ class AntiAliasedResize(Resize):
         reduced = _area_reduce(img, reduced_size)
         blocks = [i / r for i, r in zip(in_size, reduced_size)]
         # the Gaussian MONAI would apply, in reduced pixels, less the variance (b^2 - 1) / 12 of the box of width b
-        remaining = [
-            math.sqrt(max(((f - 1) / 2) ** 2 - (b * b - 1) / 12, 0.0)) / b for f, b in zip(factors, blocks)
-        ]
+        remaining = [math.sqrt(max(((f - 1) / 2) ** 2 - (b * b - 1) / 12, 0.0)) / b for f, b in zip(factors, blocks)]
         kwargs = {**kwargs, "anti_aliasing": True, "anti_aliasing_sigma": remaining}
         out = super().__call__(reduced, **kwargs)
         if isinstance(out, MetaTensor) and out.applied_operations:
