@@ -9,6 +9,7 @@ Layout of the archive (one top folder named like the bundle, as ``monai.bundle d
         custom/                the Python package the configs reference (includes resources/, the
                                metadata JSON schema copy to verify against offline)
         docs/                  README.md (model card), data_license.txt
+        tests/                 the bundle's unit test in the zoo's style (train, evaluate, infer on demo data)
         models/                model.pt / model.ts when they are at most ``max_file_mb``
 
 Run from the extracted ``<name>/`` folder, ``python -m monai.bundle ...`` imports ``custom`` from
@@ -183,7 +184,7 @@ def export_bundle(
             _add(archive, f"{name}/")
             _add(archive, f"{name}/LICENSE", source=license_path)
             _add(archive, f"{name}/large_files.yml", yaml.safe_dump({"large_files": entries}, sort_keys=False).encode())
-            for folder in ("configs", "docs"):
+            for folder in ("configs", "docs", "tests"):
                 for path in _tree(bundle / folder):
                     _add(archive, f"{name}/{folder}/{path.relative_to(bundle / folder).as_posix()}", source=path)
             for path in _tree(package):

@@ -64,7 +64,9 @@ def test_archive_holds_configs_package_docs_license_and_schema(tmp_path):
         if "__pycache__" not in p.parts
     }
     expected = {
-        f"{NAME}/{p}" for p in ("LICENSE", "large_files.yml", "docs/README.md", "docs/data_license.txt", SCHEMA)
+        f"{NAME}/{p}"
+        for p in ("LICENSE", "large_files.yml", "docs/README.md", "docs/data_license.txt", SCHEMA)
+        + ("tests/test_breast_ultrasound_nunet.py",)
     }
     assert configs | package | expected | {f"{NAME}/models/"} <= members
     assert not [m for m in members if "__pycache__" in m or m.endswith(".pyc") or not m.startswith(f"{NAME}/")]
@@ -211,6 +213,20 @@ def test_the_archive_passes_the_model_zoos_text_hooks(unpacked):
             assert text == json.dumps(json.loads(text), indent=4) + "\n", path
         assert text.endswith("\n") and not text.endswith("\n\n"), path
         assert not [n for n, line in enumerate(text.splitlines(), 1) if line != line.rstrip()], path
+
+
+@pytest.mark.slow
+def test_the_bundles_own_unit_test_passes_in_the_archive(unpacked):
+    """tests/test_breast_ultrasound_nunet.py (the zoo's unit-test style): train, evaluate and infer from the archive."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "unittest", "discover", "-s", "tests"],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "OK" in proc.stderr, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 @pytest.mark.slow
