@@ -49,12 +49,17 @@ class LoadPictured(LoadImaged):
 
     def __call__(self, data: Mapping[Hashable, object], reader: ImageReader | None = None) -> dict:
         d = dict(data)
-        for key in self.key_iterator(d):
+        for key, meta_key, meta_key_postfix in self.key_iterator(d, self.meta_keys, self.meta_key_postfix):
             path = str(d[key])
             if medical_suffix(path):
-                d[key] = self._load_frame(Path(path), int(d.get(FRAME_KEY, 0)))
+                image = self._load_frame(Path(path), int(d.get(FRAME_KEY, 0)))
+                loaded = image if self._loader.image_only else (image, dict(image.meta))
             else:
-                d[key] = self._loader(d[key], reader or self.reader)
+                loaded = self._loader(d[key], reader or self.reader)
+            if self._loader.image_only:
+                d[key] = loaded
+            else:  # MONAI Label asks for the metadata beside the image, as LoadImaged gives it
+                d[key], d[meta_key or f"{key}_{meta_key_postfix}"] = loaded
         return d
 
     def _load_frame(self, path: Path, frame: int) -> MetaTensor:
