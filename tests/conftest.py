@@ -14,6 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "bundle" / "configs"
+# a training run as small as the wiring checks need: 32x32 inputs, batches of 4, no worker processes
+TINY_RUN = ["--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0"]
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest -n N: N workers share the cores, so each (and every bundle run it starts) takes one

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import CONFIGS, run_script
+from conftest import CONFIGS, TINY_RUN, run_script
 from monai.bundle import ConfigParser
 
 from custom.ablation import table7, table8, variants
@@ -61,12 +61,7 @@ def test_ablation_driver_on_the_demo_data(demo_dir, tmp_path, bundle_runs_in_pro
         "Unet,N-Unet-Seg",
         "--epochs",
         "1",
-        "--spatial_size",
-        "[32,32]",
-        "--batch_size",
-        "4",
-        "--num_workers",
-        "0",
+        *TINY_RUN,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / "ablation.json").read_text())

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CONFIGS, run_bundle
+from conftest import CONFIGS, TINY_RUN, run_bundle
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
@@ -214,18 +214,7 @@ def test_training_and_evaluation_read_the_compact_cache(demo_dir, tmp_path):
     prepare_busi(str(demo_dir / "raw"), str(prepared), dedup="none", cache_size=32)
     for name in ("images", "labels"):  # prove the originals are not read
         shutil.rmtree(prepared / name)
-    cached = [
-        "--dataset_dir",
-        str(prepared),
-        "--cache_file",
-        str(prepared / "cache_32.npz"),
-        "--spatial_size",
-        "[32,32]",
-        "--batch_size",
-        "4",
-        "--num_workers",
-        "0",
-    ]
+    cached = ["--dataset_dir", str(prepared), "--cache_file", str(prepared / "cache_32.npz"), *TINY_RUN]
     out = tmp_path / "run"
     run_bundle(
         "training",
@@ -263,12 +252,7 @@ def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
         str(demo_dir),
         "--output_dir",
         str(out),
-        "--spatial_size",
-        "[32,32]",
-        "--batch_size",
-        "4",
-        "--num_workers",
-        "0",
+        *TINY_RUN,
         "--epochs",
         "3",
     ]

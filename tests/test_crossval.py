@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from conftest import run_script
+from conftest import TINY_RUN, run_script
 
 from custom.crossval import override_args
 
@@ -23,12 +23,7 @@ def _cross_validate(data, out, *extra):
         "0,1",
         "--epochs",
         "1",
-        "--spatial_size",
-        "[32,32]",
-        "--batch_size",
-        "4",
-        "--num_workers",
-        "0",
+        *TINY_RUN,
         *extra,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -93,12 +88,7 @@ def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_di
         "0",
         "--epochs",
         "1",
-        "--spatial_size",
-        "[32,32]",
-        "--batch_size",
-        "4",
-        "--num_workers",
-        "0",
+        *TINY_RUN,
         "--calibrate",
         "True",
         "--report",

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONFIGS, REPO, run_bundle
+from conftest import CONFIGS, REPO, TINY_RUN, run_bundle
 from monai.optimizers import WarmupCosineSchedule
 from PIL import Image
 from test_reliability_corpus import bundle_run, lesion, picture, save_untrained_checkpoint, write_pair
@@ -28,8 +28,6 @@ from test_reliability_corpus import bundle_run, lesion, picture, save_untrained_
 from custom.errors import OutputError, one_line
 from custom.fileio import atomic_write_json, check_output_dir
 from custom.provenance import file_sha256
-
-SMALL = ["--spatial_size", "[32,32]", "--batch_size", "4", "--num_workers", "0"]
 
 
 def _train_args(demo_dir: Path, out: Path, epochs: int = 2) -> list[str]:
@@ -43,7 +41,7 @@ def _train_args(demo_dir: Path, out: Path, epochs: int = 2) -> list[str]:
         str(out),
         "--epochs",
         str(epochs),
-        *SMALL,
+        *TINY_RUN,
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CONFIGS, run_bundle
+from conftest import CONFIGS, TINY_RUN, run_bundle
 from ignite.engine import Engine, Events
 from PIL import Image
 from test_reliability_corpus import save_untrained_checkpoint
@@ -85,12 +85,7 @@ def test_a_diverging_training_stops_in_one_line_without_a_checkpoint(demo_dir, t
         str(demo_dir),
         "--output_dir",
         str(tmp_path),
-        "--spatial_size",
-        "[32,32]",
-        "--batch_size",
-        "4",
-        "--num_workers",
-        "0",
+        *TINY_RUN,
         "--epochs",
         "2",
         "--learning_rate",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from custom.data.datalist import load_datalist
 from custom.data.io import file_stem, is_hidden, is_image_name, open_image
-from custom.data.medical import frame_count, medical_suffix, read_frames
+from custom.data.medical import medical_suffix, read_frames
 from custom.errors import InputError
 
 # a mask beside its image, as BUSI stores them: "<stem>_mask.png", "<stem>_mask_1.png"; a name that
@@ -61,8 +61,8 @@ def _records(path: Path) -> list[dict]:
     if not medical_suffix(path.name):
         open_image(path)
         return [{"image": str(path)}]
-    frames = frame_count(path)
-    read_frames(path)  # decoded here, as every picture is, so a broken file stops the run before it starts
+    # decoded here, as every picture is, so a broken file stops the run before it starts
+    frames = len(read_frames(path))
     return [{"image": str(path)}] if frames == 1 else [{"image": str(path), "frame": k} for k in range(frames)]
 
 
