@@ -40,8 +40,8 @@ BASELINE = {
     "channels_last": False,
     "cudnn_benchmark": False,
     "compile": False,
-    "gpu_augment": False,
     "optimizer#fused": False,
+    "train#device_transforms": [],
     "train#dataloader#_target_": "DataLoader",
 }
 
@@ -292,7 +292,8 @@ def benchmark(
         settings.update(
             {k: ours.parser.get_parsed_content(k) for k in ("amp", "amp_dtype", "channels_last", "compile")}
         )
-        settings.update({k: ours.parser.get_parsed_content(k) for k in ("gpu_augment", "cudnn_benchmark")})
+        settings["cudnn_benchmark"] = ours.parser.get_parsed_content("cudnn_benchmark")
+        settings["gpu_augment"] = bool(ours.parser["train#device_transforms"])
         log(f"benchmark on {dev}: {settings}")
 
         result: dict[str, Any] = {}

@@ -6,7 +6,7 @@ output ``<out>/gpu_check.json`` with, measured in one run on one device:
 1. ``benchmark``: :func:`custom.benchmark.benchmark`, the bundle's training and inference pipeline
    against the plain baseline (images/s, latency, speed-ups);
 2. ``fast``: a short training of fold 0 from the cache with every speed switch on (``amp``,
-   ``channels_last``, ``cudnn_benchmark``, ``gpu_augment``, ``compile``);
+   ``channels_last``, ``cudnn_benchmark``, ``compile``, and ``gpu_augment.json``);
 3. ``fp32``: the same training with every switch off, for the same-fold comparison of time and of the
    validation curve (``speedup`` = fp32 wall time / fast wall time; ``val_dice_all`` of both).
 
@@ -41,13 +41,16 @@ def _train(
 ) -> dict:
     """Trains fold 0 from the cache with ``settings``; wall time and the validation curve."""
     run_dir = out / name
-    config = "[" + ",".join(f"'{CONFIGS / c}'" for c in ("train.json", "cached.json")) + "]"
+    overrides = dict(settings)
+    # gpu_augment is a config file (gpu_augment.json), the other switches are keys of train.json
+    files = ("train.json", "cached.json") + (("gpu_augment.json",) if overrides.pop("gpu_augment", False) else ())
+    config = "[" + ",".join(f"'{CONFIGS / c}'" for c in files) + "]"
     args = [
         "training",
         "--config_file",
         config,
         *override_args(
-            {"dataset_dir": str(data), "cache_file": str(cache), "fold": 0, "output_dir": str(run_dir), **settings}
+            {"dataset_dir": str(data), "cache_file": str(cache), "fold": 0, "output_dir": str(run_dir), **overrides}
         ),
     ]
     start = time.perf_counter()

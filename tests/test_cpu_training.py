@@ -33,7 +33,7 @@ def test_train_config_enables_amp_only_where_the_device_has_fast_reduced_precisi
     parser = bundle_parser(RECIPE[:1], {"device": "$torch.device('cpu')"})
     assert parser.get_parsed_content("amp") == amp_supported("cpu")
     assert parser.get_parsed_content("amp_dtype") == "bfloat16"
-    assert parser.get_parsed_content("grad_scaler") is False  # MONAI's CUDA-only scaler stays off on the CPU
+    assert parser.get_parsed_content("train#trainer#amp") is False  # MONAI's CUDA-only scaler stays off on the CPU
     inferer = parser.get_parsed_content("train#inferer")
     assert isinstance(inferer, AutocastInferer) and parser.get_parsed_content("validate#inferer") is inferer
 

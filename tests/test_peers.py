@@ -30,6 +30,8 @@ pytestmark = [
 ]
 
 PEER_CONFIGS = sorted((CONFIGS / "peers").glob("*.json"))
+# a peer that is another's recipe on a different network is merged after that peer (as the README says)
+BASES: dict[str, list[str]] = {"multitask_unet": ["aumente_maestro"]}
 BASELINES = ("unet", "attention_unet", "unetr", "swin_unetr")
 SIZE = 64  # test input size: divisible by 32 (SwinUNETR) and by UNETR's 16-pixel patches
 # narrow widths where the network's defaults are slow on CPU; other networks are built with their defaults
@@ -135,16 +137,29 @@ def test_baseline_rejects_a_single_class():
 
 
 # ---------------------------------------------------------------- every peer config over train.json
+def peer_stack(config: Path) -> list[Path]:
+    """The peer configs merged, in order, after ``train.json`` or ``inference.json`` to run ``config``."""
+    return [CONFIGS / "peers" / f"{base}.json" for base in BASES.get(config.stem, [])] + [config]
+
+
+def _config_list(first: str, config: Path) -> str:
+    return "[" + ",".join(f"'{p}'" for p in [CONFIGS / first, *peer_stack(config)]) + "]"
+
+
 def _peer_parser(config, demo_dir, **overrides) -> ConfigParser:
     parser = ConfigParser()
-    parser.read_config([str(CONFIGS / "train.json"), str(config)])
+    parser.read_config([str(CONFIGS / "train.json"), *map(str, peer_stack(config))])
     parser.update({"dataset_dir": str(demo_dir), "spatial_size": [SIZE, SIZE], **overrides})
     return parser
 
 
 def _config_network(config: Path) -> str | None:
-    """The registered network name in a peer config's ``network_def`` (``None`` when it builds none by name)."""
-    return json.loads(config.read_text()).get("network_def", {}).get("name")
+    """The registered network name the peer's configs give ``network_def`` (``None`` when it builds none by name)."""
+    name = None
+    for part in peer_stack(config):
+        content = json.loads(part.read_text())
+        name = content.get("network_def#name", content.get("network_def", {}).get("name", name))
+    return name
 
 
 # a config whose network has no narrow setting in SMALL learns at full width: over 20 s on a CPU
@@ -200,7 +215,7 @@ def test_peer_config_trains_through_the_bundle_and_infers_on_new_images(config, 
     ]
     size = ["--spatial_size", f"[{SIZE},{SIZE}]"]
     run_bundle(
-        "training", "--config_file", f"['{CONFIGS / 'train.json'}','{config}']",
+        "training", "--config_file", _config_list("train.json", config),
         "--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path / "train"),
         *size, "--batch_size", "2", "--num_workers", "0", "--epochs", "1", *narrow,
     )  # fmt: skip
@@ -210,7 +225,7 @@ def test_peer_config_trains_through_the_bundle_and_infers_on_new_images(config, 
     for image in images:
         (new_images / image.name).write_bytes(image.read_bytes())
     run_bundle(
-        "--config_file", f"['{CONFIGS / 'inference.json'}','{config}']", "--ckpt_path", str(tmp_path / "train" / "model.pt"),
+        "--config_file", _config_list("inference.json", config), "--ckpt_path", str(tmp_path / "train" / "model.pt"),
         "--input_dir", str(new_images), "--output_dir", str(tmp_path / "pred"), *size, *narrow,
     )  # fmt: skip
     for image in images:
@@ -255,3 +270,58 @@ def test_benign_malignant_recipe_removes_the_normal_images_from_every_split(demo
         records = parser.get_parsed_content(key)
         assert records and {r["class_name"] for r in records} <= {"benign", "malignant"}
     assert parser.get_parsed_content("num_classes") == 3
+
+
+# ---------------------------------------------------------------- peers under multi_gpu_train.json
+def _merged(*configs: Path) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config([str(c) for c in configs])
+    return parser
+
+
+@pytest.mark.parametrize("config", PEER_CONFIGS, ids=lambda p: p.stem)
+def test_multi_gpu_training_keeps_every_peer_setting(config):
+    """Merged after a peer, ``multi_gpu_train.json`` replaces none of the keys the peer sets."""
+    single = _merged(CONFIGS / "train.json", *peer_stack(config))
+    multi = _merged(CONFIGS / "train.json", *peer_stack(config), CONFIGS / "multi_gpu_train.json")
+    for part in peer_stack(config):
+        for key in json.loads(part.read_text()):
+            if not key.startswith("_"):
+                assert multi.get(key) == single.get(key), f"{config.name} + multi_gpu_train.json drops {key}"
+
+
+def test_plateau_peer_keeps_its_schedule_and_stopping_under_ddp(demo_dir, monkeypatch):
+    """Aumente-Maestro et al. under ``multi_gpu_train.json`` (one gloo process) builds its trainer with the
+    peer's network, its ``ReduceLROnPlateau`` stepped on the validation loss and its early stopping."""
+    import socket
+
+    import torch.distributed as dist
+
+    from custom.engine import EarlyStopping, LrSchedule
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    parser = _merged(
+        CONFIGS / "train.json", CONFIGS / "peers" / "aumente_maestro.json", CONFIGS / "multi_gpu_train.json"
+    )
+    parser.update(
+        {"dataset_dir": str(demo_dir), "spatial_size": [SIZE, SIZE], "num_workers": 0, "cache_rate": 0.0}
+        | {f"network_def#{k}": list(v) for k, v in SMALL["mt_unetpp"].items()}
+    )
+    try:
+        parser.get_parsed_content("initialize")
+        trainer = parser.get_parsed_content("train#trainer")
+        handlers = parser.get_parsed_content("train#handlers")
+        schedule = next(h for h in handlers if isinstance(h, LrSchedule))
+        stopping = next(h for h in handlers if isinstance(h, EarlyStopping))
+        assert isinstance(schedule.lr_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        assert schedule.metric == "val_loss" and stopping.patience == 50
+        assert isinstance(trainer.network, torch.nn.parallel.DistributedDataParallel)
+        assert type(trainer.network.module).__name__ == "MTUNetPlusPlus"
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

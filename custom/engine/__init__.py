@@ -1,7 +1,8 @@
 """Engine glue between the configs and MONAI's trainers/evaluators."""
 
-from .amp import AutocastInferer, amp_dtype_name, amp_supported
+from .amp import AutocastInferer, amp_dtype_name, amp_supported, autocast_kwargs, engine_grad_scaler
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
+from .device import default_device, distributed, gpu_profile, memory_format, set_cudnn_benchmark
 from .handlers import EvaluationWriter, TrainingLog
 from .metrics import key_metric, network_heads, validation_metrics
 from .options import check_device, check_spatial_size, check_training_options
@@ -9,13 +10,16 @@ from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import IterationProgress
 from .sanity import NonFiniteGuard, TrainingDiverged, check_finite_weights
+from .schedule import EarlyStopping, LrSchedule
 from .tta import FlipTTAInferer, average_probabilities
 
 __all__ = [
     "AutocastInferer",
+    "EarlyStopping",
     "EvaluationWriter",
     "FlipTTAInferer",
     "IterationProgress",
+    "LrSchedule",
     "MultiTaskPrepareBatch",
     "NonFiniteGuard",
     "ResumableCheckpoint",
@@ -23,6 +27,7 @@ __all__ = [
     "TrainingLog",
     "amp_dtype_name",
     "amp_supported",
+    "autocast_kwargs",
     "average_probabilities",
     "batch_size_of",
     "check_device",
@@ -30,8 +35,14 @@ __all__ = [
     "check_spatial_size",
     "check_training_options",
     "collate_pred_label",
+    "default_device",
+    "distributed",
+    "engine_grad_scaler",
+    "gpu_profile",
     "key_metric",
     "latest_checkpoint",
+    "memory_format",
     "network_heads",
+    "set_cudnn_benchmark",
     "validation_metrics",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from monai.inferers import Inferer, SimpleInferer
 
-__all__ = ["AutocastInferer", "amp_supported", "amp_dtype_name"]
+__all__ = ["AutocastInferer", "amp_dtype_name", "amp_supported", "autocast_kwargs", "engine_grad_scaler"]
 
 
 def amp_supported(device: str | torch.device) -> bool:
@@ -42,6 +42,19 @@ def amp_dtype_name(device: str | torch.device) -> str:
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return "float16"
     return "bfloat16"
+
+
+def engine_grad_scaler(amp: bool, dtype: str) -> bool:
+    """The ``amp`` switch of MONAI's engines: on only for float16, the one dtype that needs their ``GradScaler``.
+
+    bf16 (and fp16's forward pass too) runs under :class:`AutocastInferer` on any device.
+    """
+    return bool(amp) and dtype == "float16"
+
+
+def autocast_kwargs(dtype: str) -> dict[str, torch.dtype]:
+    """The engines' ``amp_kwargs`` for the dtype named ``dtype``."""
+    return {"dtype": getattr(torch, dtype)}
 
 
 def _to_float32(output: Any) -> Any:

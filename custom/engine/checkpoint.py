@@ -288,6 +288,8 @@ class ResumableCheckpoint:
     Args:
         save_dir: folder of the checkpoints (the run's output_dir).
         objects: name -> object with ``state_dict``/``load_state_dict`` (network, loss, optimizer, lr_scheduler).
+        best_model: the validator's saver of the best model (:class:`AtomicCheckpointSaver`), whose best
+            score travels in the checkpoint so that a resumed run keeps ``model.pt`` unless it beats it.
         save_interval: epochs between checkpoints; only the newest is kept.
         resume: continue from the newest checkpoint in ``save_dir``; it is an error if there is none.
         map_location: device to load tensors to.
@@ -297,12 +299,13 @@ class ResumableCheckpoint:
         self,
         save_dir: str,
         objects: dict[str, nn.Module],
+        best_model: AtomicCheckpointSaver | None = None,
         save_interval: int = 1,
         resume: bool = False,
         map_location: object = None,
     ) -> None:
         self.save_dir = save_dir
-        self.objects = objects
+        self.objects = dict(objects) if best_model is None else {**objects, "best_model": best_model}
         self.save_interval = save_interval
         self.resume = resume
         self.map_location = map_location

@@ -34,9 +34,9 @@ def _first_output(output) -> dict:
 class TrainingLog:
     """One line per epoch: progress with ETA on the console and a JSON record in ``log_file``.
 
-    Each record holds the epoch, mean training loss, learning rate, the AMTL task weights
-    ``1 / (2 sigma_i^2)`` and ``s_i`` (N-Unet paper, eq. 24) and, on validation epochs, the validation
-    metrics. The task weights are also put into ``engine.state.metrics`` so that a
+    Each record holds the epoch, mean training loss, learning rate (after the epoch's scheduler step:
+    the rate of the next epoch), the AMTL task weights ``1 / (2 sigma_i^2)`` and ``s_i`` (N-Unet paper,
+    eq. 24) and, on validation epochs, the validation metrics. The task weights are also put into ``engine.state.metrics`` so that a
     ``TensorBoardStatsHandler`` attached after this handler plots them.
 
     Attach it after the ``ValidationHandler`` so the validation of the same epoch is included.
