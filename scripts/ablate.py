@@ -6,7 +6,7 @@
 
 Each variant is a cross-validation run in ``<out>/<variant>`` (see scripts/cross_validate.py); the
 table of every variant's mean ± std is written to ``<out>/ablation.md`` and ``ablation.json``.
-Variants and their bundle overrides are defined in custom/ablation.py (``A+C+AF+CL`` is N-Unet).
+Variants and their bundle overrides are defined in custom/workflows/ablation.py (``A+C+AF+CL`` is N-Unet).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import json
 
 from custom import ablation
 from custom.cli import run as run_command
-from custom.crossval import DEFAULT_CONFIG
 from custom.errors import InputError
+from custom.workflows.crossval import DEFAULT_CONFIG
 
 CROSS_VALIDATE_OPTIONS = ("resume", "calibrate", "parallel", "protocol")
 

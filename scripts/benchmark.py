@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 
-from custom.benchmark import DEFAULT_CONFIG, benchmark, format_table
 from custom.cli import run as run_command
 from custom.fileio import atomic_write_json
+from custom.workflows.benchmark import DEFAULT_CONFIG, benchmark, format_table
 
 
 def main(
@@ -34,7 +34,7 @@ def main(
     mode_sizes=(128, 256),
     **overrides,
 ) -> None:
-    """Runs :func:`custom.benchmark.benchmark` and prints (and with ``out`` writes) the result."""
+    """Runs :func:`custom.workflows.benchmark.benchmark` and prints (and with ``out`` writes) the result."""
     modes = modes.split(",") if isinstance(modes, str) else list(modes)
     if isinstance(mode_sizes, (int, str)):  # fire: "128,256" arrives as a tuple, "128" as an int
         mode_sizes = str(mode_sizes).split(",")

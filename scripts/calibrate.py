@@ -11,7 +11,7 @@ accuracy, ties nearest 0.5) goes into ``fold<k>/model.json`` beside its ``model.
 from __future__ import annotations
 
 from custom.cli import run as run_command
-from custom.crossval import calibrate_run
+from custom.workflows.crossval import calibrate_run
 
 
 def main(run: str, folds=None, report: bool = True) -> None:

@@ -19,7 +19,7 @@ std over folds) and the report (``report.md``, ``report.html``). Finished folds 
 from __future__ import annotations
 
 from custom.cli import run as run_command
-from custom.crossval import DEFAULT_CONFIG, cross_validate
+from custom.workflows.crossval import DEFAULT_CONFIG, cross_validate
 
 
 def _fold_list(folds) -> list[int] | None:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from custom.cli import run as run_command
+from custom.workflows.bundle_command import run_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = "bundle/configs"
@@ -27,9 +26,8 @@ RELEASED = "bundle/models/model.pt"
 
 
 def _run(args: list[str]) -> None:
-    cmd = [sys.executable, "-m", "monai.bundle", "run", *args]
-    print("\n$ python -m monai.bundle run " + " ".join(shlex.quote(a) for a in args), flush=True)
-    subprocess.run(cmd, cwd=REPO, check=True)
+    print("\n$ python -m monai.bundle run " + shlex.join(args), flush=True)
+    run_bundle(args, on_line=print, cwd=REPO)
 
 
 def main(

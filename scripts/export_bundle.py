@@ -1,4 +1,4 @@
-"""Writes the Model Zoo release archive ``<name>_v<version>.zip`` of the bundle (see custom/packaging.py).
+"""Writes the Model Zoo release archive ``<name>_v<version>.zip`` of the bundle (see custom/workflows/packaging.py).
 
 python scripts/export_bundle.py --out dist/
 python scripts/export_bundle.py --out dist/ --models_dir runs/busi_fold0 --weights_url https://host/releases/{file}
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from custom.cli import run as run_command
-from custom.packaging import MODEL_ZOO_FILE_LIMIT_MB, export_bundle
+from custom.workflows.packaging import MODEL_ZOO_FILE_LIMIT_MB, export_bundle
 
 
 def main(

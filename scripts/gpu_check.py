@@ -3,13 +3,13 @@
     python scripts/gpu_check.py --data data/busi --out gpu_check [--epochs 3]   # on a CUDA machine, under 8 minutes
     python scripts/gpu_check.py --dry True --out /tmp/gpu_check                 # the CPU rehearsal (demo data, 32x32)
 
-Writes ``<out>/gpu_check.json`` (see custom/gpu_check.py) and prints the headline figures.
+Writes ``<out>/gpu_check.json`` (see custom/workflows/gpu_check.py) and prints the headline figures.
 """
 
 from __future__ import annotations
 
 from custom.cli import run as run_command
-from custom.gpu_check import gpu_check
+from custom.workflows.gpu_check import gpu_check
 
 
 def main(

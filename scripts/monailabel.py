@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from custom.cli import run as run_command
-from custom.monailabel import DEFAULT_NAME, create_app, has_model, server_command, start_server
+from custom.workflows.monailabel import DEFAULT_NAME, create_app, has_model, server_command, start_server
 
 NO_MODEL = (
     "note: {bundle} has no models/model.pt, so the server offers training only; train from the viewer "

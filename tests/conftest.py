@@ -98,8 +98,8 @@ def bundle_runs_in_process(monkeypatch):
     process instead of one interpreter each (about 10 s of imports per run); their output still goes to
     the step's log file and through the caller's line filter. The parallel cross-validation test keeps
     real subprocesses."""
-    import custom.crossval
-    import custom.gpu_check
+    import custom.workflows.crossval
+    import custom.workflows.gpu_check
     from custom.errors import InputError
 
     def run(args: list[str], log_file: Path, on_line) -> None:
@@ -112,8 +112,8 @@ def bundle_runs_in_process(monkeypatch):
         if proc.returncode != 0:
             raise InputError(f"'{args[0]}' failed (see {log_file}): {(proc.stdout + proc.stderr).strip()[-300:]}")
 
-    monkeypatch.setattr(custom.crossval, "run_bundle", run)
-    monkeypatch.setattr(custom.gpu_check, "run_bundle", run)
+    monkeypatch.setattr(custom.workflows.crossval, "run_bundle", run)
+    monkeypatch.setattr(custom.workflows.gpu_check, "run_bundle", run)
 
 
 @pytest.fixture(scope="session")

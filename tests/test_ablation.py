@@ -1,4 +1,4 @@
-"""The ablation variants (custom/ablation.py, scripts/ablate.py): what each one trains, and the driver end to end."""
+"""The ablation variants (custom/workflows/ablation.py, scripts/ablate.py): what each one trains, and the driver end to end."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from conftest import CONFIGS, TINY_RUN, run_script
 from monai.bundle import ConfigParser
 
-from custom.ablation import table7, table8, variants
+from custom.workflows.ablation import table7, table8, variants
 
 
 def _parsed(overrides: dict, *keys: str, tmp_path=None):

@@ -8,7 +8,7 @@ import re
 import pytest
 from conftest import TINY_RUN, run_script
 
-from custom.crossval import override_args
+from custom.workflows.bundle_command import override_args
 
 
 def _cross_validate(data, out, *extra):
@@ -120,8 +120,8 @@ def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_di
     ],
 )
 def test_protocol_is_checked_against_the_prepared_folds(grouping, protocol, expected, tmp_path):
-    from custom.crossval import protocol_settings
     from custom.errors import InputError
+    from custom.workflows.crossval import protocol_settings
 
     (tmp_path / "summary.json").write_text(json.dumps({"grouping": {"by": grouping}}))
     if isinstance(expected, str):

@@ -26,7 +26,7 @@ from monai.bundle import download_large_files, verify_metadata
 from PIL import Image
 
 from custom.networks import get_network
-from custom.packaging import bundle_name, export_bundle
+from custom.workflows.packaging import bundle_name, export_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.(script|interface)` is deprecated")
 

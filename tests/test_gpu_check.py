@@ -24,7 +24,7 @@ def test_gpu_check_dry_run_writes_every_measurement(tmp_path, bundle_runs_in_pro
 
 def test_gpu_check_needs_the_256_cache(tmp_path):
     from custom.errors import InputError
-    from custom.gpu_check import gpu_check
+    from custom.workflows.gpu_check import gpu_check
 
     with pytest.raises(InputError, match=r"cache_256\.npz: missing; prepare the data with --cache-size 256"):
         gpu_check(str(tmp_path / "out"), data=str(tmp_path))

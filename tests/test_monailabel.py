@@ -28,7 +28,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from PIL import Image
 
-from custom.monailabel import APP_MAIN, BUNDLE, create_app, server_command, start_server
+from custom.workflows.monailabel import APP_MAIN, BUNDLE, create_app, server_command, start_server
 
 NAME = "nunet_breast_ultrasound"
 # CPU-sized bundle for the app, with the mirror test-time augmentation the "uncertain" strategy scores

@@ -6,7 +6,6 @@ import io
 import os
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from custom.deploy.loading import bundle_parser, network_from_config
+from custom.paths import INFERENCE_CONFIG
 
 
 class MultiTaskOutputs(nn.Module):
@@ -78,7 +78,7 @@ def export_onnx(
     return (target.getvalue() if file is None else target), tasks
 
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[2] / "bundle" / "configs" / "inference.json")
+DEFAULT_CONFIG = INFERENCE_CONFIG
 
 
 def max_abs_difference(

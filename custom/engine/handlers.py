@@ -23,6 +23,7 @@ from custom.evaluation import (
     segmentation_metrics,
 )
 from custom.fileio import atomic_write_json, atomic_write_text, to_json_safe
+from custom.keys import DecisionKeys
 
 logger = logging.getLogger("nunet")
 
@@ -144,17 +145,25 @@ class EvaluationWriter:
             row: dict = {"id": case_id, "image": source}
             # the record's own fields, for breakdowns by class and lesion size (absent for plain folders)
             row.update({k: item[k] for k in ("class_name", "size_tier", "lesion_area") if k in item})
-            if "lesion_true" in out:  # the truth, whatever heads the network has
-                row["lesion"] = int(out["lesion_true"][0])
+            if DecisionKeys.LESION_TRUE in out:  # the truth, whatever heads the network has
+                row["lesion"] = int(out[DecisionKeys.LESION_TRUE][0])
                 row["target"] = int(out["cls_label_onehot"].argmax())
-            if "lesion_true" in out and "lesion_pred_onehot" in out:  # and a classifying network's answer
+            if (
+                DecisionKeys.LESION_TRUE in out and DecisionKeys.LESION_PRED_ONEHOT in out
+            ):  # and a classifying network's answer
                 # the decision after refining where the post-processing refines, else the argmax
-                row["pred_class"] = int(out["cls_pred"]) if "cls_pred" in out else int(out["cls_prob"].argmax())
-                row["lesion_pred"] = int(out["lesion_pred_onehot"][1])
-                row["lesion_prob"] = float(out["lesion_prob"][0])
+                row["pred_class"] = (
+                    int(out[DecisionKeys.CLS_PRED])
+                    if DecisionKeys.CLS_PRED in out
+                    else int(out[DecisionKeys.CLS_PROB].argmax())
+                )
+                row["lesion_pred"] = int(out[DecisionKeys.LESION_PRED_ONEHOT][1])
+                row["lesion_prob"] = float(out[DecisionKeys.LESION_PROB][0])
                 row.update({f"prob_{name}": float(p) for name, p in out["result"]["class_probabilities"].items()})
-            if "seg_label" in out and "seg_pred" in out:  # a mask to compare with and a segmenting network
-                pred, gt = out["seg_pred"][None], out["seg_label"][None]
+            if (
+                DecisionKeys.SEG_LABEL in out and DecisionKeys.SEG_PRED in out
+            ):  # a mask to compare with and a segmenting network
+                pred, gt = out[DecisionKeys.SEG_PRED][None], out[DecisionKeys.SEG_LABEL][None]
                 row["gt_area"] = int(gt.sum())
                 row["pred_area"] = int(pred.sum())
                 # millimetres only where the record gives the pixel spacing (row, column), e.g. from DICOM

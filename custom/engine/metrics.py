@@ -16,6 +16,8 @@ from monai.handlers import ROCAUC, ConfusionMatrix, IgniteMetricHandler, MeanDic
 from monai.metrics import DiceMetric
 from torch import nn
 
+from custom.keys import DecisionKeys
+
 from .outputs import batch_size_of, collate_pred_label
 
 TASK_HEADS = {"multi": ("cls", "seg"), "seg": ("seg",), "cls": ("cls",)}
@@ -27,7 +29,7 @@ def network_heads(network: nn.Module) -> tuple[str, ...]:
 
 
 def _segmentation_metrics() -> dict[str, Callable]:
-    seg = from_engine(["seg_pred", "seg_label"])
+    seg = from_engine([DecisionKeys.SEG_PRED, DecisionKeys.SEG_LABEL])
     return {
         # Dice over all images, an empty mask on an empty ground truth scoring 1: selects the best model
         "val_dice_all": lambda: IgniteMetricHandler(
@@ -43,9 +45,9 @@ def _classification_metrics() -> dict[str, Callable]:
         "val_accuracy": lambda: ConfusionMatrix(
             metric_name="accuracy",
             include_background=False,
-            output_transform=from_engine(["lesion_pred_onehot", "lesion_onehot"]),
+            output_transform=from_engine([DecisionKeys.LESION_PRED_ONEHOT, "lesion_onehot"]),
         ),
-        "val_auc": lambda: ROCAUC(output_transform=from_engine(["lesion_prob", "lesion_true"])),
+        "val_auc": lambda: ROCAUC(output_transform=from_engine([DecisionKeys.LESION_PROB, DecisionKeys.LESION_TRUE])),
     }
 
 

@@ -10,6 +10,8 @@ from monai.handlers.tensorboard_handlers import TensorBoardHandler
 from monai.utils import convert_to_tensor
 from monai.visualize import blend_images
 
+from custom.keys import DecisionKeys
+
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
@@ -78,8 +80,8 @@ class ValidationOverlays(TensorBoardHandler):
         max_images: int = 4,
         tag: str = "val_overlay",
         image_key: str = "image",
-        label_key: str = "seg_label",
-        pred_key: str = "seg_pred",
+        label_key: str = DecisionKeys.SEG_LABEL,
+        pred_key: str = DecisionKeys.SEG_PRED,
         alpha: float = 0.5,
     ) -> None:
         super().__init__(summary_writer=summary_writer, log_dir=log_dir)

@@ -101,7 +101,7 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
 def _provenance(run: Run) -> str:
     """Where the run came from and what it overrode, in one sentence."""
     overrides = ", ".join(f"{k}={v}" for k, v in run.meta.get("overrides", {}).items()) or "none"
-    origin = run.meta.get("produced_by", {})  # written by custom.crossval through custom.provenance
+    origin = run.meta.get("produced_by", {})  # written by custom.workflows.crossval through custom.provenance
     protocol = run.summary.get("protocol")
     stated = (
         f"protocol {protocol['name']} (folds {protocol['folds']}, {protocol['precision']})"

@@ -1,4 +1,4 @@
-"""MONAI Label app (``main.py``) serving the MONAI bundles under ``<app>/model/``; written by ``custom.monailabel``.
+"""MONAI Label app (``main.py``) serving the MONAI bundles under ``<app>/model/``; written by ``custom.workflows.monailabel``.
 
 The layout is MONAI Label's ``monaibundle`` sample app (``model/<bundle name>/`` holding a bundle with
 ``configs/``, ``models/model.pt`` and its custom package), with these differences, each needed for this

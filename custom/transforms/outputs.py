@@ -25,6 +25,7 @@ from custom.data.medical import mask_suffix, write_mask_like
 from custom.errors import InputError
 from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_file, atomic_write_json
+from custom.keys import DecisionKeys
 from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability, predicted_class
 from custom.transforms.labels import class_names as default_class_names
 
@@ -128,8 +129,8 @@ class MultiTaskDecisiond(MapTransform):
             cls_prob = torch.softmax(cls_logits, dim=1)[0]
             lesion_p = lesion_probability(cls_logits)[0]
             predicted = int(predicted_class(cls_logits, self.lesion_threshold)[0])
-            d["cls_prob"] = cls_prob
-            d["lesion_prob"] = lesion_p.reshape(1)
+            d[DecisionKeys.CLS_PROB] = cls_prob
+            d[DecisionKeys.LESION_PROB] = lesion_p.reshape(1)
             result.update(
                 class_probabilities={n: float(p) for n, p in zip(self.class_names, cls_prob)},
                 predicted_class=self.class_names[predicted],
@@ -159,25 +160,25 @@ class MultiTaskDecisiond(MapTransform):
                 predicted = refined
                 if not keep_mask:
                     seg_prob, seg_pred = torch.zeros_like(seg_prob), torch.zeros_like(seg_pred)
-            d["seg_prob"] = seg_prob
-            d["seg_pred"] = seg_pred
+            d[DecisionKeys.SEG_PROB] = seg_prob
+            d[DecisionKeys.SEG_PRED] = seg_pred
             result["csb"] = {"mode": mode, "scale": scale}
             result["lesion_pixels"] = int(seg_pred.sum())
             if refining is not None:
                 result["refining"] = refining
         if predicted is not None:
-            d["cls_pred"] = torch.tensor([predicted])
-            d["lesion_pred_onehot"] = torch.tensor([predicted == 0, predicted != 0], dtype=torch.float32)
+            d[DecisionKeys.CLS_PRED] = torch.tensor([predicted])
+            d[DecisionKeys.LESION_PRED_ONEHOT] = torch.tensor([predicted == 0, predicted != 0], dtype=torch.float32)
             result["predicted_class"] = self.class_names[predicted]
         d["result"] = result
         label = d.get(self.label_key)
         if isinstance(label, Mapping):
             if "seg" in label:
-                d["seg_label"] = label["seg"].float()
+                d[DecisionKeys.SEG_LABEL] = label["seg"].float()
             if "cls" in label:
                 y = int(label["cls"])
                 d["cls_label_onehot"] = torch.nn.functional.one_hot(torch.tensor(y), self.num_classes).float()
-                d["lesion_true"] = torch.tensor([float(y != 0)])
+                d[DecisionKeys.LESION_TRUE] = torch.tensor([float(y != 0)])
                 d["lesion_onehot"] = torch.tensor([y == 0, y != 0], dtype=torch.float32)
         return d
 
@@ -222,7 +223,7 @@ class LesionMeasurementsd(MapTransform):
 
     def __init__(
         self,
-        mask_key: str = "seg_pred",
+        mask_key: str = DecisionKeys.SEG_PRED,
         result_key: str = "result",
         pixel_spacing: Sequence[float] | None = None,
         reverse_indexing: bool = True,
@@ -276,7 +277,7 @@ class SaveMaskd(MapTransform):
         image_key: the loaded image, whose metadata names the input file.
     """
 
-    def __init__(self, output_dir: str, key: str = "seg_pred", image_key: str = "image") -> None:
+    def __init__(self, output_dir: str, key: str = DecisionKeys.SEG_PRED, image_key: str = "image") -> None:
         super().__init__(keys=[key], allow_missing_keys=True)
         self.output_dir = Path(output_dir)
         self.image_key = image_key

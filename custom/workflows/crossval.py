@@ -15,10 +15,7 @@ stopped; ``resume=True`` also continues the interrupted fold's training from its
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,9 +28,11 @@ from custom.engine.checkpoint import latest_checkpoint
 from custom.errors import InputError
 from custom.evaluation import aggregate_folds, read_per_image, summarize
 from custom.fileio import atomic_write_json, check_outside, read_json
+from custom.paths import TRAIN_CONFIG
 from custom.provenance import provenance
+from custom.workflows.bundle_command import config_arg, override_args, run_bundle
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "bundle" / "configs" / "train.json")
+DEFAULT_CONFIG = TRAIN_CONFIG
 
 # "paper": the N-Unet paper's protocol, folds drawn image by image (BUSI's near-duplicates may then sit
 # on both sides of a split) and full precision; "duplicate-aware": the folds the data was prepared
@@ -70,24 +69,6 @@ def protocol_settings(protocol: str, data_dir: Path) -> tuple[dict, dict]:
         "precision": "float32" if protocol == "paper" else "as configured (amp)",
     }
     return record, ({"amp": False} if protocol == "paper" else {})
-
-
-def override_args(overrides: Mapping[str, Any]) -> list[str]:
-    """``--key value`` arguments for ``monai.bundle run``, with values spelled so that it parses them back."""
-    args = []
-    for key, value in overrides.items():
-        if isinstance(value, bool):
-            text = str(value)  # "True"/"False": a lowercase "true" would arrive as a string
-        elif isinstance(value, (list, tuple, dict)):
-            text = json.dumps(value, separators=(",", ":")).replace("true", "True").replace("false", "False")
-        else:
-            text = str(value)
-        args += [f"--{key}", text]
-    return args
-
-
-def _config_arg(files: Sequence[str]) -> str:
-    return "[" + ",".join(f"'{f}'" for f in files) + "]"
 
 
 def _fold_ids(data: Path, folds: Sequence[int] | None) -> list[int]:
@@ -136,25 +117,6 @@ class _Progress:
             self.log(f"[fold {fold}] finished ({elapsed / 60:.1f} min elapsed{eta})")
 
 
-def run_bundle(args: list[str], log_file: Path, on_line: Callable[[str], None]) -> None:
-    """One ``monai.bundle run`` in a subprocess; its output goes to ``log_file`` and, filtered, to ``on_line``."""
-    cmd = [sys.executable, "-m", "monai.bundle", "run", *args]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "a") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        tail: list[str] = []
-        for text in proc.stdout:
-            log.write(text)
-            text = text.rstrip("\n")
-            tail = (tail + [text])[-20:]
-            on_line(text)
-        if proc.wait() != 0:
-            last = next((t for t in reversed(tail) if t.strip()), "")
-            raise InputError(f"'{' '.join(args[:1])}' failed (see {log_file}): {last}")
-
-
 def calibrate_fold(
     fold_dir: Path,
     data_dir: Path,
@@ -178,7 +140,7 @@ def calibrate_fold(
     validation_dir = fold_dir / "validation"
     settings = {**overrides, "dataset_dir": str(data_dir), "fold": fold, "output_dir": str(validation_dir)}
     settings.update(ckpt_path=str(fold_dir / "model.pt"), val_split="validation", lesion_threshold=None)
-    args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *override_args(settings)]
+    args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *override_args(settings)]
     run_bundle(args, fold_dir / "bundle.log", on_line)
     rows = read_per_image(str(validation_dir / "per_image.csv"))
     truth, prob = [int(r["lesion"]) for r in rows], [float(r["lesion_prob"]) for r in rows]
@@ -261,7 +223,7 @@ def cross_validate(
             continuing = resume and latest_checkpoint(str(fold_dir)) is not None
             if not continuing and fold_dir.exists():
                 shutil.rmtree(fold_dir)  # a fold without results is restarted from scratch
-            train_args = ["training", "--config_file", _config_arg(configs), *common]
+            train_args = ["training", "--config_file", config_arg(configs), *common]
             if continuing:
                 train_args += ["--resume", "True"]
             run_bundle(train_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
@@ -271,7 +233,7 @@ def cross_validate(
                     f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
                     f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})"
                 )
-            eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
+            eval_args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *common]
             run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
 
@@ -308,7 +270,7 @@ def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[s
             f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})"
         )
         common = override_args({**overrides, "dataset_dir": str(data_dir), "fold": k, "output_dir": str(fold_dir)})
-        eval_args = ["evaluating", "--config_file", _config_arg([*configs, evaluate]), *common]
+        eval_args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *common]
         run_bundle(eval_args, fold_dir / "bundle.log", lambda t: None)
     run["calibrate"] = "after training"
     run["calibrated_by"] = provenance("calibrate_run", {"out": str(out_dir), "folds": chosen}, created=True)

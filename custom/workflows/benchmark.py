@@ -31,8 +31,9 @@ from ignite.engine import Engine, Events
 
 from custom.deploy import accelerate, bundle_parser
 from custom.engine import check_device
+from custom.paths import TRAIN_CONFIG
 
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "bundle" / "configs" / "train.json")
+DEFAULT_CONFIG = TRAIN_CONFIG
 
 # the plain pipeline the speed-ups are measured against (see the module docstring)
 BASELINE = {

@@ -12,7 +12,7 @@ Table 7 crosses four modules, each on or off: A (AMTL, the loss of section 3.5),
 focal modulation or class weights (cross-entropy on the two class logits, which equals binary
 cross-entropy on their difference) plus Dice, summed with fixed equal weights (eq. 22), no learned
 uncertainty and no task-number normalisation. Each variant is a set of bundle overrides on the
-training config, so it runs through :func:`custom.crossval.cross_validate` like any other run.
+training config, so it runs through :func:`custom.workflows.crossval.cross_validate` like any other run.
 
 Stage: input a prepared data folder; output ``<out>/<variant>/`` (a cross-validation run each) and
 ``<out>/ablation.json`` / ``ablation.md`` (every variant's mean ± std over folds).
@@ -25,9 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from custom.crossval import DEFAULT_CONFIG, cross_validate
 from custom.errors import InputError
 from custom.fileio import atomic_write_json, atomic_write_text
+from custom.workflows.crossval import DEFAULT_CONFIG, cross_validate
 
 MODULES = ("A", "C", "AF", "CL")
 # the loss of the "without A" rows: focal modulation and class weights off, fixed equal task weights
@@ -96,7 +96,7 @@ def ablate(
         data: prepared data folder.
         out: folder of the variants' runs and of ``ablation.json`` / ``ablation.md``.
         names: variants (default: Table 7 and Table 8, 18 runs; ``"A+C+AF+CL"`` is N-Unet in both).
-        folds, config: as for :func:`custom.crossval.cross_validate`.
+        folds, config: as for :func:`custom.workflows.crossval.cross_validate`.
         overrides: bundle overrides shared by every variant (``epochs``, ``spatial_size``, ...); a
             variant's own keys win.
         cross_validate_options: further arguments of ``cross_validate`` (``resume``, ``calibrate``, ...).

@@ -89,7 +89,7 @@ def create_app(
     _apply_overrides(target / "configs", dict(overrides or {}))
     atomic_write_text(app / "main.py", APP_MAIN.read_text(encoding="utf-8"))
     args = {"name": name, "model": str(weights) if weights.is_file() else None, "overrides": dict(overrides or {})}
-    atomic_write_json(app / "produced_by.json", provenance("custom.monailabel.create_app", args))
+    atomic_write_json(app / "produced_by.json", provenance("custom.workflows.monailabel.create_app", args))
     return target
 
 

@@ -36,13 +36,13 @@ from pathlib import Path
 
 import yaml
 
+from custom.paths import REPO_ROOT
 from custom.provenance import file_sha256
 
 __all__ = ["MODEL_ZOO_FILE_LIMIT_MB", "WEIGHT_FILES", "bundle_name", "export_bundle", "large_files_entries"]
 
 logger = logging.getLogger("nunet")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_ZOO_FILE_LIMIT_MB = 25.0
 WEIGHT_FILES = ("model.pt", "model.ts")
 MODEL_CARD = "model.json"  # custom.deploy.release: written beside the released model.pt

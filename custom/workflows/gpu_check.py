@@ -3,7 +3,7 @@
 Stage: input a prepared data folder with its 256x256 cache (``prepare_data.py ... --cache-size 256``);
 output ``<out>/gpu_check.json`` with, measured in one run on one device:
 
-1. ``benchmark``: :func:`custom.benchmark.benchmark`, the bundle's training and inference pipeline
+1. ``benchmark``: :func:`custom.workflows.benchmark.benchmark`, the bundle's training and inference pipeline
    against the plain baseline (images/s, latency, speed-ups);
 2. ``fast``: a short training of fold 0 from the cache with every speed switch on (``amp``,
    ``channels_last``, ``cudnn_benchmark``, ``compile``, and ``gpu_augment.json``);
@@ -25,13 +25,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from custom.benchmark import benchmark
-from custom.crossval import DEFAULT_CONFIG, override_args, run_bundle
 from custom.engine import check_device
 from custom.errors import InputError
 from custom.fileio import atomic_write_json
+from custom.paths import CONFIGS_DIR
+from custom.workflows.benchmark import benchmark
+from custom.workflows.bundle_command import override_args, run_bundle
+from custom.workflows.crossval import DEFAULT_CONFIG
 
-CONFIGS = Path(DEFAULT_CONFIG).parent
+CONFIGS = CONFIGS_DIR
 SPEED_SWITCHES = {"amp": True, "channels_last": True, "cudnn_benchmark": True, "gpu_augment": True, "compile": True}
 FP32 = dict.fromkeys(SPEED_SWITCHES, False)
 
