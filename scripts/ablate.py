@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 
-from custom import ablation
 from custom.cli import run as run_command
 from custom.errors import InputError
+from custom.workflows import ablation
 from custom.workflows.crossval import DEFAULT_CONFIG
 
 CROSS_VALIDATE_OPTIONS = ("resume", "calibrate", "parallel", "protocol")

@@ -322,6 +322,10 @@ def test_plateau_peer_keeps_its_schedule_and_stopping_under_ddp(demo_dir, monkey
         assert schedule.metric == "val_loss" and stopping.patience == 50
         assert isinstance(trainer.network, torch.nn.parallel.DistributedDataParallel)
         assert type(trainer.network.module).__name__ == "MTUNetPlusPlus"
-    finally:
+    finally:  # leave this worker process serial for the tests after this one, for ignite as for torch
+        import ignite.distributed as idist
+
+        idist.finalize()
         if dist.is_initialized():
             dist.destroy_process_group()
+        idist.sync()

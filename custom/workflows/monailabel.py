@@ -29,11 +29,11 @@ from monai.bundle import ConfigParser
 
 from custom.deploy.release import card_path
 from custom.fileio import atomic_write_json, atomic_write_text
+from custom.paths import BUNDLE_DIR, REPO_ROOT
 from custom.provenance import provenance
 
-PACKAGE = Path(__file__).resolve().parent
-REPO = PACKAGE.parent
-BUNDLE = REPO / "bundle"
+PACKAGE = REPO_ROOT / "custom"
+BUNDLE = BUNDLE_DIR
 APP_MAIN = PACKAGE / "resources" / "monailabel_main.py"
 DEFAULT_NAME = "nunet_breast_ultrasound"
 # the configs a MONAI Label server reads: BundleInferTask (+ our override) and BundleTrainTask
@@ -77,7 +77,7 @@ def create_app(
         shutil.rmtree(target)
     for folder in ("configs", "docs"):
         shutil.copytree(bundle_dir / folder, target / folder, ignore=_IGNORE)
-    license_file = bundle_dir / "LICENSE" if (bundle_dir / "LICENSE").is_file() else REPO / "LICENSE"
+    license_file = bundle_dir / "LICENSE" if (bundle_dir / "LICENSE").is_file() else REPO_ROOT / "LICENSE"
     shutil.copy2(license_file, target / "LICENSE")
     shutil.copytree(PACKAGE, target / PACKAGE.name, ignore=_IGNORE)
     (target / "models").mkdir()

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from custom.paths import REPO_ROOT
+from custom.paths import BUNDLE_DIR, REPO_ROOT
 from custom.provenance import file_sha256
 
 __all__ = ["MODEL_ZOO_FILE_LIMIT_MB", "WEIGHT_FILES", "bundle_name", "export_bundle", "large_files_entries"]
@@ -151,8 +151,8 @@ def export_bundle(
         FileNotFoundError: when a required part (metadata.json, README.md, data_license.txt, LICENSE,
             large_files.yml, the package) is missing.
     """
-    bundle = Path(bundle_dir) if bundle_dir else REPO_ROOT / "bundle"
-    package = Path(package_dir) if package_dir else Path(__file__).resolve().parent
+    bundle = Path(bundle_dir) if bundle_dir else BUNDLE_DIR
+    package = Path(package_dir) if package_dir else REPO_ROOT / "custom"
     license_path = Path(license_file) if license_file else REPO_ROOT / "LICENSE"
     models = Path(models_dir) if models_dir else bundle / "models"
     required = [
