@@ -1,10 +1,19 @@
 """Channel normalisation, mask binarisation, class labels and the multi-task decision transform."""
 
+import warnings
+
 import pytest
 import torch
 from monai.data import MetaTensor
 
-from custom.transforms import BinarizeMaskd, ClassLabeld, MatchLabelSized, MultiTaskDecisiond, NormalizeChannelsd
+from custom.transforms import (
+    BinarizeMaskd,
+    ClassLabeld,
+    LoadPictured,
+    MatchLabelSized,
+    MultiTaskDecisiond,
+    NormalizeChannelsd,
+)
 
 
 @pytest.mark.parametrize("channels_in", [1, 2, 3, 4])
@@ -184,3 +193,12 @@ def test_anti_aliased_resize_of_25_megapixels_takes_under_a_second():
     out = AntiAliasedResized(spatial_size=[32, 32], **RESIZE)(data)
     assert time.perf_counter() - start < 1.0  # MONAI's Resized: about 100 s on two cores
     assert out["image"].shape == (3, 32, 32)
+
+
+def test_load_pictured_says_nothing_about_the_readers_it_never_uses(capfd, caplog):
+    """MONAI registers its GPU-DICOM reader inside LoadImaged; on a CPU machine it would warn at every run."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LoadPictured(keys="image")
+    assert not [w for w in caught if "nvImageCodec" in str(w.message)]
+    assert "nvImageCodec" not in capfd.readouterr().err + caplog.text

@@ -14,7 +14,10 @@ column) and, for a file of several frames, the ``frame``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import logging
+import warnings
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,25 @@ from custom.data.medical import medical_suffix, read_frames
 FRAME_KEY = "frame"
 
 
+@contextmanager
+def _without_reader_registration_noise() -> Iterator[None]:
+    """Silences MONAI's GPU-DICOM reader while ``LoadImaged`` registers its default readers.
+
+    ``LoadImaged`` builds every default reader although :class:`LoadPictured` never uses them; with
+    pydicom installed and no nvImageCodec (any CPU machine) that reader warns twice per construction,
+    a message about GPU decoding that has nothing to do with the run.
+    """
+    plugin_logger = logging.getLogger("monai.data.nvimgcodec_pydicom_plugin")
+    level = plugin_logger.level
+    plugin_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader")
+            yield
+    finally:
+        plugin_logger.setLevel(level)
+
+
 class LoadPictured(LoadImaged):
     """Reads ``keys`` with PIL and :func:`custom.data.io.decode` (8-bit grayscale, EXIF orientation applied), channel first.
 
@@ -43,9 +65,14 @@ class LoadPictured(LoadImaged):
     def __init__(self, keys: KeysCollection, mask: bool = False, allow_missing_keys: bool = False) -> None:
         self.mask = mask
         self.reader = PILReader(converter=decode_mask if mask else decode)
-        super().__init__(
-            keys, reader=self.reader, image_only=True, ensure_channel_first=True, allow_missing_keys=allow_missing_keys
-        )
+        with _without_reader_registration_noise():
+            super().__init__(
+                keys,
+                reader=self.reader,
+                image_only=True,
+                ensure_channel_first=True,
+                allow_missing_keys=allow_missing_keys,
+            )
 
     def __call__(self, data: Mapping[Hashable, object], reader: ImageReader | None = None) -> dict:
         d = dict(data)
