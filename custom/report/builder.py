@@ -88,8 +88,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
             doc.add(
                 Figure(
                     f"figures/gradcam_{i}.png",
-                    f"{run.name}: Grad-CAM of the predicted class on the classification head's input "
-                    "(last encoder stage), first cases of each ground-truth class by id.",
+                    f"{run.name}: Grad-CAM of the predicted class "
+                    "(the classification head's input), first cases of each ground-truth class by id.",
                 )
             )
 

@@ -28,10 +28,19 @@ class ClassificationLogits(torch.nn.Module):
         return self.network(x)["cls"]
 
 
-def cam_of(model: FoldModel, x: torch.Tensor) -> np.ndarray:
-    """Grad-CAM (H, W) in [0, 1] of the predicted class on the bottleneck, the classification head's input."""
-    # the stage itself returns (feature, side branch); its DoubleConv returns the bottleneck tensor alone
-    layer = f"network.encoder.stages.{len(model.network.encoder.stages) - 1}.conv"
+def cam_target_layer(network: torch.nn.Module) -> str | None:
+    """The layer whose output the classification head reads, as a name under :class:`ClassificationLogits`.
+
+    N-Unet: the last encoder stage's DoubleConv (the stage itself returns a feature and a side branch).
+    None for networks without that encoder (the peers and baselines read their bottleneck through a
+    forward hook, which ``GradCAM``'s own hooks on the same module do not compose with): no figure.
+    """
+    stages = getattr(getattr(network, "encoder", None), "stages", None)
+    return None if stages is None else f"network.encoder.stages.{len(stages) - 1}.conv"
+
+
+def cam_of(model: FoldModel, x: torch.Tensor, layer: str) -> np.ndarray:
+    """Grad-CAM (H, W) in [0, 1] of the predicted class on ``layer`` (:func:`cam_target_layer`)."""
     cam = GradCAM(ClassificationLogits(model.network), target_layers=layer)
     with torch.enable_grad():
         result = cam(x.clone().requires_grad_(True))
@@ -39,13 +48,14 @@ def cam_of(model: FoldModel, x: torch.Tensor) -> np.ndarray:
 
 
 def plot_gradcam(run: Run, path: Path, models: dict[int, FoldModel], per_class: int = 2) -> int:
-    """Grad-CAM overlays of the first ``per_class`` test cases (by id) of each ground-truth class; returns the count."""
+    """Grad-CAM overlays of the first ``per_class`` test cases (by id) of each ground-truth class; returns the count
+    (0, and no figure, when the network has no layer to explain: :func:`cam_target_layer`)."""
     by_class: dict[str, list[dict]] = {}
     for row in sorted(run.per_image, key=lambda r: (truth_name(r), str(r["id"]))):
         if len(by_class.setdefault(truth_name(row), [])) < per_class:
             by_class[truth_name(row)].append(row)
     cases = [row for group in by_class.values() for row in group]
-    if not cases:
+    if not cases or cam_target_layer(models_for(run, cases[0]["fold"], models).network) is None:
         return 0
     fig, axes = plt.subplots(2, len(cases), figsize=(3 * len(cases), 6.4), squeeze=False)
     for col, row in enumerate(cases):
@@ -55,7 +65,8 @@ def plot_gradcam(run: Run, path: Path, models: dict[int, FoldModel], per_class: 
         for ax in axes[:, col]:
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
             ax.axis("off")
-        axes[1, col].imshow(cam_of(model, case.input), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        layer = cam_target_layer(model.network)
+        axes[1, col].imshow(cam_of(model, case.input, layer), cmap="jet", alpha=0.45, vmin=0, vmax=1)
         draw_contour(axes[0, col], case.label, "lime")
         pred = int(np.argmax(case.cls_prob))
         axes[0, col].set_title(
@@ -64,7 +75,8 @@ def plot_gradcam(run: Run, path: Path, models: dict[int, FoldModel], per_class: 
             fontsize=8,
         )
     fig.suptitle(
-        f"Grad-CAM of the predicted class, last encoder stage: {run.name} (top: image and ground truth)", fontsize=11
+        f"Grad-CAM of the predicted class, the classification head's input: {run.name} (top: image and ground truth)",
+        fontsize=11,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=100)

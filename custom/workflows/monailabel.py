@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,16 @@ def has_model(app: str | os.PathLike, name: str = DEFAULT_NAME) -> bool:
     return (Path(app) / "model" / name / "models" / "model.pt").is_file()
 
 
-def monailabel_executable() -> str:
-    """The ``monailabel`` command of this Python environment (then of PATH)."""
-    found = shutil.which("monailabel", path=os.path.dirname(sys.executable)) or shutil.which("monailabel")
-    if found is None:
+def monailabel_command() -> list[str]:
+    """MONAI Label's command line under this Python: ``python -m monailabel.main``.
+
+    That is what the ``monailabel`` shell script runs, with ``$MONAILABEL_PYEXE`` or the first ``python``
+    on PATH (which need not be this environment's); installers that do not unpack the wheel's scripts
+    (uv) leave no script at all.
+    """
+    if find_spec("monailabel") is None:
         raise RuntimeError(INSTALL_HINT)
-    return found
+    return [sys.executable, "-m", "monailabel.main"]
 
 
 def server_command(
@@ -130,14 +135,9 @@ def server_command(
 ) -> list[str]:
     """``monailabel start_server`` for ``app`` on the image folder ``studies`` (labels in ``studies/labels/final``)."""
     app_args = ["--app", str(app), "--studies", str(studies), "--conf", "models", models]
-    return [monailabel_executable(), "start_server", *app_args, "--host", host, "--port", str(port)]
+    return [*monailabel_command(), "start_server", *app_args, "--host", host, "--port", str(port)]
 
 
 def start_server(command: list[str], **popen_kwargs: Any) -> subprocess.Popen:
-    """Runs :func:`server_command`'s ``command`` under this Python.
-
-    ``monailabel`` is a shell script running ``$MONAILABEL_PYEXE``, by default the first ``python`` on
-    PATH, which need not be this environment's. ``popen_kwargs`` go to ``subprocess.Popen``.
-    """
-    env = {**os.environ, **popen_kwargs.pop("env", {}), "MONAILABEL_PYEXE": sys.executable}
-    return subprocess.Popen(command, env=env, **popen_kwargs)
+    """Runs :func:`server_command`'s ``command``; ``popen_kwargs`` go to ``subprocess.Popen``."""
+    return subprocess.Popen(command, **popen_kwargs)
