@@ -37,8 +37,8 @@ class TrainingLog:
 
     Each record holds the epoch, mean training loss, learning rate (after the epoch's scheduler step:
     the rate of the next epoch), the AMTL task weights ``1 / (2 sigma_i^2)`` and ``s_i`` (N-Unet paper,
-    eq. 24) and, on validation epochs, the validation metrics. The task weights are also put into ``engine.state.metrics`` so that a
-    ``TensorBoardStatsHandler`` attached after this handler plots them.
+    eq. 24) and, on validation epochs, the validation metrics. The task weights are also put into
+    ``engine.state.metrics`` so that a ``TensorBoardStatsHandler`` attached after this handler plots them.
 
     Attach it after the ``ValidationHandler`` so the validation of the same epoch is included.
 
@@ -148,21 +148,15 @@ class EvaluationWriter:
             if DecisionKeys.LESION_TRUE in out:  # the truth, whatever heads the network has
                 row["lesion"] = int(out[DecisionKeys.LESION_TRUE][0])
                 row["target"] = int(out["cls_label_onehot"].argmax())
-            if (
-                DecisionKeys.LESION_TRUE in out and DecisionKeys.LESION_PRED_ONEHOT in out
-            ):  # and a classifying network's answer
+            classified = DecisionKeys.LESION_TRUE in out and DecisionKeys.LESION_PRED_ONEHOT in out
+            if classified:  # and a classifying network's answer
                 # the decision after refining where the post-processing refines, else the argmax
-                row["pred_class"] = (
-                    int(out[DecisionKeys.CLS_PRED])
-                    if DecisionKeys.CLS_PRED in out
-                    else int(out[DecisionKeys.CLS_PROB].argmax())
-                )
+                decided = out.get(DecisionKeys.CLS_PRED)
+                row["pred_class"] = int(decided) if decided is not None else int(out[DecisionKeys.CLS_PROB].argmax())
                 row["lesion_pred"] = int(out[DecisionKeys.LESION_PRED_ONEHOT][1])
                 row["lesion_prob"] = float(out[DecisionKeys.LESION_PROB][0])
                 row.update({f"prob_{name}": float(p) for name, p in out["result"]["class_probabilities"].items()})
-            if (
-                DecisionKeys.SEG_LABEL in out and DecisionKeys.SEG_PRED in out
-            ):  # a mask to compare with and a segmenting network
+            if DecisionKeys.SEG_LABEL in out and DecisionKeys.SEG_PRED in out:  # a mask to compare, a segmenting net
                 pred, gt = out[DecisionKeys.SEG_PRED][None], out[DecisionKeys.SEG_LABEL][None]
                 row["gt_area"] = int(gt.sum())
                 row["pred_area"] = int(pred.sum())
