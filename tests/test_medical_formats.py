@@ -150,7 +150,7 @@ def test_a_broken_medical_file_is_one_line_naming_it(tmp_path):
 @pytest.mark.slow
 def test_inference_writes_each_mask_in_its_inputs_family_and_geometry(tmp_path):
     from monai.bundle import run
-    from test_reliability_corpus import save_untrained_checkpoint
+    from generated import save_untrained_checkpoint
 
     inputs = tmp_path / "in"
     inputs.mkdir()

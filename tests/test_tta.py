@@ -54,7 +54,7 @@ def test_views_of_an_ensemble_spread_over_every_member_and_view():
 
 def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
     from monai.bundle import run
-    from test_reliability_corpus import save_untrained_checkpoint
+    from generated import save_untrained_checkpoint
 
     images = tmp_path / "images"
     images.mkdir()
@@ -84,7 +84,7 @@ def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
 def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
     """``--ckpt_path <run>``: one member per fold*/model.pt, probabilities averaged, thresholds averaged."""
     from monai.bundle import run
-    from test_reliability_corpus import save_untrained_checkpoint
+    from generated import save_untrained_checkpoint
 
     from custom.deploy import checkpoint_paths
     from custom.deploy.release import decision_threshold, write_card

@@ -1,6 +1,6 @@
-"""Interrupted runs, atomic outputs, reproducibility, provenance, safe loading and long runs (issue 8).
+"""Faults: interrupted runs, full disks, atomic outputs, reproducibility, provenance, safe loading and long runs.
 
-The bad-input corpus is in ``test_reliability_corpus.py``. Training runs here are real bundle runs in
+The bad input files are in ``test_input_corpus.py``. Training runs here are real bundle runs in
 subprocesses on the demo data at 32x32 (a SIGKILL needs a process of its own); the two-epoch
 reference run is shared by the reproducibility, resume and provenance tests.
 """
@@ -23,7 +23,7 @@ import torch
 from conftest import CONFIGS, REPO, TINY_RUN, run_bundle
 from monai.optimizers import WarmupCosineSchedule
 from PIL import Image
-from test_reliability_corpus import bundle_run, lesion, picture, save_untrained_checkpoint, write_pair
+from generated import bundle_run, lesion, picture, save_untrained_checkpoint, write_pair
 
 from custom.errors import OutputError, one_line
 from custom.fileio import atomic_write_json, check_output_dir

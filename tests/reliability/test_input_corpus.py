@@ -1,10 +1,9 @@
-"""The bad-input corpus: every messy input of issue 8, what each stage does with it, and the tests that hold it to that.
+"""The bad-input corpus: every messy input file, what each stage (preparation, training, inference) does with it.
 
 ``CASES`` is the single description: how to make each input, and per stage (``scripts/prepare_data.py
 folder``, training, inference) either what the tool does with it (checked here) or the problem a run
 stops with (one ``error: ...`` line naming the file). ``docs/reliability.md`` carries the table
-rendered from it; a test fails when the two differ (``python tests/test_reliability_corpus.py``
-rewrites the table).
+rendered from it (``tests/reliability/reliability_doc.py``; ``test_reliability_doc.py`` fails when the two differ).
 
 Cost: preparation runs in-process per case (about 0.1 s each; the 5000x5000 image 4 s). Training and
 inference run through ``monai.bundle.run`` in this process (what ``python -m monai.bundle run`` calls,
@@ -27,12 +26,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import CONFIGS, REPO
 from custom.data.io import file_stem, image_size
+from generated import SHAPE, bundle_run, lesion, pair_folders, picture, save_untrained_checkpoint, write_pair
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "bundle" / "configs"
-DOC = REPO / "docs" / "reliability.md"
-SHAPE = (40, 48)  # height, width of the ordinary corpus images
 TINY = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 2, "num_workers": 0}
 
 
@@ -93,35 +90,6 @@ class Case:
     train: Outcome
     infer: Outcome
     good_cases: bool = True
-
-
-def picture(seed: int = 0, shape: tuple[int, int] = SHAPE) -> np.ndarray:
-    """Speckle-like 8-bit pixels spanning 0..255 (so a min-max rescale maps them the same whatever their depth)."""
-    pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-    pixels.flat[:2] = (0, 255)
-    return pixels
-
-
-def lesion(shape: tuple[int, int] = SHAPE) -> np.ndarray:
-    h, w = shape
-    mask = np.zeros(shape, dtype=bool)
-    mask[h // 4 : h // 2, w // 4 : w // 2] = True
-    return mask
-
-
-def _folders(root: Path) -> tuple[Path, Path]:
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(parents=True, exist_ok=True)
-    return root / "images", root / "masks"
-
-
-def write_pair(
-    root: Path, stem: str, image: Image.Image | None = None, mask: Image.Image | None = None, ext: str = ".png"
-):
-    """``images/<stem><ext>`` and ``masks/<stem>.png``: by default an ordinary gray image and a 0/255 mask."""
-    images, masks = _folders(root)
-    (image or Image.fromarray(picture())).save(images / f"{stem}{ext}")
-    (mask or Image.fromarray(lesion().astype(np.uint8) * 255)).save(masks / f"{stem}.png")
 
 
 def _ordinary(stem: str) -> Callable[[Path], None]:
@@ -205,7 +173,7 @@ def _dicom(photometric: str = "MONOCHROME2", bits: int = 8) -> Callable[[Path], 
     def make(root: Path) -> Reference:
         from test_medical_formats import write_dicom
 
-        images, masks = _folders(root)
+        images, masks = pair_folders(root)
         gray = picture()
         pixels = np.dstack([gray] * 3) if photometric == "RGB" else np.round(gray * ((2**bits - 1) / 255))
         write_dicom(images / "x.dcm", pixels, photometric, bits_stored=bits)
@@ -224,7 +192,7 @@ def _broken_dicom(root: Path) -> None:
 def _nan_nifti(root: Path) -> None:
     import nibabel
 
-    images, masks = _folders(root)
+    images, masks = pair_folders(root)
     pixels = (picture() / 255).astype(np.float32)
     pixels[5, 5] = np.nan
     nibabel.save(nibabel.Nifti1Image(pixels.T.copy(), np.eye(4)), str(images / "x.nii.gz"))
@@ -243,7 +211,7 @@ def _exif_rotated(mask_as_stored: bool) -> Callable[[Path], Reference | None]:
         exif = Image.Exif()
         exif[0x0112] = EXIF_ROTATE_90
         drawn = np.rot90(mask, k=1) if mask_as_stored else mask
-        images, masks = _folders(root)
+        images, masks = pair_folders(root)
         stored.save(images / "x.png", exif=exif)
         Image.fromarray(np.ascontiguousarray(drawn).astype(np.uint8) * 255).save(masks / "x.png")
         return None if mask_as_stored else Reference(upright, mask)
@@ -311,7 +279,7 @@ def _mask_without_image(root: Path) -> None:
 
 
 def _empty(root: Path) -> None:
-    _folders(root)
+    pair_folders(root)
 
 
 def _malformed_datalist(root: Path) -> None:
@@ -612,7 +580,6 @@ def _cases(stage: str, kind: type) -> list:
 # The table in docs/reliability.md
 # ---------------------------------------------------------------------------------------------------
 
-TABLE_START, TABLE_END = "<!-- corpus table: start -->", "<!-- corpus table: end -->"
 
 
 def _describe(outcome: Outcome) -> str:
@@ -633,13 +600,7 @@ def corpus_table() -> str:
     return "\n".join(rows)
 
 
-def test_docs_table_matches_the_corpus():
-    text = DOC.read_text(encoding="utf-8")
-    table = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
-    assert table == corpus_table(), "docs/reliability.md is out of date: run python tests/test_reliability_corpus.py"
-
-
-def test_every_input_of_the_issue_is_in_the_corpus():
+def test_every_kind_of_bad_input_file_has_a_case():
     assert len(set(IDS)) == len(IDS)
     assert {"zero-byte", "truncated", "text-as-png", "16-bit", "palette", "rgba", "2x2", "5000x5000", "jpeg"} <= set(
         IDS
@@ -649,9 +610,9 @@ def test_every_input_of_the_issue_is_in_the_corpus():
         IDS
     )
     assert {"malformed-datalist", "datalist-missing-files"} <= set(IDS)
-    # issue 15, item 1: one decoder for every bit depth, colour mode and orientation
+    # one decoder for every bit depth, colour mode and orientation
     decoding = {"12-bit", "10-bit", "float-tiff", "nan-tiff", "int32-tiff", "1-bit", "cmyk"}
-    decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-truncated", "nan-nifti"}  # issue 17: the medical formats
+    decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-truncated", "nan-nifti"}  # the medical formats
     assert decoding | {"exif-rotated", "exif-mask-mismatch"} <= set(IDS)
 
 
@@ -698,13 +659,6 @@ def assert_one_line(error: BaseException, root: Path, refused: Refused) -> None:
     message = one_line(error)
     assert message is not None, f"would print a traceback: {error!r}"
     assert str(root / refused.file) in message and refused.problem in message, message
-
-
-def bundle_run(run_id: str, config: str, **overrides):
-    """``python -m monai.bundle run`` in this process (same entry point, no new interpreter per case)."""
-    from monai.bundle import run
-
-    return run(run_id, config_file=str(CONFIGS / config), logging_file=False, **overrides)
 
 
 def preprocess(config: str, key: str, record: dict) -> dict:
@@ -840,17 +794,6 @@ def inference_input(case: Case, root: Path) -> dict:
     return {"input_dir": str(root / "images"), "dataset_dir": str(root)}
 
 
-def save_untrained_checkpoint(path: Path) -> Path:
-    """inference.json's network with its initial weights, saved as training saves ``model.pt`` (no training needed)."""
-    import torch
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "inference.json"))
-    torch.save({"model": parser.get_parsed_content("network_def").state_dict()}, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def untrained_checkpoint(tmp_path_factory) -> Path:
     return save_untrained_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
@@ -911,10 +854,3 @@ def test_inference_runs_on_every_handled_case_together(tmp_path, untrained_check
             assert mask.size == image_size(inputs / name), name  # the displayed size (EXIF orientation applied)
             assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}, name
         assert json.loads((out / f"{stem}.json").read_text())["predicted_class"] in ("normal", "lesion")
-
-
-if __name__ == "__main__":
-    text = DOC.read_text(encoding="utf-8")
-    head, rest = text.split(TABLE_START, 1)
-    DOC.write_text(f"{head}{TABLE_START}\n{corpus_table()}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}", encoding="utf-8")
-    print(f"updated {DOC}")

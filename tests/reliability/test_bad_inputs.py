@@ -40,13 +40,13 @@ def _first_training_record(data_dir):
     return fold["training"][0]
 
 
-def test_missing_dataset_folder(tmp_path):
+def test_a_missing_dataset_folder_is_named(tmp_path):
     missing = tmp_path / "no_such_dataset"
     proc = _train("--dataset_dir", str(missing), "--output_dir", str(tmp_path / "out"))
     _assert_one_line_error(proc, str(missing), "fold0.json")
 
 
-def test_image_without_mask(broken_copy, tmp_path):
+def test_an_image_whose_mask_is_missing_is_named(broken_copy, tmp_path):
     record = _first_training_record(broken_copy)
     (broken_copy / record["label"]).unlink()
     _assert_one_line_error(
@@ -58,14 +58,14 @@ def test_image_without_mask(broken_copy, tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"", b"this is not a png", None], ids=["zero-byte", "text", "truncated"])
-def test_unreadable_image(broken_copy, tmp_path, content):
+def test_an_unreadable_image_is_named(broken_copy, tmp_path, content):
     record = _first_training_record(broken_copy)
     image = broken_copy / record["image"]
     image.write_bytes(content if content is not None else image.read_bytes()[:60])
     _assert_one_line_error(_train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out")), image.name)
 
 
-def test_malformed_datalist(broken_copy, tmp_path):
+def test_a_malformed_datalist_is_named_in_a_new_interpreter_too(broken_copy, tmp_path):
     (broken_copy / "fold0.json").write_text("{not json")
     # in its own interpreter: the one-line hook as users meet it (the other cases run in this process)
     proc = _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out"), in_process=False)
@@ -95,7 +95,7 @@ def _record0(datalist: dict) -> dict:
         "three-classes-without-class",
     ],
 )
-def test_datalist_schema(broken_copy, tmp_path, breakage, needles):
+def test_a_datalist_breaking_the_schema_names_the_split_record_and_key(broken_copy, tmp_path, breakage, needles):
     datalist = json.loads((broken_copy / "fold0.json").read_text())
     breakage(datalist)
     (broken_copy / "fold0.json").write_text(json.dumps(datalist))
@@ -105,7 +105,7 @@ def test_datalist_schema(broken_copy, tmp_path, breakage, needles):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.pt"))
 
 
-def test_unknown_csb_mode(demo_dir, tmp_path):
+def test_an_unknown_csb_mode_lists_the_allowed_ones(demo_dir, tmp_path):
     _assert_one_line_error(
         _train("--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path / "out"), "--csb_mode", "sometimes"),
         "csb_mode",
@@ -114,7 +114,7 @@ def test_unknown_csb_mode(demo_dir, tmp_path):
     )
 
 
-def test_inference_on_missing_input_folder(tmp_path):
+def test_a_missing_inference_input_folder_is_named(tmp_path):
     proc = run_bundle(
         "run",
         "--config_file",

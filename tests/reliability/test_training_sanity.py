@@ -7,7 +7,7 @@ import torch
 from conftest import CONFIGS, TINY_RUN, run_bundle
 from ignite.engine import Engine, Events
 from PIL import Image
-from test_reliability_corpus import save_untrained_checkpoint
+from generated import save_untrained_checkpoint
 
 from custom.deploy import load_model_weights
 from custom.engine import NonFiniteGuard, TrainingDiverged
