@@ -237,38 +237,3 @@ def test_training_and_evaluation_read_the_compact_cache(demo_dir, tmp_path):
     test_ids = sorted(r["id"] for r in json.loads((prepared / "fold0.json").read_text())["test"])
     with open(out / "per_image.csv") as f:
         assert sorted(r["id"] for r in csv.DictReader(f)) == test_ids
-
-
-@pytest.mark.slow
-def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
-    """``--resume True`` loads network, AMTL parameters, optimiser, scheduler and epoch from checkpoint_epoch=N.pt."""
-    import torch
-
-    out = tmp_path / "run"
-    common = [
-        "--config_file",
-        str(CONFIGS / "train.json"),
-        "--dataset_dir",
-        str(demo_dir),
-        "--output_dir",
-        str(out),
-        *TINY_RUN,
-        "--epochs",
-        "3",
-    ]
-    first = run_bundle("training", *common, "--train#trainer#max_epochs", "1")  # stop after epoch 1 of a 3-epoch plan
-    assert first.returncode == 0
-    saved = torch.load(out / "checkpoint_epoch=1.pt", weights_only=True)
-    assert {"network", "loss", "optimizer", "lr_scheduler", "trainer"} <= set(saved)
-    assert saved["trainer"]["iteration"] == saved["trainer"]["epoch_length"]  # ignite stores the epoch as iterations
-    # resumed with a longer plan: the schedule follows the new --epochs, the best model's score is kept
-    run_bundle("training", *common[:-1], "4", "--resume", "True")
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
-    assert [p.name for p in out.glob("checkpoint_*.pt")] == [
-        "checkpoint_epoch=4.pt"
-    ]  # epoch 1's, resumed from, is gone
-    resumed = torch.load(out / "checkpoint_epoch=4.pt", weights_only=True)
-    assert resumed["lr_scheduler"]["last_epoch"] == 4 and resumed["lr_scheduler"]["T_max"] == 4
-    ((best_score, _),) = resumed["best_model"]["_saved"]  # ignite's name; AtomicDiskSaver writes it as model.pt
-    assert best_score == pytest.approx(max(r["val_dice_all"] for r in log))

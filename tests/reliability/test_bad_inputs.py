@@ -207,3 +207,24 @@ def test_inputs_sharing_a_stem_and_a_255_character_name_get_their_own_outputs(ch
     assert json.loads((out / "a_tif.json").read_text())["image"].endswith("a.tif")
     assert (out / f"{long_stem}_seg.png").is_file() and (out / f"{long_stem}.json").is_file()
     assert not (out / "a_seg.png").exists()
+
+
+def test_inference_inputs_take_every_image_format_skip_masks_and_name_what_they_skip(tmp_path, caplog):
+    from custom.data.inputs import image_records
+
+    for name in ("a.png", "a_mask.png", "a_mask_1.png", "breast_mask_study.png", "b.tif", "c.BMP", "d.jpeg"):
+        Image.new("L", (8, 6), 100).save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    with caplog.at_level("WARNING"):
+        records = image_records(str(tmp_path))
+    assert [r["image"].rsplit("/", 1)[1] for r in records] == [
+        "a.png",
+        "b.tif",
+        "breast_mask_study.png",
+        "c.BMP",
+        "d.jpeg",
+    ]
+    assert "2 masks skipped (a_mask.png, a_mask_1.png)" in caplog.text
+    assert "2 entries that are not images skipped (notes.txt, sub)" in caplog.text

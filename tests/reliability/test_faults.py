@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import CONFIGS, REPO, TINY_RUN, run_bundle
+from generated import bundle_run, lesion, picture, save_untrained_checkpoint, write_pair
 from monai.optimizers import WarmupCosineSchedule
 from PIL import Image
-from generated import bundle_run, lesion, picture, save_untrained_checkpoint, write_pair
 
 from custom.errors import OutputError, one_line
 from custom.fileio import atomic_write_json, check_output_dir
@@ -495,3 +495,38 @@ def test_preparation_moves_in_complete_files_only_and_clears_a_killed_runs_stagi
     )
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before  # unchanged
     assert not abandoned.exists() and not list(out.glob(".prepare-*"))
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
+    """``--resume True`` loads network, AMTL parameters, optimiser, scheduler and epoch from checkpoint_epoch=N.pt."""
+    import torch
+
+    out = tmp_path / "run"
+    common = [
+        "--config_file",
+        str(CONFIGS / "train.json"),
+        "--dataset_dir",
+        str(demo_dir),
+        "--output_dir",
+        str(out),
+        *TINY_RUN,
+        "--epochs",
+        "3",
+    ]
+    first = run_bundle("training", *common, "--train#trainer#max_epochs", "1")  # stop after epoch 1 of a 3-epoch plan
+    assert first.returncode == 0
+    saved = torch.load(out / "checkpoint_epoch=1.pt", weights_only=True)
+    assert {"network", "loss", "optimizer", "lr_scheduler", "trainer"} <= set(saved)
+    assert saved["trainer"]["iteration"] == saved["trainer"]["epoch_length"]  # ignite stores the epoch as iterations
+    # resumed with a longer plan: the schedule follows the new --epochs, the best model's score is kept
+    run_bundle("training", *common[:-1], "4", "--resume", "True")
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    assert [p.name for p in out.glob("checkpoint_*.pt")] == [
+        "checkpoint_epoch=4.pt"
+    ]  # epoch 1's, resumed from, is gone
+    resumed = torch.load(out / "checkpoint_epoch=4.pt", weights_only=True)
+    assert resumed["lr_scheduler"]["last_epoch"] == 4 and resumed["lr_scheduler"]["T_max"] == 4
+    ((best_score, _),) = resumed["best_model"]["_saved"]  # ignite's name; AtomicDiskSaver writes it as model.pt
+    assert best_score == pytest.approx(max(r["val_dice_all"] for r in log))

@@ -581,7 +581,6 @@ def _cases(stage: str, kind: type) -> list:
 # ---------------------------------------------------------------------------------------------------
 
 
-
 def _describe(outcome: Outcome) -> str:
     if isinstance(outcome, Refused):
         return f'stops, naming `{outcome.file}`: "{outcome.problem}"'
