@@ -127,7 +127,9 @@ def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[st
         key: the record key of the input image path.
 
     Raises:
-        InputError: naming the output folder and the input folder.
+        InputError: naming the output folder and the input folder, or the output "folder" that is a file.
     """
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise InputError(f"--output_dir {output_dir}: is a file, not a folder.")
     check_outside(output_dir, {Path(record[key]).parent for record in records}, "--output_dir")
     return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from custom.cli import run as run_command
+from custom.cli import whole_numbers
 from custom.errors import InputError
 from custom.workflows import ablation
 from custom.workflows.crossval import DEFAULT_CONFIG
@@ -45,8 +46,9 @@ def main(
     if not data or not out:
         raise InputError("--data and --out are required (or --list_variants).")
     options = {k: overrides.pop(k) for k in CROSS_VALIDATE_OPTIONS if k in overrides}
-    fold_ids = [int(f) for f in _list(str(folds) if isinstance(folds, int) else folds)] if folds is not None else None
-    result = ablation.ablate(data, out, names, folds=fold_ids, config=config, overrides=overrides, **options)
+    result = ablation.ablate(
+        data, out, names, folds=whole_numbers(folds, "folds"), config=config, overrides=overrides, **options
+    )
     print(f"ablation of {len(result['variants'])} variants: {out}/ablation.md")
 
 

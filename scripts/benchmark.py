@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 
 from custom.cli import run as run_command
+from custom.cli import whole_numbers
 from custom.fileio import atomic_write_json
 from custom.workflows.benchmark import DEFAULT_CONFIG, benchmark, format_table
 
@@ -36,9 +37,7 @@ def main(
 ) -> None:
     """Runs :func:`custom.workflows.benchmark.benchmark` and prints (and with ``out`` writes) the result."""
     modes = modes.split(",") if isinstance(modes, str) else list(modes)
-    if isinstance(mode_sizes, (int, str)):  # fire: "128,256" arrives as a tuple, "128" as an int
-        mode_sizes = str(mode_sizes).split(",")
-    sizes = [int(s) for s in mode_sizes]
+    sizes = whole_numbers(mode_sizes, "mode_sizes")
     result = benchmark(
         device, data, config, iterations, repeats, infer_repeats, overrides, modes=modes, mode_sizes=sizes
     )

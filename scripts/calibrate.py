@@ -11,13 +11,13 @@ accuracy, ties nearest 0.5) goes into ``fold<k>/model.json`` beside its ``model.
 from __future__ import annotations
 
 from custom.cli import run as run_command
+from custom.cli import whole_numbers
 from custom.workflows.crossval import calibrate_run
 
 
 def main(run: str, folds=None, report: bool = True) -> None:
     """Calibrates the folds of ``run`` (default: all of them) and prints the new mean figures."""
-    chosen = None if folds is None else [int(f) for f in str(folds).strip("()[]").split(",") if f.strip()]
-    summary = calibrate_run(run, chosen)
+    summary = calibrate_run(run, whole_numbers(folds, "folds"))
     mean = summary["mean"]
     print(
         f"mean over folds: accuracy {mean['classification'].get('accuracy')}, Dice {mean['segmentation'].get('dice')}"

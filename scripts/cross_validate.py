@@ -19,18 +19,8 @@ std over folds) and the report (``report.md``, ``report.html``). Finished folds 
 from __future__ import annotations
 
 from custom.cli import run as run_command
+from custom.cli import whole_numbers
 from custom.workflows.crossval import DEFAULT_CONFIG, cross_validate
-
-
-def _fold_list(folds) -> list[int] | None:
-    """Fire gives ``--folds 0,1,2`` as a tuple, ``--folds 3`` as an int."""
-    if folds is None:
-        return None
-    if isinstance(folds, int):
-        return [folds]
-    if isinstance(folds, str):
-        return [int(f) for f in folds.split(",") if f.strip()]
-    return [int(f) for f in folds]
 
 
 def main(
@@ -49,7 +39,7 @@ def main(
     summary = cross_validate(
         data,
         out,
-        folds=_fold_list(folds),
+        folds=whole_numbers(folds, "folds"),
         config=config,
         resume=resume,
         overrides=overrides,

@@ -75,6 +75,18 @@ def test_export_onnx_script_checks_dynamic_axes_against_pytorch(tmp_path):
     assert max(report["max_abs_diff"].values()) <= TOLERANCE
 
 
+def test_export_onnx_of_the_released_model_with_no_option_but_the_files(tmp_path):
+    """The README's command: the input size comes from the released model's card through inference.json."""
+    out = tmp_path / "model.onnx"
+    proc = run_script("export_onnx.py", "--ckpt", str(REPO / "bundle" / "models" / "model.pt"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout[proc.stdout.index("{") :])
+    card = json.loads((REPO / "bundle" / "models" / "model.json").read_text())
+    height, width = card["spatial_size"]
+    assert report["check_input"] == [2, 3, height // 2, width] and out.is_file()
+    assert max(report["max_abs_diff"].values()) <= TOLERANCE
+
+
 def test_export_onnx_script_names_a_missing_checkpoint(tmp_path):
     proc = run_script("export_onnx.py", "--ckpt", str(tmp_path / "none.pt"), "--out", str(tmp_path / "m.onnx"))
     assert proc.returncode != 0

@@ -54,6 +54,9 @@ def test_bundle_name_is_the_model_zoo_folder_name_of_the_metadata_name():
 
 
 def test_archive_holds_configs_package_docs_license_and_schema(tmp_path):
+    with pytest.raises(ValueError, match="--models_dir .*no_models: no such folder"):
+        export_bundle(str(tmp_path / "dist"), models_dir=str(tmp_path / "no_models"))
+    (tmp_path / "no_models").mkdir()
     path = export_bundle(str(tmp_path / "dist"), models_dir=str(tmp_path / "no_models"))
     assert Path(path).name == ARCHIVE
     members = _members(path)

@@ -40,6 +40,8 @@ def load_datalist(
     (0 or 1) and ``class`` (0 normal, 1 benign, 2 malignant) are in range; with ``num_classes`` 3
     every record needs its ``class``.
     """
+    if os.path.isdir(path):
+        raise InputError(f"datalist {path!r} is a folder: pass --dataset_dir {path} or --datalist {path}/fold0.json.")
     if not os.path.isfile(path):
         raise InputError(
             f"datalist {path!r} does not exist: pass --datalist <prepared dir>/fold0.json or --dataset_dir "
@@ -55,6 +57,12 @@ def load_datalist(
     if not isinstance(content, dict) or split not in content:
         keys = sorted(content) if isinstance(content, dict) else type(content).__name__
         raise InputError(f"datalist {path!r} has no {split!r} split (it has {keys}).")
+    declared = content.get("classes")
+    if num_classes is not None and isinstance(declared, dict) and num_classes > len(declared):
+        raise InputError(
+            f"datalist {path!r} has {len(declared)} classes ({', '.join(declared)}); --num_classes {num_classes} "
+            "needs normal, benign and malignant labels (scripts/prepare_data.py folder --labels <csv>)."
+        )
     _check_schema(content[split], f"datalist {path!r}, {split}", num_classes)
     records = load_decathlon_datalist(path, data_list_key=split, base_dir=os.path.dirname(os.path.abspath(path)))
     if classes is not None:

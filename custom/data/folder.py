@@ -40,8 +40,14 @@ def _files(folder: Path, what: str) -> tuple[list[Path], list[BadCase]]:
     if not entries:
         raise DataError(f"{folder}: empty {what} folder")
     files = [p for p in entries if p.is_file() and is_image_name(p.name)]
-    bad = [BadCase(str(p), "not an image file") for p in entries if p not in files]
+    bad = [BadCase(str(p), _why_not_an_image(p)) for p in entries if p not in files]
     return files, bad
+
+
+def _why_not_an_image(path: Path) -> str:
+    if path.is_symlink() and not path.exists():
+        return f"a broken link (its target {path.readlink()} does not exist)"
+    return "a folder, not an image file" if path.is_dir() else "not an image file"
 
 
 def _read_labels(path: Path) -> tuple[dict[str, tuple[int, str]], list[BadCase]]:

@@ -36,6 +36,10 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
         if not os.path.isdir(input_dir):
             raise InputError(f"input_dir {input_dir!r} is not a folder; pass --input_dir <folder of PNG/JPG images>.")
         entries = sorted(n for n in os.listdir(input_dir) if not is_hidden(n))
+        for name in entries:  # an input the user meant to give: named, not skipped as "not an image"
+            link = Path(input_dir, name)
+            if link.is_symlink() and not link.exists():
+                raise InputError(f"{link}: a broken link (its target {link.readlink()} does not exist).")
         files = [n for n in entries if os.path.isfile(os.path.join(input_dir, n))]
         masks = [n for n in files if is_image_name(n) and MASK_NAME.search(file_stem(n))]
         names = [n for n in files if is_image_name(n) and n not in masks]

@@ -57,8 +57,11 @@ def open_image(path: Path) -> Image.Image:
     _check_file(path)
     try:
         with Image.open(path) as img:
+            check_single_page(img)  # while open: counting a TIFF's pages reads the file
             img.load()
             return img
+    except DataError:
+        raise
     except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files
         raise DataError(f"{path}: not a readable image ({e})") from e
 
@@ -81,6 +84,7 @@ def decode(img: Image.Image) -> Image.Image:
     non-finite pixels or of a mode that is no picture.
     """
     source = getattr(img, "filename", "") or "image"
+    check_single_page(img)
     img = ImageOps.exif_transpose(img)
     if img.mode in ("L", "1", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
         if img.mode in ("P", "PA"):
@@ -140,8 +144,35 @@ def to_gray(img: Image.Image) -> np.ndarray:
 
 def decode_mask(img: Image.Image) -> Image.Image:
     """A mask as its annotator drew it: EXIF orientation applied (as :func:`decode` does for its image) and a
-    palette replaced by its colours; channels and alpha are kept, for ``BinarizeMaskd`` to read."""
-    return expand_palette(ImageOps.exif_transpose(img))
+    palette replaced by its colours; channels and alpha are kept, for ``BinarizeMaskd`` to read. A JPEG
+    mask is thresholded first (:func:`unring_lossy_mask`)."""
+    check_single_page(img)
+    lossy = img.format in _LOSSY_FORMATS
+    img = expand_palette(ImageOps.exif_transpose(img))
+    return unring_lossy_mask(img) if lossy else img
+
+
+# JPEG's compression rings around a mask's edges with faint non-zero values, which "any non-zero
+# colour is lesion" would add to the lesion (+49 % on a 120-pixel lesion saved at quality 75)
+_LOSSY_FORMATS = ("JPEG", "MPO")
+
+
+def unring_lossy_mask(img: Image.Image) -> Image.Image:
+    """A lossy-compressed mask as 0/255 grayscale: lesion where any channel is at least half on (128)."""
+    on = np.asarray(img.convert("RGB")).max(axis=-1) >= 128
+    return Image.fromarray(on.astype(np.uint8) * 255)
+
+
+def check_single_page(img: Image.Image) -> None:
+    """Raises :class:`DataError` for a multi-page TIFF or an animated GIF or PNG, of which only the first page
+    would be read without a word. (A phone's MPO JPEG also has several frames: its first is the photo.)"""
+    try:
+        pages = getattr(img, "n_frames", 1)
+    except ValueError:  # closed: it came from open_image, which counted its pages while the file was open
+        return
+    if pages > 1 and img.format in ("TIFF", "GIF", "PNG"):
+        source = getattr(img, "filename", "") or "image"
+        raise DataError(f"{source}: a {img.format} of {pages} pages; save each image as a file of its own")
 
 
 def expand_palette(img: Image.Image) -> Image.Image:
@@ -216,7 +247,7 @@ def read_mask_rgb(path: Path) -> np.ndarray:
     Any mode is accepted: 1-bit, grayscale, palette, RGB, RGBA (2 of BUSI's extra masks are RGBA
     with an opaque alpha channel; an alpha of 0 can only mean "no annotation here").
     """
-    rgba = np.asarray(ImageOps.exif_transpose(open_image(path)).convert("RGBA"))
+    rgba = np.asarray(decode_mask(open_image(path)).convert("RGBA"))
     return rgba[..., :3] * (rgba[..., 3:] > 0)
 
 

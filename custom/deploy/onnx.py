@@ -111,9 +111,11 @@ def export_and_check(
         ``{"onnx", "checkpoint", "tasks", "check_input", "max_abs_diff": {task: difference}}``.
     """
     parser = bundle_parser(config, overrides)
+    if "ckpt_path" in parser and "ckpt_path" not in (overrides or {}):
+        parser["ckpt_path"] = str(ckpt_path)  # inference.json reads the input size from this checkpoint's card
     network = network_from_config(parser, ckpt_path)
-    channels = int(parser["in_channels"])
-    height, width = (int(s) for s in parser["spatial_size"])
+    channels = int(parser.get_parsed_content("in_channels"))
+    height, width = (int(s) for s in parser.get_parsed_content("spatial_size"))
     _, tasks = export_onnx(network, torch.zeros(1, channels, height, width), out)
     probe = torch.rand(check_batch, channels, height // 2, width, generator=torch.Generator().manual_seed(0))
     diff = max_abs_difference(network, out, tasks, probe)

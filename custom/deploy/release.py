@@ -56,20 +56,40 @@ def read_card(ckpt_path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def trained_input_size(ckpt_path: CheckpointSpec, default: Sequence[int]) -> list[int]:
-    """The input size recorded in the card of ``ckpt_path``, or ``default`` when it has no matching card.
+    """The input size the weights of ``ckpt_path`` were trained at, else ``default`` with a warning.
 
-    For several checkpoints (an ensemble, :func:`custom.deploy.ensemble.checkpoint_paths`) every card
-    that records a size must record the same one.
+    Read from the checkpoint's card, or else from the training run that wrote it (its
+    ``provenance.json``, beside every ``model.pt`` a training run saves): a model trained at 32x32 and
+    run at 256x256 gives masks without a word of warning. For several checkpoints (an ensemble,
+    :func:`custom.deploy.ensemble.checkpoint_paths`) every one that records a size must record the same.
     """
     sizes = {}
     for path in checkpoint_paths(ckpt_path):
-        size = (read_card(path) or {}).get("spatial_size")
+        size = (read_card(path) or {}).get("spatial_size") or _training_run_input_size(path)
         if size:
             sizes[str(path)] = [int(s) for s in size]
+        elif Path(path).is_file():
+            logger.warning(
+                "%s: no model card or training run records its input size; running at %s (set --spatial_size "
+                "to the size it was trained at).",
+                path,
+                list(default),
+            )
     if len({tuple(s) for s in sizes.values()}) > 1:
         listed = ", ".join(f"{p}: {s}" for p, s in sizes.items())
         raise InputError(f"--ckpt_path: the checkpoints were trained at different input sizes ({listed}).")
     return next(iter(sizes.values()), [int(s) for s in default])
+
+
+def _training_run_input_size(ckpt_path: str | os.PathLike) -> list[int] | None:
+    """``spatial_size`` of the last invocation in the ``provenance.json`` of the checkpoint's run folder, or None."""
+    record = Path(ckpt_path).parent / "provenance.json"
+    try:
+        runs = json.loads(record.read_text()).get("runs") or [{}]
+        size = runs[-1].get("resolved", {}).get("spatial_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return list(size) if isinstance(size, list) and len(size) == 2 else None
 
 
 def decision_threshold(ckpt_path: CheckpointSpec) -> float | None:

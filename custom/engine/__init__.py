@@ -3,9 +3,16 @@
 from .amp import AutocastInferer, amp_dtype_name, amp_supported, autocast_kwargs, engine_grad_scaler
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
 from .device import default_device, distributed, gpu_profile, memory_format, set_cudnn_benchmark
-from .handlers import EvaluationWriter, TrainingLog
+from .handlers import EvaluationWriter, QuietStatsHandler, TrainingLog
 from .metrics import key_metric, network_heads, validation_metrics
-from .options import check_device, check_spatial_size, check_training_options
+from .options import (
+    check_device,
+    check_override_keys,
+    check_whole_number,
+    check_spatial_size,
+    check_training_options,
+    set_determinism,
+)
 from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import IterationProgress
@@ -17,6 +24,7 @@ __all__ = [
     "AutocastInferer",
     "EarlyStopping",
     "EvaluationWriter",
+    "QuietStatsHandler",
     "FlipTTAInferer",
     "IterationProgress",
     "LrSchedule",
@@ -33,7 +41,10 @@ __all__ = [
     "check_device",
     "check_finite_weights",
     "check_spatial_size",
+    "check_override_keys",
     "check_training_options",
+    "check_whole_number",
+    "set_determinism",
     "collate_pred_label",
     "default_device",
     "distributed",

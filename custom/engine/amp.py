@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from monai.inferers import Inferer, SimpleInferer
 
+from custom.errors import InputError
+
 __all__ = ["AutocastInferer", "amp_dtype_name", "amp_supported", "autocast_kwargs", "engine_grad_scaler"]
 
 
@@ -53,8 +55,15 @@ def engine_grad_scaler(amp: bool, dtype: str) -> bool:
 
 
 def autocast_kwargs(dtype: str) -> dict[str, torch.dtype]:
-    """The engines' ``amp_kwargs`` for the dtype named ``dtype``."""
-    return {"dtype": getattr(torch, dtype)}
+    """The engines' ``amp_kwargs`` for the dtype named ``dtype`` (``float16`` or ``bfloat16``)."""
+    return {"dtype": torch_dtype(dtype)}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The reduced-precision ``torch.dtype`` named ``name``; :class:`InputError` naming ``--amp_dtype`` otherwise."""
+    if name not in ("float16", "bfloat16"):
+        raise InputError(f"--amp_dtype {name!r}: use float16 or bfloat16.")
+    return getattr(torch, name)
 
 
 def _to_float32(output: Any) -> Any:
@@ -80,7 +89,7 @@ class AutocastInferer(Inferer):
         super().__init__()
         self.inferer = inferer if inferer is not None else SimpleInferer()
         self.enabled = bool(enabled)
-        self.dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        self.dtype = torch_dtype(dtype) if isinstance(dtype, str) else dtype
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self.enabled:

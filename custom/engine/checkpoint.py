@@ -370,11 +370,16 @@ class ResumableCheckpoint:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self._remove_superseded)
 
     def _remove_superseded(self, engine: Engine) -> None:
-        """Deletes every checkpoint older than the newest: a resumed run's saver knows only its own files,
-        so the checkpoint it resumed from (and any before) would otherwise stay beside the new ones."""
-        newest = latest_checkpoint(self.save_dir)
-        if newest is None or idist.get_rank() != 0:
+        """Deletes every checkpoint but the one this epoch wrote: a resumed run's saver knows only its own
+        files, so the checkpoint it resumed from would otherwise stay beside the new ones, and a new run
+        in the folder of an older, longer one would leave that run's checkpoint as the newest (which
+        ``--resume`` would then continue)."""
+        current = os.path.join(self.save_dir, f"checkpoint_epoch={engine.state.epoch}.pt")
+        if idist.get_rank() != 0 or not os.path.isfile(current):
             return
         for path in glob.glob(os.path.join(glob.escape(self.save_dir), "checkpoint_epoch=*.pt")):
-            if path != newest and _CHECKPOINT.search(path):
+            match = _CHECKPOINT.search(path)
+            if path != current and match:
+                if int(match.group(1)) > engine.state.epoch:
+                    logger.warning("%s: removed, a checkpoint of an earlier run in this folder", path)
                 os.remove(path)

@@ -1,4 +1,4 @@
-"""Ignite handlers: the training log (progress, ETA, learned task weights) and the evaluation writer."""
+"""Ignite handlers: the training log (progress, ETA, learned task weights), the evaluation writer, and quiet stats."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from monai.handlers import StatsHandler
 
+from custom.errors import one_line
 from custom.evaluation import (
     MILLIMETRE_METRICS,
     SEGMENTATION_METRICS,
@@ -91,6 +93,20 @@ class TrainingLog:
             f.write(json.dumps(to_json_safe(record)) + "\n")  # strict JSON: an undefined AUC is null
         shown = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_")))
         logger.info("epoch %d/%d %s | elapsed %s ETA %s", epoch, max_epochs, shown, _hms(elapsed), _hms(eta))
+
+
+class QuietStatsHandler(StatsHandler):
+    """MONAI's ``StatsHandler``, except that a problem the user can fix is not logged with its traceback.
+
+    ``StatsHandler`` logs every exception of its engine with ``logger.exception`` before re-raising it,
+    so a missing checkpoint or a NaN pixel printed a page of tracebacks above the run's one-line
+    ``error:`` (:func:`custom.errors.install_excepthook`). Bugs are still logged as before.
+    """
+
+    def exception_raised(self, engine: Engine, e: Exception) -> None:
+        if one_line(e) is not None and os.environ.get("NUNET_TRACEBACK") != "1":
+            raise e
+        super().exception_raised(engine, e)
 
 
 def _is_number(value) -> bool:

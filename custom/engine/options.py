@@ -7,15 +7,18 @@ data loader, a negative learning rate trains backwards without a word.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
 import torch
+from monai.utils import set_determinism as monai_set_determinism
 from torch import nn
 
 from custom.errors import InputError
-from custom.networks.csb import check_csb_mode
+from custom.networks.csb import check_csb_mode, check_lesion_threshold
 
 
 def check_device(device: str | torch.device, option: str = "--device") -> torch.device:
@@ -31,10 +34,41 @@ def check_device(device: str | torch.device, option: str = "--device") -> torch.
     return dev
 
 
-def _positive_int(key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise InputError(f"--{key} {value!r}: expected a whole number of at least 1.")
+def check_whole_number(key: str, value: object, least: int = 1) -> int:
+    """``value`` as an int; :class:`InputError` naming ``--key`` unless it is a whole number of at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+        raise InputError(f"--{key} {value!r}: expected a whole number of at least {least}.")
     return int(value)
+
+
+def check_override_keys() -> bool:
+    """Raises :class:`InputError` for a ``--key`` given to ``monai.bundle run`` that no config file defines.
+
+    MONAI adds an unknown top-level key to the config without a word, so ``--spatial_siz [32,32]`` used
+    to train at the default size and exit 0. The check reads the config files and the overrides of
+    the ``monai.bundle.run`` call on the stack (runs that build a ``ConfigWorkflow`` directly are
+    not checked); keys with ``#`` (a part of an item, such as ``network_def#weights``) may add
+    arguments and are left alone. Returns True so configs can list it.
+    """
+    from monai.bundle import ConfigParser
+    from monai.bundle.scripts import run
+
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not run.__code__:
+        frame = frame.f_back
+    if frame is None or frame.f_locals.get("config_file") is None:
+        return True
+    overrides: Mapping = frame.f_locals.get("override") or {}
+    parser = ConfigParser()
+    parser.read_config(frame.f_locals["config_file"])
+    known = set(parser.get())
+    for key in overrides:
+        if "#" in str(key) or key in known:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(k for k in known if not k.startswith("_")), n=1)
+        hint = f"did you mean --{close[0]}?" if close else 'the README\'s "Keys to override" lists them.'
+        raise InputError(f"--{key}: no such key in the config files of this run; {hint}")
+    return True
 
 
 def check_spatial_size(spatial_size: Sequence[int], network: nn.Module | None = None) -> bool:
@@ -57,6 +91,18 @@ def check_spatial_size(spatial_size: Sequence[int], network: nn.Module | None = 
     return True
 
 
+def set_determinism(seed: int | None) -> bool:
+    """``monai.utils.set_determinism(seed)`` after checking ``seed`` (null: no seeding), returns True.
+
+    Seeding comes before anything random is built (the network's initial weights), so the seed is
+    checked here rather than with the other options, which need the network.
+    """
+    if seed is not None:
+        check_whole_number("seed", seed, least=0)
+    monai_set_determinism(seed=seed)
+    return True
+
+
 def check_training_options(
     spatial_size: Sequence[int],
     batch_size: int,
@@ -66,6 +112,9 @@ def check_training_options(
     learning_rate: float,
     csb_mode: str,
     network: nn.Module | None = None,
+    num_workers: int = 0,
+    early_stop_patience: int | None = None,
+    lesion_threshold: float | None = None,
 ) -> bool:
     """Raises :class:`InputError` for the first option out of range; returns True so configs can list it.
 
@@ -74,7 +123,11 @@ def check_training_options(
     """
     check_spatial_size(spatial_size, network)
     for key, value in (("batch_size", batch_size), ("epochs", epochs), ("val_interval", val_interval)):
-        _positive_int(key, value)
+        check_whole_number(key, value)
+    check_whole_number("num_workers", num_workers, least=0)
+    if early_stop_patience is not None:
+        check_whole_number("early_stop_patience", early_stop_patience)
+    check_lesion_threshold(lesion_threshold)
     if isinstance(num_classes, bool) or not isinstance(num_classes, Integral) or num_classes not in (2, 3):
         raise InputError(
             f"--num_classes {num_classes!r}: expected 2 (normal, lesion) or 3 (normal, benign, malignant)."

@@ -44,6 +44,18 @@ def check_csb_mode(mode: str) -> str:
     return mode
 
 
+def check_lesion_threshold(threshold: float | None) -> float | None:
+    """Returns ``threshold`` if it is None (the argmax) or a probability in [0, 1], else raises :class:`InputError`.
+
+    Outside [0, 1] every image falls on one side: at 2, each is "normal" and hard CSB empties every mask.
+    """
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0
+    ):
+        raise InputError(f"--lesion_threshold {threshold!r}: expected null or a probability in [0, 1].")
+    return threshold
+
+
 def check_num_classes(num_classes: int) -> int:
     """Returns ``num_classes`` if a head can have it (at least 2: class 0 is normal), else raises :class:`InputError`."""
     if num_classes < 2:

@@ -13,6 +13,8 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform
 
+from custom.errors import InputError
+
 
 def _describe(data: Mapping, key: Hashable = "image") -> str:
     """The file a sample came from, for error messages."""
@@ -32,7 +34,7 @@ class NormalizeChannelsd(MapTransform):
     def __init__(self, keys: KeysCollection, channels: int = 3, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}.")
+            raise InputError(f"--in_channels {channels}: the images are read as 1 (grayscale) or 3 channels.")
         self.channels = channels
 
     def __call__(self, data: Mapping) -> dict:

@@ -26,7 +26,7 @@ from custom.errors import InputError
 from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_file, atomic_write_json
 from custom.keys import DecisionKeys
-from custom.networks.csb import check_csb_mode, csb_gate, lesion_probability, predicted_class
+from custom.networks.csb import check_csb_mode, check_lesion_threshold, csb_gate, lesion_probability, predicted_class
 from custom.transforms.labels import class_names as default_class_names
 
 
@@ -110,7 +110,7 @@ class MultiTaskDecisiond(MapTransform):
         lesion_threshold: float | None = None,
     ) -> None:
         super().__init__(keys=[pred_key], allow_missing_keys=False)
-        self.lesion_threshold = lesion_threshold
+        self.lesion_threshold = check_lesion_threshold(lesion_threshold)
         self.csb_mode = check_csb_mode(csb_mode)
         self.num_classes = num_classes
         self.threshold = threshold

@@ -30,7 +30,7 @@ import torch.nn as nn
 from ignite.engine import Engine, Events
 
 from custom.deploy import accelerate, bundle_parser
-from custom.engine import check_device
+from custom.engine import check_device, check_whole_number
 from custom.paths import TRAIN_CONFIG
 
 DEFAULT_CONFIG = TRAIN_CONFIG
@@ -279,6 +279,8 @@ def benchmark(
         mode_sizes: input sides for ``modes``.
     """
     dev = check_device(device)
+    for key, value in (("iterations", iterations), ("repeats", repeats), ("infer_repeats", infer_repeats)):
+        check_whole_number(key, value)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     common = dict(overrides or {})

@@ -29,7 +29,7 @@ from custom.errors import InputError
 from custom.evaluation import aggregate_folds, read_per_image, summarize
 from custom.fileio import atomic_write_json, check_outside, read_json
 from custom.paths import TRAIN_CONFIG
-from custom.provenance import provenance
+from custom.provenance import file_sha256, provenance
 from custom.workflows.bundle_command import config_arg, override_args, run_bundle
 
 DEFAULT_CONFIG = TRAIN_CONFIG
@@ -203,12 +203,23 @@ def cross_validate(
         settings["protocol"] = protocol
 
     run_file = out_dir / "run.json"
+    # a re-prepared dataset has other folds: results kept from the old ones would be scored on images
+    # that are now training images, so the fold files are compared too (runs before this record none)
+    datalists = {str(k): file_sha256(data_dir / f"fold{k}.json") for k in chosen}
+    previous: dict[str, Any] = {}
     if run_file.exists():
         previous = json.loads(run_file.read_text())
         if {k: previous.get(k) for k in settings} != settings:
             raise InputError(f"{out_dir} holds a run with other settings ({run_file}); choose another --out.")
+        changed = [k for k, sha in (previous.get("datalists") or {}).items() if datalists.get(k) not in (None, sha)]
+        if changed:
+            raise InputError(
+                f"{data_dir / f'fold{changed[0]}.json'}: changed since {out_dir} was run (the dataset was prepared "
+                "again); choose another --out."
+            )
     produced_by = provenance("cross_validate", settings, created=True)
     record = {"name": out_dir.name, **settings, "folds": chosen, "produced_by": produced_by}
+    record["datalists"] = {**(previous.get("datalists") or {}), **datalists}
     atomic_write_json(run_file, record)
 
     progress = _Progress(chosen, log)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from custom.errors import InputError
 from custom.paths import BUNDLE_DIR, REPO_ROOT
 from custom.provenance import file_sha256
 
@@ -155,6 +156,8 @@ def export_bundle(
     package = Path(package_dir) if package_dir else REPO_ROOT / "custom"
     license_path = Path(license_file) if license_file else REPO_ROOT / "LICENSE"
     models = Path(models_dir) if models_dir else bundle / "models"
+    if models_dir and not models.is_dir():  # a typo would package the template's weights entry without a word
+        raise InputError(f"--models_dir {models_dir}: no such folder.")
     required = [
         bundle / "configs" / "metadata.json",
         bundle / "docs" / "README.md",

@@ -20,7 +20,7 @@ def _train(*args: str, in_process: bool = True):
 
 def _assert_one_line_error(proc, *needles: str) -> None:
     assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: "), proc.stderr[-3000:]
     for needle in needles:
@@ -44,6 +44,11 @@ def test_a_missing_dataset_folder_is_named(tmp_path):
     missing = tmp_path / "no_such_dataset"
     proc = _train("--dataset_dir", str(missing), "--output_dir", str(tmp_path / "out"))
     _assert_one_line_error(proc, str(missing), "fold0.json")
+
+
+def test_a_dataset_folder_given_as_the_datalist_says_which_option_takes_it(demo_dir, tmp_path):
+    proc = _train("--datalist", str(demo_dir), "--output_dir", str(tmp_path / "out"))
+    _assert_one_line_error(proc, f"datalist '{demo_dir}' is a folder: pass --dataset_dir {demo_dir} or --datalist")
 
 
 def test_an_image_whose_mask_is_missing_is_named(broken_copy, tmp_path):
@@ -103,6 +108,18 @@ def test_a_datalist_breaking_the_schema_names_the_split_record_and_key(broken_co
     proc = _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out"), *extra)
     _assert_one_line_error(proc, "fold0.json", *needles)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.pt"))
+
+
+def test_three_classes_on_a_lesion_vs_normal_datalist_is_refused(broken_copy, tmp_path):
+    """A normal/benign/malignant model trained where every lesion is class 1 ("benign") used to exit 0."""
+    datalist = json.loads((broken_copy / "fold0.json").read_text())
+    datalist["classes"] = {"normal": 0, "lesion": 1}  # what prepare_data.py folder writes without --labels
+    for split in ("training", "validation", "test"):
+        for record in datalist[split]:
+            record["class"] = record["lesion"]
+    (broken_copy / "fold0.json").write_text(json.dumps(datalist))
+    proc = _train("--dataset_dir", str(broken_copy), "--output_dir", str(tmp_path / "out"), "--num_classes", "3")
+    _assert_one_line_error(proc, "fold0.json", "has 2 classes (normal, lesion); --num_classes 3 needs normal, benign")
 
 
 def test_an_unknown_csb_mode_lists_the_allowed_ones(demo_dir, tmp_path):
@@ -228,3 +245,18 @@ def test_inference_inputs_take_every_image_format_skip_masks_and_name_what_they_
     ]
     assert "2 masks skipped (a_mask.png, a_mask_1.png)" in caplog.text
     assert "2 entries that are not images skipped (notes.txt, sub)" in caplog.text
+
+
+def test_weights_without_a_card_run_at_the_size_their_training_run_recorded(checkpoints, tmp_path, caplog):
+    """A model trained at 32x32 used to be run at the default 256x256 when no model card was beside it."""
+    from custom.deploy.release import trained_input_size
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(checkpoints / "good.pt", run / "model.pt")
+    with caplog.at_level("WARNING"):
+        assert trained_input_size(str(run / "model.pt"), [256, 256]) == [256, 256]
+    assert "no model card or training run records its input size; running at [256, 256]" in caplog.text
+    runs = [{"resolved": {"spatial_size": [64, 64]}}, {"resolved": {"spatial_size": [32, 32]}}]  # resumed: the last
+    (run / "provenance.json").write_text(json.dumps({"runs": runs}))
+    assert trained_input_size(str(run / "model.pt"), [256, 256]) == [32, 32]

@@ -60,6 +60,49 @@ def test_bugs_keep_their_traceback(monkeypatch):
         run(command)
 
 
+def test_a_mistyped_option_stops_before_the_command_runs(tmp_path, monkeypatch, capsys):
+    """fire calls a command with the options it understood and only then complains about the rest: a
+    typo used to run the whole command with the defaults first (``--seeds 7`` rewrote the folds with seed 0)."""
+    calls = []
+
+    def prepare(out: str, seed: int = 0, skip_bad: bool = False) -> None:
+        calls.append((out, seed, skip_bad))
+
+    commands = {"folder": prepare}
+    for argv, line in [
+        (
+            ["folder", "--out", "x", "--seeds", "7"],
+            "error: --seeds: not an option of this command; did you mean --seed?",
+        ),
+        (
+            ["folder", "--out=x", "--skip-bads"],
+            "error: --skip_bads: not an option of this command; did you mean --skip_bad?",
+        ),
+    ]:
+        monkeypatch.setattr("sys.argv", ["prepare_data.py", *argv])
+        with pytest.raises(SystemExit) as stop:
+            run(commands)
+        assert stop.value.code == 1 and capsys.readouterr().err.startswith(line)
+    assert calls == []
+    # what fire itself accepts still reaches the command: --name=value, dashes, --noflag, positional values
+    monkeypatch.setattr("sys.argv", ["prepare_data.py", "folder", "x", "--seed=7", "--noskip-bad"])
+    run(commands)
+    assert calls == [("x", 7, False)]
+
+
+def test_a_reader_that_leaves_early_ends_the_command_without_a_traceback():
+    """``prepare_data.py ... | head -1`` ended in a ``BrokenPipeError`` traceback."""
+    import subprocess
+    import sys
+
+    code = "from custom.cli import run\nrun(lambda: [print('line', i) for i in range(200000)] and None)"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"line 0\n"
+    proc.stdout.close()  # what head does after its first line
+    stderr = proc.stderr.read().decode()
+    assert proc.wait() == 1 and stderr == "", stderr
+
+
 def test_report_and_calibration_say_what_a_run_folder_lacks(tmp_path):
     missing = run_script("report.py", str(tmp_path / "nope"), "--out", str(tmp_path / "report"))
     assert missing.returncode == 1

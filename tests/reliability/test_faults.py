@@ -11,6 +11,7 @@ import ast
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from generated import bundle_run, lesion, picture, save_untrained_checkpoint, wr
 from monai.optimizers import WarmupCosineSchedule
 from PIL import Image
 
-from custom.errors import OutputError, one_line
+from custom.errors import InputError, OutputError, one_line
 from custom.fileio import atomic_write_json, check_output_dir
 from custom.provenance import file_sha256
 
@@ -352,6 +353,9 @@ def test_check_output_dir_refuses_the_folder_of_an_input_and_folders_inside_it(t
             check_output_dir(inside, records)
     assert check_output_dir(tmp_path, records)
     assert check_output_dir(tmp_path / "predictions", records)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match=r"--output_dir .*a_file: is a file, not a folder\.$"):
+        check_output_dir(tmp_path / "a_file", records)  # not the temporary file that could not be written in it
 
 
 def _failed_inference(tmp_path, output_dir) -> str | None:
@@ -530,3 +534,37 @@ def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
     assert resumed["lr_scheduler"]["last_epoch"] == 4 and resumed["lr_scheduler"]["T_max"] == 4
     ((best_score, _),) = resumed["best_model"]["_saved"]  # ignite's name; AtomicDiskSaver writes it as model.pt
     assert best_score == pytest.approx(max(r["val_dice_all"] for r in log))
+
+
+@pytest.mark.slow
+def test_a_new_run_in_the_folder_of_a_longer_one_keeps_its_own_checkpoint(demo_dir, tmp_path):
+    """The earlier run's ``checkpoint_epoch=2.pt`` used to outlive the new run's epoch 1 (the newest number
+    was kept), so ``--resume`` continued the old run."""
+    common = ["--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(demo_dir),
+              "--output_dir", str(tmp_path), *TINY_RUN]  # fmt: skip
+    run_bundle("training", *common, "--epochs", "2")
+    run_bundle("training", *common, "--epochs", "1", "--learning_rate", "1e-3")
+    assert [p.name for p in tmp_path.glob("checkpoint_*.pt")] == ["checkpoint_epoch=1.pt"]
+    saved = torch.load(tmp_path / "checkpoint_epoch=1.pt", weights_only=True)
+    assert saved["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(1e-3)
+
+
+def test_a_cross_validation_refuses_to_continue_on_folds_prepared_again(demo_dir, tmp_path, bundle_runs_in_process):
+    """A fold already evaluated is skipped on a re-run; after a new preparation (other seed, other folds)
+    its kept results would be scored on images that are now training images."""
+    from custom.workflows.crossval import cross_validate
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data)
+    run = dict(data=str(data), out=str(tmp_path / "run"), folds=[0], overrides={"epochs": 0}, log=lambda _: None)
+    with pytest.raises(InputError, match="--epochs 0"):  # stops at once, after recording the run
+        cross_validate(**run)
+    datalist = json.loads((data / "fold0.json").read_text())
+    datalist["test"], datalist["training"] = datalist["training"][:3], datalist["test"] + datalist["training"][3:]
+    (data / "fold0.json").write_text(json.dumps(datalist))
+    with pytest.raises(InputError) as error:
+        cross_validate(**run)
+    assert one_line(error.value) == (
+        f"{data / 'fold0.json'}: changed since {tmp_path / 'run'} was run (the dataset was prepared again); "
+        "choose another --out."
+    )

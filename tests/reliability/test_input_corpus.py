@@ -268,6 +268,26 @@ def _mask_grey_edge(root: Path) -> Reference:
     return Reference(picture(), mask > 0)
 
 
+def _multi_page_tiff(root: Path) -> None:
+    write_pair(root, "x")
+    pages = [Image.fromarray(picture(seed)) for seed in range(3)]
+    pages[0].save(root / "images" / "x.tif", save_all=True, append_images=pages[1:])
+    (root / "images" / "x.png").unlink()
+
+
+def _mask_jpeg(root: Path) -> Reference:
+    write_pair(root, "x")
+    (root / "masks" / "x.png").unlink()
+    Image.fromarray(lesion().astype(np.uint8) * 255).save(root / "masks" / "x.jpg", quality=75)
+    return Reference(picture(), lesion())
+
+
+def _broken_link(root: Path) -> None:
+    write_pair(root, "x")
+    (root / "images" / "x.png").unlink()
+    (root / "images" / "x.png").symlink_to(root / "moved" / "x.png")
+
+
 def _image_without_mask(root: Path) -> None:
     write_pair(root, "x")
     (root / "masks" / "x.png").unlink()
@@ -382,6 +402,14 @@ CASES = [
     Case("int32-tiff", "32-bit integer TIFF", _int32_tiff, Handled(BIT_DEPTH), Handled(BIT_DEPTH), Handled(BIT_DEPTH)),
     Case("1-bit", "1-bit (black and white) image", _one_bit, Handled(ONE_BIT), Handled(ONE_BIT), Handled(ONE_BIT)),
     Case("cmyk", "CMYK TIFF", _cmyk_tiff, Handled(LUMA), Handled(LUMA), Handled(LUMA)),
+    Case(
+        "multi-page-tiff",
+        "TIFF of 3 pages (a stack)",
+        _multi_page_tiff,
+        Refused("images/x.tif", "a TIFF of 3 pages"),
+        Refused("images/x.tif", "a TIFF of 3 pages"),
+        Refused("images/x.tif", "a TIFF of 3 pages"),
+    ),
     Case(
         "dicom-rgb",
         "RGB DICOM ultrasound image",
@@ -503,6 +531,22 @@ CASES = [
         NotApplicable(READS_NO_MASKS),
     ),
     Case(
+        "broken-link",
+        "image that is a link to a file moved away",
+        _broken_link,
+        Refused("images/x.png", "a broken link"),
+        Refused("images/x.png", "does not exist"),
+        Refused("images/x.png", "a broken link"),
+    ),
+    Case(
+        "mask-jpeg",
+        "JPEG mask (quality 75: faint values ring around the edge)",
+        _mask_jpeg,
+        Handled("lesion where any channel is at least 128: the ringing is not lesion"),
+        Handled("lesion where any channel is at least 128: the ringing is not lesion"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case(
         "image-without-mask",
         "image without its mask",
         _image_without_mask,
@@ -612,7 +656,7 @@ def test_every_kind_of_bad_input_file_has_a_case():
     # one decoder for every bit depth, colour mode and orientation
     decoding = {"12-bit", "10-bit", "float-tiff", "nan-tiff", "int32-tiff", "1-bit", "cmyk"}
     decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-truncated", "nan-nifti"}  # the medical formats
-    assert decoding | {"exif-rotated", "exif-mask-mismatch"} <= set(IDS)
+    assert decoding | {"exif-rotated", "exif-mask-mismatch", "multi-page-tiff", "mask-jpeg"} <= set(IDS)
 
 
 # ---------------------------------------------------------------------------------------------------
