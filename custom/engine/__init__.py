@@ -8,9 +8,9 @@ from .metrics import key_metric, network_heads, validation_metrics
 from .options import (
     check_device,
     check_override_keys,
-    check_whole_number,
     check_spatial_size,
     check_training_options,
+    check_whole_number,
     set_determinism,
 )
 from .outputs import batch_size_of, collate_pred_label

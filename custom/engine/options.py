@@ -8,7 +8,9 @@ data loader, a negative learning rate trains backwards without a word.
 from __future__ import annotations
 
 import difflib
+import json
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
@@ -61,7 +63,16 @@ def check_override_keys() -> bool:
     overrides: Mapping = frame.f_locals.get("override") or {}
     parser = ConfigParser()
     parser.read_config(frame.f_locals["config_file"])
-    known = set(parser.get())
+    # defined, or used by a reference (a config may leave a key for the command line to give)
+    known = set(parser.get()) | set(re.findall(r"@([A-Za-z_]\w*)", json.dumps(parser.get(), default=str)))
+    tracking = frame.f_locals.get("tracking")
+    if tracking:  # the tracking settings add their own top-level keys (tracking_uri, experiment_name, ...)
+        from monai.bundle.utils import DEFAULT_MLFLOW_SETTINGS
+
+        settings = DEFAULT_MLFLOW_SETTINGS if tracking == "mlflow" else tracking
+        if not isinstance(settings, Mapping):
+            settings = ConfigParser.load_config_files(settings)
+        known |= set(settings.get("configs") or {})
     for key in overrides:
         if "#" in str(key) or key in known:
             continue
