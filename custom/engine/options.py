@@ -50,7 +50,9 @@ def check_override_keys() -> bool:
     to train at the default size and exit 0. The check reads the config files and the overrides of
     the ``monai.bundle.run`` call on the stack (runs that build a ``ConfigWorkflow`` directly are
     not checked); keys with ``#`` (a part of an item, such as ``network_def#weights``) may add
-    arguments and are left alone. Returns True so configs can list it.
+    arguments and are left alone. Known are the keys the files define, those their references use (a
+    config may leave a key for the command line to give), and those of ``--tracking``'s settings.
+    Returns True so configs can list it.
     """
     from monai.bundle import ConfigParser
     from monai.bundle.scripts import run
