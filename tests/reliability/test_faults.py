@@ -504,27 +504,15 @@ def test_preparation_moves_in_complete_files_only_and_clears_a_killed_runs_stagi
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
     """``--resume True`` loads network, AMTL parameters, optimiser, scheduler and epoch from checkpoint_epoch=N.pt."""
-    import torch
-
     out = tmp_path / "run"
-    common = [
-        "--config_file",
-        str(CONFIGS / "train.json"),
-        "--dataset_dir",
-        str(demo_dir),
-        "--output_dir",
-        str(out),
-        *TINY_RUN,
-        "--epochs",
-        "3",
-    ]
-    first = run_bundle("training", *common, "--train#trainer#max_epochs", "1")  # stop after epoch 1 of a 3-epoch plan
+    # stop after epoch 1 of a 3-epoch plan
+    first = run_bundle(*_train_args(demo_dir, out, epochs=3), "--train#trainer#max_epochs", "1")
     assert first.returncode == 0
     saved = torch.load(out / "checkpoint_epoch=1.pt", weights_only=True)
     assert {"network", "loss", "optimizer", "lr_scheduler", "trainer"} <= set(saved)
     assert saved["trainer"]["iteration"] == saved["trainer"]["epoch_length"]  # ignite stores the epoch as iterations
     # resumed with a longer plan: the schedule follows the new --epochs, the best model's score is kept
-    run_bundle("training", *common[:-1], "4", "--resume", "True")
+    run_bundle(*_train_args(demo_dir, out, epochs=4), "--resume", "True")
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3, 4]
     assert [p.name for p in out.glob("checkpoint_*.pt")] == [
@@ -540,10 +528,8 @@ def test_resume_continues_from_the_last_checkpoint(demo_dir, tmp_path):
 def test_a_new_run_in_the_folder_of_a_longer_one_keeps_its_own_checkpoint(demo_dir, tmp_path):
     """The earlier run's ``checkpoint_epoch=2.pt`` used to outlive the new run's epoch 1 (the newest number
     was kept), so ``--resume`` continued the old run."""
-    common = ["--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(demo_dir),
-              "--output_dir", str(tmp_path), *TINY_RUN]  # fmt: skip
-    run_bundle("training", *common, "--epochs", "2")
-    run_bundle("training", *common, "--epochs", "1", "--learning_rate", "1e-3")
+    run_bundle(*_train_args(demo_dir, tmp_path, epochs=2))
+    run_bundle(*_train_args(demo_dir, tmp_path, epochs=1), "--learning_rate", "1e-3")
     assert [p.name for p in tmp_path.glob("checkpoint_*.pt")] == ["checkpoint_epoch=1.pt"]
     saved = torch.load(tmp_path / "checkpoint_epoch=1.pt", weights_only=True)
     assert saved["optimizer"]["param_groups"][0]["initial_lr"] == pytest.approx(1e-3)
