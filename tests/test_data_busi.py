@@ -284,6 +284,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return run_script("prepare_data.py", *args)
 
 
+def test_two_masks_with_one_number_are_refused_not_merged(src, tmp_path):
+    """``benign (1)_mask.png`` beside ``benign (1)_mask.bmp``: two versions of one annotation, not two lesions."""
+    Image.open(src / "benign" / "benign (1)_mask.png").save(src / "benign" / "benign (1)_mask.bmp")
+    with pytest.raises(
+        DataError, match=r"several masks with one number \(benign \(1\)_mask.bmp, benign \(1\)_mask.png\)"
+    ):
+        prepare_busi(str(src), str(tmp_path / "out"), dedup="none", folds=3)
+
+
 def test_cli_bad_input_is_one_line_and_nonzero_and_skip_bad_goes_on(src, tmp_path):
     (src / "benign" / "benign (3)_mask.png").unlink()
     proc = _cli("busi", "--src", str(src), "--out", str(tmp_path / "out"), "--dedup", "none", "--folds", "3")

@@ -140,6 +140,14 @@ def test_report_compares_two_runs(two_runs, tmp_path):
         assert areas[0] == areas[1] and max(map(int, areas[0].values())) > 32 * 32
 
 
+def test_two_runs_of_one_folder_name_are_told_apart(two_runs, tmp_path):
+    copies = [tmp_path / side / "cv" for side in ("a", "b")]
+    for copy in copies:
+        shutil.copytree(two_runs[0], copy)
+    md, _ = _report(tmp_path / "report", *copies)
+    assert "Paired comparison: b/cv vs a/cv" in md and "Run a/cv" in md
+
+
 def _caption(section: str) -> str:
     return {
         "classification": "Classification, lesion vs normal",

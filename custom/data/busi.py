@@ -81,9 +81,14 @@ def _scan_class_folder(folder: Path) -> tuple[list[CaseSource], list[BadCase]]:
     cases = []
     for n, files in sorted(images.items()):
         found = sorted(masks.get(n, []))
+        numbers = [k for k, _ in found]
         for image in files:
             if not found or found[0][0] != 0:
                 bad.append(BadCase(str(image), f"missing mask (expected '{image.stem}_mask.png')"))
+                continue
+            if len(set(numbers)) < len(numbers):  # x_mask.png beside x_mask.bmp: which one is the annotation?
+                twins = ", ".join(path.name for k, path in found if numbers.count(k) > 1)
+                bad.append(BadCase(str(image), f"several masks with one number ({twins}); keep one"))
                 continue
             cases.append(
                 CaseSource(

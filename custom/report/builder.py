@@ -27,6 +27,8 @@ from .tables import (
 def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
     """Writes ``out/report.md``, ``out/report.html`` and ``out/figures/*.png`` for ``run_dirs``; returns ``out``."""
     runs = [Run(Path(d)) for d in run_dirs]
+    if len({run.name for run in runs}) < len(runs):  # a/cv and b/cv: columns both headed "cv" said nothing
+        runs = [Run(run.path, label=f"{run.path.parent.name}/{run.path.name}") for run in runs]
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     names = ", ".join(run.name for run in runs)

@@ -20,9 +20,11 @@ class Run:
 
     Args:
         path: the run folder.
+        label: the name the report gives it; default the run's own name (its folder's).
     """
 
     path: Path
+    label: str | None = None
     meta: dict[str, Any] = field(init=False)
     summary: dict[str, Any] = field(init=False)
 
@@ -45,7 +47,7 @@ class Run:
 
     @property
     def name(self) -> str:
-        return str(self.meta.get("name") or self.path.name)
+        return self.label or str(self.meta.get("name") or self.path.name)
 
     @property
     def folds(self) -> list[int]:
