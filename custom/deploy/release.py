@@ -81,6 +81,27 @@ def trained_input_size(ckpt_path: CheckpointSpec, default: Sequence[int]) -> lis
     return next(iter(sizes.values()), [int(s) for s in default])
 
 
+def warn_if_other_size(ckpt_path: CheckpointSpec, spatial_size: Sequence[int]) -> bool:
+    """Warns when ``spatial_size`` is not the size the checkpoint's card or training run records; returns True.
+
+    Evaluation takes its input size from the training configs given to it, so a run of the budget
+    recipe (96x96) evaluated without ``recipes/cpu_budget.json`` ran at 256x256 without a word. Another
+    size can be meant (the networks are fully convolutional), hence a warning, not an error.
+    """
+    for path in checkpoint_paths(ckpt_path):
+        recorded = (read_card(path) or {}).get("spatial_size") or _training_run_input_size(path)
+        if recorded and [int(s) for s in recorded] != [int(s) for s in spatial_size]:
+            logger.warning(
+                "%s was trained at %s and is evaluated at %s: pass --spatial_size %s (or the recipe it was "
+                "trained with) unless this is meant.",
+                path,
+                list(recorded),
+                list(spatial_size),
+                list(recorded),
+            )
+    return True
+
+
 def _training_run_input_size(ckpt_path: str | os.PathLike) -> list[int] | None:
     """``spatial_size`` of the last invocation in the ``provenance.json`` of the checkpoint's run folder, or None."""
     record = Path(ckpt_path).parent / "provenance.json"

@@ -247,7 +247,7 @@ def test_inference_inputs_take_every_image_format_skip_masks_and_name_what_they_
     assert "2 entries that are not images skipped (notes.txt, sub)" in caplog.text
 
 
-def test_weights_without_a_card_run_at_the_size_their_training_run_recorded(checkpoints, tmp_path, caplog):
+def test_weights_without_a_card_run_at_the_size_their_training_run_recorded_and_other_sizes_are_flagged(checkpoints, tmp_path, caplog):
     """A model trained at 32x32 used to be run at the default 256x256 when no model card was beside it."""
     from custom.deploy.release import trained_input_size
 
@@ -260,3 +260,12 @@ def test_weights_without_a_card_run_at_the_size_their_training_run_recorded(chec
     runs = [{"resolved": {"spatial_size": [64, 64]}}, {"resolved": {"spatial_size": [32, 32]}}]  # resumed: the last
     (run / "provenance.json").write_text(json.dumps({"runs": runs}))
     assert trained_input_size(str(run / "model.pt"), [256, 256]) == [32, 32]
+    # evaluation at another size than recorded: a warning (another size can be meant, the networks are
+    # fully convolutional), where a forgotten recipe used to evaluate a 96x96 model at 256x256 silently
+    from custom.deploy.release import warn_if_other_size
+
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert warn_if_other_size(str(run / "model.pt"), [32, 32]) and not caplog.text
+        assert warn_if_other_size(str(run / "model.pt"), [256, 256])
+    assert "was trained at [32, 32] and is evaluated at [256, 256]: pass --spatial_size [32, 32]" in caplog.text
