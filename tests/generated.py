@@ -1,5 +1,5 @@
 """Inputs the tests make for themselves (no binary fixtures): speckle pictures, lesion masks,
-image/mask folders, untrained checkpoints, and a bundle run in this process."""
+image/mask folders, ultrasound DICOMs, untrained checkpoints, and a bundle run in this process."""
 
 from __future__ import annotations
 
@@ -57,4 +57,57 @@ def save_untrained_checkpoint(path: Path) -> Path:
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
     torch.save({"model": parser.get_parsed_content("network_def").state_dict()}, path)
+    return path
+
+
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    region_cm: tuple[float, float] | None = None,
+    pixel_spacing: tuple[float, float] | None = None,
+    bits_stored: int = 8,
+) -> Path:
+    """An ultrasound DICOM of ``pixels``: ``(H, W)``, ``(H, W, 3)``, or ``(frames, H, W[, 3])`` with ``frames`` > 1.
+
+    8-bit samples, or 16-bit ones holding ``bits_stored`` bits when that is more than 8.
+    """
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        UltrasoundImageStorage,
+        UltrasoundMultiFrameImageStorage,
+        generate_uid,
+    )
+
+    colour = photometric != "MONOCHROME2"
+    frames = pixels.shape[0] if pixels.ndim == (4 if colour else 3) else 1
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage if frames > 1 else UltrasoundImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientID = "US", "P0"
+    ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
+    ds.SamplesPerPixel = 3 if colour else 1
+    ds.PhotometricInterpretation = photometric
+    if colour:
+        ds.PlanarConfiguration = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    allocated = 8 if bits_stored <= 8 else 16
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, bits_stored, bits_stored - 1, 0
+    if region_cm is not None:
+        region = Dataset()
+        region.RegionSpatialFormat, region.RegionDataType = 1, 1
+        region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # centimetres
+        region.PhysicalDeltaX, region.PhysicalDeltaY = region_cm
+        ds.SequenceOfUltrasoundRegions = Sequence([region])
+    if pixel_spacing is not None:
+        ds.PixelSpacing = list(pixel_spacing)
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8 if allocated == 8 else np.uint16).tobytes()
+    ds.save_as(str(path), write_like_original=False)
     return path

@@ -247,7 +247,9 @@ def test_inference_inputs_take_every_image_format_skip_masks_and_name_what_they_
     assert "2 entries that are not images skipped (notes.txt, sub)" in caplog.text
 
 
-def test_weights_without_a_card_run_at_the_size_their_training_run_recorded_and_other_sizes_are_flagged(checkpoints, tmp_path, caplog):
+def test_weights_without_a_card_run_at_the_size_their_training_run_recorded_and_other_sizes_are_flagged(
+    checkpoints, tmp_path, caplog
+):
     """A model trained at 32x32 used to be run at the default 256x256 when no model card was beside it."""
     from custom.deploy.release import trained_input_size
 

@@ -28,7 +28,16 @@ from PIL import Image
 
 from conftest import CONFIGS, REPO
 from custom.data.io import file_stem, image_size
-from generated import SHAPE, bundle_run, lesion, pair_folders, picture, save_untrained_checkpoint, write_pair
+from generated import (
+    SHAPE,
+    bundle_run,
+    lesion,
+    pair_folders,
+    picture,
+    save_untrained_checkpoint,
+    write_dicom,
+    write_pair,
+)
 
 TINY = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 2, "num_workers": 0}
 
@@ -171,8 +180,6 @@ def _dicom(photometric: str = "MONOCHROME2", bits: int = 8) -> Callable[[Path], 
     """An ultrasound DICOM image (its mask a PNG): colour with the picture in every channel, or ``bits``-bit grey."""
 
     def make(root: Path) -> Reference:
-        from test_medical_formats import write_dicom
-
         images, masks = pair_folders(root)
         gray = picture()
         pixels = np.dstack([gray] * 3) if photometric == "RGB" else np.round(gray * ((2**bits - 1) / 255))
