@@ -98,9 +98,23 @@ def test_baseline_head_reads_the_bottleneck_and_leaves_segmentation_alone(name):
         out = net(x)
         probe.remove()
         assert tuple(seen[0].shape) == (2, *BOTTLENECK_SHAPES[name])
-        torch.testing.assert_close(out["cls"], net.classification_head(seen[0]))
+        torch.testing.assert_close(out["cls"], net.classification_head(net.bottleneck_norm(seen[0])))
         torch.testing.assert_close(out["seg"], net.segmenter(x))
     assert not bottleneck._forward_hooks  # the capture hook lives only during forward
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_baseline_head_sees_a_normalised_bottleneck_whatever_its_scale(name):
+    """The U-Net baseline's head died on large unnormalised bottleneck activations (docs/training.md)."""
+    torch.manual_seed(0)
+    net = _small(name).train()
+    head_inputs = []
+    net.classification_head.register_forward_pre_hook(lambda _m, args: head_inputs.append(args[0]))
+    with torch.no_grad():
+        net(50 * torch.randn(4, 3, SIZE, SIZE))
+    channels = head_inputs[0].transpose(0, 1).flatten(1)
+    torch.testing.assert_close(channels.mean(1), torch.zeros(len(channels)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(channels.var(1, unbiased=False), torch.ones(len(channels)), atol=1e-2, rtol=0)
 
 
 @pytest.mark.parametrize("name", BASELINES)
@@ -125,7 +139,7 @@ def test_baseline_3d(name):
 
 # parameter counts at the defaults documented in custom/networks/baselines.py (THOP MACs: model_stats --all)
 @pytest.mark.parametrize(
-    "name, params_m", [("unet", 27.02), ("attention_unet", 32.79), ("unetr", 88.52), ("swin_unetr", 25.93)]
+    "name, params_m", [("unet", 27.03), ("attention_unet", 32.79), ("unetr", 88.52), ("swin_unetr", 25.93)]
 )
 def test_baseline_default_sizes(name, params_m):
     assert count_parameters(get_network(name)) / 1e6 == pytest.approx(params_m, abs=0.005)

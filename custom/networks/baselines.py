@@ -4,7 +4,9 @@ Yang & Zhu (J. Imaging 2026, 12(5), 194) compare N-Unet with U-Net, attention U-
 and a Swin-transformer U-Net on the joint lesion-classification and segmentation task, but do not
 say how the segmentation-only baselines classify. Here each is the unchanged MONAI network with one
 sigmoid output channel plus N-Unet's classification head (section 3.4: GAP -> FC -> ReLU -> FC) on
-the network's bottleneck, so the baselines differ from N-Unet only in the segmenter.
+the network's bottleneck, batch-normalised first, so the baselines differ from N-Unet only in the
+segmenter: N-Unet's bottleneck leaves its last convolution block through BatchNorm and ReLU, while
+MONAI's residual units add their unnormalised input back after the activation.
 
 All four share :class:`BottleneckClassifier`: it names the bottleneck submodule of the MONAI network
 and captures that submodule's output with a forward hook during the segmenter's own forward pass,
@@ -18,7 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from monai.networks.layers import SkipConnection
+from monai.networks.layers import Norm, SkipConnection
 from monai.networks.nets import UNETR, AttentionUnet, SwinUNETR, UNet
 from monai.networks.nets.attentionunet import AttentionLayer
 
@@ -54,9 +56,12 @@ def innermost_submodule(network: nn.Module, container: type[nn.Module]) -> str:
 class BottleneckClassifier(nn.Module):
     """A segmentation network with an image-level classification head on its bottleneck feature map.
 
-    ``forward(x)`` returns ``{"seg": segmenter(x), "cls": head(bottleneck feature)}`` in training and
-    eval mode alike (no auxiliary outputs). The head is N-Unet's :class:`ClassificationHead`
-    (N-Unet paper, section 3.4). The bottleneck output is captured by a forward hook registered for
+    ``forward(x)`` returns ``{"seg": segmenter(x), "cls": head(norm(bottleneck feature))}`` in training
+    and eval mode alike (no auxiliary outputs). The head is N-Unet's :class:`ClassificationHead`
+    (N-Unet paper, section 3.4); ``norm`` is a BatchNorm of the bottleneck channels. Without it, the
+    MONAI U-Net's head died on BUSI (every unit of its hidden ReLU layer at 0 on every image from
+    epoch 26 of the CPU budget recipe): its bottleneck activations are large and unnormalised (mean
+    1.9, standard deviation 3.8 across images), and one Adam step pushed every hidden unit negative. The bottleneck output is captured by a forward hook registered for
     the duration of each call and read from a local list: no tensor outlives the call on the module
     (it would keep the autograd graph alive), replicas made by ``DataParallel`` each hook their own
     submodule, and ``torch.jit.trace(..., strict=False)`` records the hooked graph like any other.
@@ -88,6 +93,7 @@ class BottleneckClassifier(nn.Module):
         segmenter.get_submodule(bottleneck)  # a wrong name fails at construction, not in the first forward
         self.segmenter = segmenter
         self.bottleneck = bottleneck
+        self.bottleneck_norm = Norm[Norm.BATCH, spatial_dims](bottleneck_channels)
         self.classification_head = ClassificationHead(spatial_dims, bottleneck_channels, num_classes, hidden_channels)
 
     def bottleneck_features(self, output: Any) -> torch.Tensor:
@@ -103,7 +109,7 @@ class BottleneckClassifier(nn.Module):
             seg = self.segmenter(x)
         finally:
             hook.remove()
-        return {"seg": seg, "cls": self.classification_head(self.bottleneck_features(captured[-1]))}
+        return {"seg": seg, "cls": self.classification_head(self.bottleneck_norm(self.bottleneck_features(captured[-1])))}
 
 
 class UNetWithClassifier(BottleneckClassifier):
@@ -112,7 +118,7 @@ class UNetWithClassifier(BottleneckClassifier):
     MONAI's U-Net downsamples with strided convolutions and, with ``num_res_units=2`` (the MONAI
     tutorials' setting), has two residual units per level. The paper gives only totals (29.38 M
     parameters, 25.69 G FLOPs); widths 64..1024 with four downsamplings, as in Ronneberger et al.,
-    measure 27.02 M parameters and 18.41 G THOP MACs at 1x3x256x256 (head included), the closest of
+    measure 27.03 M parameters and 18.41 G THOP MACs at 1x3x256x256 (head included), the closest of
     MONAI's standard settings. The head sits on the bottom layer (``channels[-1]`` at 1/16 resolution).
 
     Args:
