@@ -111,3 +111,27 @@ def test_budget_recipe_classifier_learns_a_separable_training_set():
     with torch.no_grad():
         lesion_prob = torch.softmax(network(images)["cls"], dim=1)[:, 1]
     assert roc_auc_score([r["lesion"] for r in records], lesion_prob.numpy()) > 0.9
+
+
+def test_compile_switch_trains_on_batches_of_loaded_images(demo_dir, tmp_path):
+    """``--compile True`` crashed on the first batch of real images: MONAI's compiled trainer rebuilds the
+    input MetaTensor from the batched metadata, and a batched numeric ``original_channel_dim`` (every
+    grayscale PNG) fails MONAI's channel check. The trainer gets plain tensors; the compiler backend
+    here is TorchDynamo's ``eager`` (the same graph capture, no C++ build)."""
+    overrides = {
+        "device": "$torch.device('cpu')",
+        "dataset_dir": str(demo_dir),
+        "output_dir": str(tmp_path),
+        "spatial_size": [32, 32],
+        "batch_size": 2,
+        "num_workers": 0,
+        "compile": True,
+        "train#trainer#compile_kwargs": {"backend": "eager"},
+        "train#trainer#epoch_length": 2,
+        "train#trainer#max_epochs": 1,
+        "train#handlers": [],
+    }
+    parser = bundle_parser(RECIPE[:1], overrides)
+    trainer = parser.get_parsed_content("train#trainer")
+    trainer.run()
+    assert trainer.state.iteration == 2 and torch.isfinite(torch.as_tensor(trainer.state.output[0]["loss"]))
