@@ -18,6 +18,7 @@ def test_gpu_check_dry_run_writes_every_measurement(tmp_path, bundle_runs_in_pro
     for name in ("fast", "fp32"):
         assert len(result[name]["val_dice_all"]) == 1 and result[name]["wall_s"] > 0
     assert result["fast"]["settings"]["amp"] is True and result["fp32"]["settings"]["amp"] is False
+    assert result["fast"]["settings"]["compile"] is True  # MONAI's compiled trainer, TorchDynamo's eager backend
     assert result["speedup"] == pytest.approx(result["fp32"]["wall_s"] / result["fast"]["wall_s"], rel=1e-2)
     assert "short training with the speed switches" in proc.stdout
 
