@@ -21,6 +21,16 @@ def test_threshold_maximises_validation_accuracy_and_prefers_the_middle_among_eq
         choose_lesion_threshold([], [])
 
 
+def test_a_collapsed_classifier_is_named_instead_of_silently_thresholded(caplog):
+    # the MONAI U-Net baseline's dead head gave every validation image one probability
+    truth, prob = [0, 1, 1, 1, 1, 1], [0.5124] * 6
+    with caplog.at_level("WARNING", logger="custom.evaluation.calibration"):
+        choice = choose_lesion_threshold(truth, prob)
+    assert choice["constant"] is True and choice["threshold"] == 0.5
+    assert "every one of the 6 validation images has the lesion probability 0.5124" in caplog.text
+    assert choose_lesion_threshold([0, 1], [0.2, 0.8])["constant"] is False
+
+
 def test_brier_and_calibration_error_of_perfect_and_constant_scores():
     assert brier_score([0, 1], [0.0, 1.0]) == 0.0 and expected_calibration_error([0, 1], [0.0, 1.0]) == 0.0
     assert brier_score([0, 1], [0.5, 0.5]) == 0.25 and expected_calibration_error([0, 1], [0.5, 0.5]) == 0.0

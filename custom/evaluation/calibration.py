@@ -10,11 +10,14 @@ evaluation and inference (:func:`custom.networks.csb.predicted_class`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = ["brier_score", "choose_lesion_threshold", "expected_calibration_error"]
+
+logger = logging.getLogger(__name__)
 
 
 def choose_lesion_threshold(lesion_true: Sequence[int], lesion_prob: Sequence[float]) -> dict[str, float]:
@@ -22,13 +25,21 @@ def choose_lesion_threshold(lesion_true: Sequence[int], lesion_prob: Sequence[fl
 
     Candidates are 0.5 and the midpoints between consecutive distinct probabilities, so the choice
     does not sit on one image's score. Returns the threshold, its accuracy and the accuracy at 0.5
-    on the given (validation) images.
+    on the given (validation) images. A classifier that gives every image the same probability (a
+    collapsed head) cannot be thresholded: 0.5 is kept, with a warning and ``constant: True``.
     """
     y = np.asarray(lesion_true, dtype=int)
     p = np.asarray(lesion_prob, dtype=float)
     if y.size == 0 or y.size != p.size:
         raise ValueError(f"need as many labels as probabilities (got {y.size} and {p.size}), at least one.")
     distinct = np.unique(p)
+    if distinct.size == 1:
+        logger.warning(
+            "every one of the %d validation images has the lesion probability %.4f: the classifier is constant "
+            "(its head has collapsed), so no threshold separates the classes; 0.5 is kept.",
+            y.size,
+            distinct[0],
+        )
     candidates = np.unique(np.concatenate([[0.5], (distinct[:-1] + distinct[1:]) / 2]))
     accuracy = np.array([np.mean((p >= t) == y) for t in candidates])
     best = np.flatnonzero(accuracy == accuracy.max())
@@ -38,6 +49,7 @@ def choose_lesion_threshold(lesion_true: Sequence[int], lesion_prob: Sequence[fl
         "accuracy": float(accuracy[chosen]),
         "accuracy_at_0.5": float(np.mean((p >= 0.5) == y)),
         "images": int(y.size),
+        "constant": bool(distinct.size == 1),
         "rule": "highest accuracy on the validation split, ties nearest 0.5",
     }
 
