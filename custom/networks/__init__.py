@@ -53,7 +53,7 @@ NETWORKS: dict[str, str] = {
     "acsnet": "custom.networks.acsnet.ACSNet",
     "mt_unetpp": "custom.networks.mt_unetpp.MTUNetPlusPlus",
     "mtl_oca": "custom.networks.mtl_oca.MTLOCA",
-    # baselines of the N-Unet paper's tables: MONAI networks with a classification head on the bottleneck
+    # baselines of the N-Unet paper's tables: MONAI networks with a head on the batch-normalised bottleneck
     "unet": "custom.networks.baselines.UNetWithClassifier",
     "attention_unet": "custom.networks.baselines.AttentionUNetWithClassifier",
     "unetr": "custom.networks.baselines.UNETRWithClassifier",
