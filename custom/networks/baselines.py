@@ -61,10 +61,12 @@ class BottleneckClassifier(nn.Module):
     (N-Unet paper, section 3.4); ``norm`` is a BatchNorm of the bottleneck channels. Without it, the
     MONAI U-Net's head died on BUSI (every unit of its hidden ReLU layer at 0 on every image from
     epoch 26 of the CPU budget recipe): its bottleneck activations are large and unnormalised (mean
-    1.9, standard deviation 3.8 across images), and one Adam step pushed every hidden unit negative. The bottleneck output is captured by a forward hook registered for
-    the duration of each call and read from a local list: no tensor outlives the call on the module
-    (it would keep the autograd graph alive), replicas made by ``DataParallel`` each hook their own
-    submodule, and ``torch.jit.trace(..., strict=False)`` records the hooked graph like any other.
+    1.9, standard deviation 3.8 across images), and one Adam step pushed every hidden unit negative.
+
+    The bottleneck output is captured by a forward hook registered for the duration of each call and
+    read from a local list: no tensor outlives the call on the module (it would keep the autograd
+    graph alive), replicas made by ``DataParallel`` each hook their own submodule, and
+    ``torch.jit.trace(..., strict=False)`` records the hooked graph like any other.
     ``torch.jit.script`` cannot compile hooks that are registered in ``forward``: export by tracing.
 
     Args:
@@ -109,7 +111,8 @@ class BottleneckClassifier(nn.Module):
             seg = self.segmenter(x)
         finally:
             hook.remove()
-        return {"seg": seg, "cls": self.classification_head(self.bottleneck_norm(self.bottleneck_features(captured[-1])))}
+        bottleneck = self.bottleneck_norm(self.bottleneck_features(captured[-1]))
+        return {"seg": seg, "cls": self.classification_head(bottleneck)}
 
 
 class UNetWithClassifier(BottleneckClassifier):
