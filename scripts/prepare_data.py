@@ -6,6 +6,7 @@
         [--patients False] [same options]
     python scripts/prepare_data.py folder --images <dir> --masks <dir> [--labels <csv>] [--group_pattern <regex>]
         --out <dir> [same options]
+    python scripts/prepare_data.py merge --inputs <dir>,<dir>[,...] --out <dir>
 
 Output: ``<dir>/images``, ``<dir>/labels``, ``datalist.json``, ``fold0.json`` ... and ``summary.json``
 (see custom/data/pipeline.py). Bad input stops with one ``error: <file>: <problem>`` line and exit
@@ -22,6 +23,7 @@ from custom.cli import run as run_command
 from custom.data.bus_uclm import prepare_bus_uclm
 from custom.data.busi import prepare_busi
 from custom.data.folder import prepare_folder
+from custom.data.merge import merge_prepared
 
 
 def _command(prepare: Callable[..., dict[str, Any]]) -> Callable[..., None]:
@@ -63,7 +65,23 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(f"wrote {summary['produced_by']['args']['out']} in {summary['seconds']} s")
 
 
+def merge(inputs: str | list[str] | tuple[str, ...], out: str) -> None:
+    """Merges prepared folders (``--inputs data/busi,data/bus_uclm``) into one, fold k with fold k (custom.data.merge)."""
+    folders = inputs.split(",") if isinstance(inputs, str) else list(inputs)
+    summary = merge_prepared(folders, out)
+    for key, part in summary["datasets"].items():
+        print(f"{key}: {part['records']} images {part['classes']} from {part['source']}")
+    print(
+        f"wrote {out}: {summary['records']} images, {summary['lesion_positive']} with a lesion, {summary['folds']['k']} folds"
+    )
+
+
 if __name__ == "__main__":
     run_command(
-        {"busi": _command(prepare_busi), "bus_uclm": _command(prepare_bus_uclm), "folder": _command(prepare_folder)}
+        {
+            "busi": _command(prepare_busi),
+            "bus_uclm": _command(prepare_bus_uclm),
+            "folder": _command(prepare_folder),
+            "merge": merge,
+        }
     )

@@ -307,7 +307,7 @@ def trained_run(demo_dir, tmp_path_factory):
         "--dataset_dir", str(demo_dir), "--output_dir", str(out), "--spatial_size", "[64,64]", "--batch_size", "2",
         "--num_workers", "0", "--epochs", "3", "--network_def#features", str(list(SMALL)).replace(" ", ""),
         "--lr_patience", "0", "--lr_scheduler#threshold", "1.0", "--early_stop_patience", "1",
-        "--train#handlers#5#min_delta", "1e9",
+        "--train#handlers#7#min_delta", "1e9",
     )  # fmt: skip
     return out
 

@@ -1,6 +1,8 @@
 """Engine glue between the configs and MONAI's trainers/evaluators."""
 
 from .amp import AutocastInferer, amp_dtype_name, amp_supported, autocast_kwargs, engine_grad_scaler
+from .averaging import WeightAverage
+from .carry import CarriedState
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
 from .device import default_device, distributed, gpu_profile, memory_format, set_cudnn_benchmark
 from .handlers import EvaluationWriter, QuietStatsHandler, TrainingLog
@@ -22,6 +24,7 @@ from .tta import FlipTTAInferer, average_probabilities
 
 __all__ = [
     "AutocastInferer",
+    "CarriedState",
     "EarlyStopping",
     "EvaluationWriter",
     "QuietStatsHandler",
@@ -33,6 +36,7 @@ __all__ = [
     "ResumableCheckpoint",
     "TrainingDiverged",
     "TrainingLog",
+    "WeightAverage",
     "amp_dtype_name",
     "amp_supported",
     "autocast_kwargs",

@@ -122,7 +122,7 @@ _SCHEDULE_POSITION = (
 )
 
 
-def _keep_configured_schedule(name: str, scheduler: LRScheduler, configured: Mapping[str, Any]) -> None:
+def keep_configured_schedule(name: str, scheduler: LRScheduler, configured: Mapping[str, Any]) -> None:
     """Gives a resumed scheduler the config's shape (``T_max``, ``t_total``, warm-up, ...) at the checkpoint's position.
 
     A scheduler's state dict holds its hyperparameters as well as its step count, so loading it
@@ -342,7 +342,12 @@ class ResumableCheckpoint:
             checkpoint = torch.load(path, map_location=self.map_location, weights_only=True)
         except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a damaged file
             raise InputError(f"{path}: not a readable checkpoint ({e}); delete it to resume from an older one.") from e
-        missing = [k for k in [*self.objects, "trainer"] if k not in checkpoint]
+        # an object with nothing to save (the weight average when it is off) may be absent from older checkpoints
+        missing = [
+            k
+            for k in [*self.objects, "trainer"]
+            if k not in checkpoint and (k == "trainer" or self.objects[k].state_dict())
+        ]
         if missing:
             raise InputError(
                 f"{path}: checkpoint lacks {', '.join(missing)}; it was not written by this training config."
@@ -354,7 +359,7 @@ class ResumableCheckpoint:
         Checkpoint.load_objects(to_load=to_load, checkpoint=checkpoint)
         engine.state.max_epochs = max_epochs  # the run's --epochs, not the one the checkpoint was written with
         for name, configured in schedules.items():
-            _keep_configured_schedule(name, to_load[name], configured)
+            keep_configured_schedule(name, to_load[name], configured)
         if engine.state.epoch > max_epochs:
             raise InputError(f"{path}: checkpoint is at epoch {engine.state.epoch}, beyond --epochs {max_epochs}.")
         logger.info("resumed from %s at epoch %d of %d", path, engine.state.epoch, max_epochs)

@@ -1,6 +1,7 @@
 """MONAI dictionary transforms the configs use where MONAI has no component."""
 
 from .gradient import GradientMagnituded
+from .intensity import RandSpeckleNoised
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .load import LoadPictured
 from .outputs import LesionMeasurementsd, MatchLabelSized, MultiTaskDecisiond, SaveMaskd, SaveResultd
@@ -16,6 +17,7 @@ __all__ = [
     "LoadPictured",
     "MatchLabelSized",
     "MultiTaskDecisiond",
+    "RandSpeckleNoised",
     "NormalizeChannelsd",
     "SaveMaskd",
     "SaveResultd",

@@ -152,7 +152,7 @@ SCHEDULES = {
 @pytest.mark.parametrize("length_key", list(SCHEDULES))
 def test_a_resumed_scheduler_follows_the_configured_schedule(length_key, caplog):
     """Resuming with another ``--epochs`` changes the cosine's length and keeps its position (step count)."""
-    from custom.engine.checkpoint import _keep_configured_schedule
+    from custom.engine.checkpoint import keep_configured_schedule
 
     def scheduler(total: int):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
@@ -166,7 +166,7 @@ def test_a_resumed_scheduler_follows_the_configured_schedule(length_key, caplog)
     configured = resumed.state_dict()
     resumed.load_state_dict(old.state_dict())
     with caplog.at_level("WARNING"):
-        _keep_configured_schedule("lr_scheduler", resumed, configured)
+        keep_configured_schedule("lr_scheduler", resumed, configured)
     assert getattr(resumed, length_key) == 30 and resumed.last_epoch == 30
     assert f"{length_key} 45 -> 30" in caplog.text
     resumed.optimizer.step()
