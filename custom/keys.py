@@ -17,6 +17,7 @@ class DecisionKeys(StrEnum):
 
     SEG_PROB = "seg_prob"  # lesion probability map after CSB
     SEG_PRED = "seg_pred"  # binary mask
+    SEG_PRED_UNGATED = "seg_pred_ungated"  # binary mask before the CSB gate (to tell gate from segmentation errors)
     SEG_LABEL = "seg_label"  # reference mask
     CLS_PROB = "cls_prob"  # class probabilities
     CLS_PRED = "cls_pred"  # decided class index

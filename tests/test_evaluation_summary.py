@@ -264,3 +264,39 @@ def test_boundary_metrics_average_over_lesion_images_and_millimetres_only_when_g
     rows[2].update(hd95_mm=math.nan, asd_mm=math.nan)
     out = summarize(rows, n_bootstrap=10)["segmentation"]
     assert out["hd95_mm"] == pytest.approx(5.2) and out["asd_mm"] == pytest.approx(5.05)
+
+
+def test_gate_splits_the_lost_dice_into_gate_and_segmentation_and_datasets_are_summarised_apart():
+    def row(dataset: str, lesion: int, called: int, dice: float, ungated: float) -> dict:
+        return {
+            "id": f"{dataset}{lesion}{called}{dice}",
+            "dataset": dataset,
+            "class_name": "benign" if lesion else "normal",
+            "lesion": lesion,
+            "target": lesion,
+            "pred_class": called,
+            "lesion_pred": called,
+            "lesion_prob": 0.9 if called else 0.1,
+            "gt_area": 100 * lesion,
+            "pred_area": 80 if called else 0,
+            **{m: (dice if m == "dice" else 0.5) if lesion else math.nan for m in ("dice", "iou")},
+            "dice_ungated": ungated if lesion else math.nan,
+        }
+
+    rows = [
+        row("a", 1, 1, 0.8, 0.8),
+        row("a", 1, 0, 0.0, 0.6),  # a lesion called normal: the gate emptied a mask of Dice 0.6
+        row("a", 0, 0, math.nan, math.nan),
+        row("b", 1, 1, 0.4, 0.4),
+        row("b", 0, 1, math.nan, math.nan),
+    ]
+    summary = summarize(rows, n_bootstrap=10)
+    gate = summary["gate"]
+    assert gate["dice"] == pytest.approx(0.4) and gate["dice_ungated"] == pytest.approx(0.6)
+    assert gate["lost_to_gate"] == pytest.approx(0.2) and gate["lost_to_segmentation"] == pytest.approx(0.4)
+    assert gate["sensitivity"] == pytest.approx(2 / 3) and gate["dice_called_lesion"] == pytest.approx(0.6)
+    by_dataset = summary["by_dataset"]
+    assert set(by_dataset) == {"a", "b"} and by_dataset["a"]["n_images"] == 3
+    assert by_dataset["a"]["gate"]["lost_to_gate"] == pytest.approx(0.3)
+    assert by_dataset["b"]["classification"]["accuracy"] == pytest.approx(0.5)
+    assert "by_dataset" not in summarize([r for r in rows if r["dataset"] == "a"], n_bootstrap=10)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from monai.handlers import StatsHandler
+from monai.metrics import compute_dice
 
 from custom.errors import one_line
 from custom.evaluation import (
@@ -123,11 +124,12 @@ def _hms(seconds: float) -> str:
 class EvaluationWriter:
     """Collects one row per test image and writes ``metrics.json`` and ``per_image.csv`` at the end.
 
-    ``per_image.csv`` columns: ``id``, ``image``, the record's ``class_name``, ``size_tier`` and ``lesion_area`` when it
-    has them, ``lesion`` (truth), ``target`` / ``pred_class`` (class indices of the model, 0 normal),
+    ``per_image.csv`` columns: ``id``, ``image``, the record's ``dataset``, ``class_name``, ``size_tier`` and
+    ``lesion_area`` when it has them, ``lesion`` (truth), ``target`` / ``pred_class`` (class indices of the model, 0 normal),
     ``lesion_pred``, ``lesion_prob``, ``prob_<class>`` per class, ``gt_area`` / ``pred_area`` (pixels
     of the compared masks after CSB: each image's original size with ``evaluate.json``, the network's
-    input size in validation) and the per-image segmentation metrics.
+    input size in validation), the per-image segmentation metrics, and ``dice_ungated``, the Dice of the
+    mask before the CSB gate (the gate's share of the lost Dice).
 
     Reads the post-processed output of :class:`custom.transforms.MultiTaskDecisiond` (CSB-gated
     ``seg_pred``, ``lesion_prob``, ...), computes the per-image segmentation metrics with
@@ -160,7 +162,7 @@ class EvaluationWriter:
             case_id = item.get(self.id_key) or os.path.splitext(os.path.basename(source))[0]
             row: dict = {"id": case_id, "image": source}
             # the record's own fields, for breakdowns by class and lesion size (absent for plain folders)
-            row.update({k: item[k] for k in ("class_name", "size_tier", "lesion_area") if k in item})
+            row.update({k: item[k] for k in ("dataset", "class_name", "size_tier", "lesion_area") if k in item})
             if DecisionKeys.LESION_TRUE in out:  # the truth, whatever heads the network has
                 row["lesion"] = int(out[DecisionKeys.LESION_TRUE][0])
                 row["target"] = int(out["cls_label_onehot"].argmax())
@@ -179,6 +181,11 @@ class EvaluationWriter:
                 # millimetres only where the record gives the pixel spacing (row, column), e.g. from DICOM
                 spacing = [float(v) for v in item["spacing"]] if item.get("spacing") is not None else None
                 row.update({k: float(v[0]) for k, v in segmentation_metrics(pred, gt, spacing).items()})
+                if DecisionKeys.SEG_PRED_UNGATED in out:  # the same mask before the CSB gate
+                    ungated = out[DecisionKeys.SEG_PRED_UNGATED][None]
+                    row["dice_ungated"] = float(
+                        compute_dice(ungated, gt, include_background=True, ignore_empty=True)[0, 0]
+                    )
             self.rows.append(row)
 
     def summary(self) -> dict:

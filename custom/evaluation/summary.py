@@ -29,7 +29,7 @@ from custom.data.sizes import size_tier
 from .metrics import MILLIMETRE_METRICS, SEGMENTATION_METRICS, classification_metrics, nanmean
 from .statistics import bootstrap_ci
 
-TEXT_COLUMNS = ("id", "image", "class_name", "size_tier")
+TEXT_COLUMNS = ("id", "image", "dataset", "class_name", "size_tier")
 SIZE_TIERS = ("small", "medium", "large")
 CONVENTIONS = {
     "classification": "N-Unet: lesion (benign or malignant) = positive, all images; "
@@ -53,6 +53,11 @@ CONVENTIONS = {
     "when given, else the rows' size_tier",
     "by_class": "per class_name: n, dice/iou (N-Unet; NaN for normal), dice_all (Aumente-Maestro et al.), accuracy = "
     "share of correct lesion-vs-normal decisions",
+    "gate": "where the lesion Dice (N-Unet convention) goes: dice_ungated = mean over lesion images of the Dice of "
+    "the mask before the CSB gate; lost_to_gate = dice_ungated - dice (lesion images called normal have their "
+    "mask emptied); lost_to_segmentation = 1 - dice_ungated; sensitivity = share of lesion images called lesion; "
+    "dice_called_lesion = dice over the lesion images called lesion",
+    "by_dataset": "every convention above, once per dataset of a merged set (the record's dataset)",
     "ci95": "95 % percentile bootstrap over images: dice over lesion images (N-Unet), accuracy "
     "lesion-vs-normal over all images",
 }
@@ -109,6 +114,8 @@ def summarize(
                 tier: _group([r for r, t in zip(lesion_rows, tiers) if t == tier], ("dice", "iou"))
                 for tier in SIZE_TIERS
             }
+    if "dice_ungated" in columns and "lesion_pred" in columns:
+        out["gate"] = _gate([r for r in rows if r["gt_area"] > 0])
     if "class_name" in columns:
         names = list(dict.fromkeys(r["class_name"] for r in rows))
         out["by_class"] = {name: _by_class([r for r in rows if r["class_name"] == name]) for name in names}
@@ -118,6 +125,14 @@ def summarize(
         out["ci95"]["dice"] = list(bootstrap_ci(dice, n_resamples=n_bootstrap, seed=seed))
     if correct is not None:
         out["ci95"]["accuracy"] = list(bootstrap_ci(correct, n_resamples=n_bootstrap, seed=seed))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows)) if "dataset" in columns else []
+    if len(datasets) > 1:
+        out["by_dataset"] = {
+            name: summarize([r for r in rows if r["dataset"] == name], size_thresholds, n_bootstrap, seed)
+            for name in datasets
+        }
+        for part in out["by_dataset"].values():
+            part.pop("conventions")
     out["conventions"] = {k: v for k, v in CONVENTIONS.items() if k in out}
     return out
 
@@ -160,6 +175,21 @@ def _classification_3class(rows: Sequence[dict]) -> dict:
         ),
         "per_class": {n: {m: float(v[i]) for m, v in per_class_metric.items()} for i, n in enumerate(names)},
         "benign_vs_malignant_accuracy": float(np.mean(pred[graded] == target[graded])) if graded.any() else math.nan,
+    }
+
+
+def _gate(lesion_rows: Sequence[dict]) -> dict:
+    called = [r for r in lesion_rows if r["lesion_pred"] == 1]
+    dice = nanmean([r["dice"] for r in lesion_rows])
+    ungated = nanmean([r["dice_ungated"] for r in lesion_rows])
+    return {
+        "n": len(lesion_rows),
+        "dice": dice,
+        "dice_ungated": ungated,
+        "lost_to_gate": ungated - dice,
+        "lost_to_segmentation": 1.0 - ungated,
+        "sensitivity": len(called) / len(lesion_rows) if lesion_rows else math.nan,
+        "dice_called_lesion": nanmean([r["dice"] for r in called]),
     }
 
 

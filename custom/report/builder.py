@@ -16,7 +16,9 @@ from .tables import (
     all_images_table,
     class_table,
     classification_table,
+    dataset_table,
     fold_table,
+    gate_table,
     pooled_ci_table,
     segmentation_table,
     size_tier_table,
@@ -46,6 +48,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
                 all_images_table(runs),
                 size_tier_table(runs),
                 class_table(runs),
+                dataset_table(runs),
+                gate_table(runs),
                 pooled_ci_table(runs),
             )
             if t is not None

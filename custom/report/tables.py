@@ -155,6 +155,56 @@ def class_table(runs: Sequence[Run]) -> Table | None:
     )
 
 
+GATE_METRICS = ("sensitivity", "dice", "dice_ungated", "lost_to_gate", "lost_to_segmentation", "dice_called_lesion")
+DATASET_METRICS = (
+    ("classification", "accuracy"),
+    ("classification", "auc"),
+    ("classification", "recall"),
+    ("segmentation", "dice"),
+    ("segmentation_all_images", "dice_all"),
+    ("gate", "lost_to_gate"),
+)
+
+
+def gate_table(runs: Sequence[Run]) -> Table | None:
+    """Where the lesion Dice goes: the classification gate (CSB empties the masks of lesions called normal) or the
+    segmentation itself; once over all test images and once per dataset of a merged set."""
+    datasets = _datasets(runs)
+    scopes = [("all", ())] + [(name, ("by_dataset", name)) for name in datasets]
+    rows = [
+        [f"{scope} {metric}"] + [mean_std(run, *path, "gate", metric) for run in runs]
+        for scope, path in scopes
+        for metric in GATE_METRICS
+    ]
+    if all(cell == "n/a" for row in rows for cell in row[1:]):
+        return None
+    note = convention(runs, "gate", "lesion Dice before and after the CSB gate.") + " " + _folds_note(runs)
+    return Table(
+        "Dice lost to the gate and to segmentation", ["scope / metric"] + [run.name for run in runs], rows, note
+    )
+
+
+def dataset_table(runs: Sequence[Run]) -> Table | None:
+    """The headline figures once per dataset of a merged set (``by_dataset``), when a run has several."""
+    datasets = _datasets(runs)
+    if not datasets:
+        return None
+    rows = [
+        [f"{name} {metric}"] + [mean_std(run, "by_dataset", name, section, metric) for run in runs]
+        for name in datasets
+        for section, metric in DATASET_METRICS
+    ]
+    note = convention(runs, "by_dataset", "every convention once per dataset.") + " " + _folds_note(runs)
+    return Table("Per dataset", ["dataset / metric"] + [run.name for run in runs], rows, note)
+
+
+def _datasets(runs: Sequence[Run]) -> list[str]:
+    names: list[str] = []
+    for run in runs:
+        names += [n for n in lookup(run.summary, "mean", "by_dataset") or {} if n not in names]
+    return names
+
+
 def pooled_ci_table(runs: Sequence[Run]) -> Table:
     """Pooled test images of all folds with their 95 % bootstrap confidence intervals."""
 

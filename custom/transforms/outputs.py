@@ -68,7 +68,8 @@ class MultiTaskDecisiond(MapTransform):
 
     Written keys (those of tasks the network has):
 
-    - ``seg_prob`` (1,H,W): lesion probability after CSB; ``seg_pred``: ``seg_prob >= threshold`` as 0/1.
+    - ``seg_prob`` (1,H,W): lesion probability after CSB; ``seg_pred``: ``seg_prob >= threshold`` as 0/1;
+      with a label also ``seg_pred_ungated``, the mask before the gate (how much Dice the gate costs).
     - ``cls_prob`` (C,): softmax; ``lesion_prob`` (1,): ``1 - p(normal)``; ``cls_pred`` (1,): the class
       decision (``argmax``, after refining); ``lesion_pred_onehot`` (2,): the binary lesion decision
       ``cls_pred != normal`` as [normal, lesion].
@@ -149,6 +150,8 @@ class MultiTaskDecisiond(MapTransform):
             )
             seg_prob = csb_gate(seg_logits, gate_input, mode, self.lesion_threshold)[0]
             seg_pred = (seg_prob >= self.threshold).float()
+            if isinstance(d.get(self.label_key), Mapping):  # evaluation: what the gate changed is measured
+                d[DecisionKeys.SEG_PRED_UNGATED] = (torch.sigmoid(seg_logits[0]) >= self.threshold).float()
             scale = _csb_scale(mode, result.get("lesion_probability"), result.get("predicted_class"))
             refining = None
             if self.refine and predicted is not None:
