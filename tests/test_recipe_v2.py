@@ -137,6 +137,7 @@ def test_a_carried_state_continues_the_learning_rate_curve_exactly(demo_dir, tmp
     assert [r["epoch"] for r in second] == [3, 4]
     assert [r["lr"] for r in _log(tmp_path / "block1")] + [r["lr"] for r in second] == [r["lr"] for r in straight]
     assert torch.load(state, weights_only=True)["trainer"]["epoch"] == 4
+    assert (tmp_path / "block2" / "model.pt").is_file()  # a new folder saves the best of its own epochs
 
 
 def test_a_carried_state_of_another_network_is_refused_in_one_line(demo_dir, tmp_path):
@@ -146,3 +147,19 @@ def test_a_carried_state_of_another_network_is_refused_in_one_line(demo_dir, tmp
     assert proc.returncode != 0
     assert f"{state}: the carried weights do not fit this network" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_learning_rate_range_test_sweeps_the_recipes_rates_and_writes_the_curve(demo_dir, tmp_path):
+    from custom.workflows.lr_range import lr_range_test
+
+    overrides = {"dataset_dir": str(demo_dir), "spatial_size": [32, 32], "batch_size": 4, "num_workers": 0}
+    result = lr_range_test(RECIPE, overrides, start_lr=1e-5, end_lr=1e-1, num_iter=12, out=str(tmp_path))
+    lrs = result["lrs"]
+    # the finder stops early only where the loss diverges; the last point of the sweep is not reported
+    assert len(lrs) == len(result["losses"]) >= 10 and lrs[0] == pytest.approx(1e-5, rel=0.5)
+    assert all(b > a for a, b in zip(lrs, lrs[1:])) and lrs[-1] <= 1e-1
+    assert 1e-5 <= result["min_loss_lr"] <= 1e-1
+    assert (tmp_path / "lr_range.png").stat().st_size > 0
+    assert json.loads((tmp_path / "lr_range.json").read_text())["lrs"] == lrs
+    with pytest.raises(InputError, match="start_lr"):
+        lr_range_test(RECIPE, overrides, start_lr=1e-1, end_lr=1e-3)

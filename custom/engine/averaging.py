@@ -39,7 +39,11 @@ class WeightAverage:
             raise ValueError(f"ema_decay {decay!r}: expected a number strictly between 0 and 1, or null.")
         self.network = network
         self.decay = None if decay is None else float(decay)
-        self.averaged = AveragedModel(network, avg_fn=self._ema, use_buffers=True) if self.decay is not None else None
+        # the module inside DistributedDataParallel: the average is a plain network, the same on every rank
+        self._source = getattr(network, "module", network)
+        self.averaged = (
+            AveragedModel(self._source, avg_fn=self._ema, use_buffers=True) if self.decay is not None else None
+        )
 
     def _ema(self, averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
         n = float(num_averaged)
@@ -56,7 +60,7 @@ class WeightAverage:
             engine.add_event_handler(Events.ITERATION_COMPLETED, self._update)
 
     def _update(self, engine: Engine) -> None:
-        self.averaged.update_parameters(self.network)
+        self.averaged.update_parameters(self._source)
 
     def state_dict(self) -> dict[str, Any]:
         return self.averaged.state_dict() if self.averaged is not None else {}

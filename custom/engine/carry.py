@@ -7,8 +7,9 @@ state keeps what the schedule needs to go on, under a size cap (40 MB by default
 
 - the network's and the weight average's tensors in float16 (about 18 MB each for N-Unet);
 - the AMTL task parameters, the learning-rate scheduler, the trainer's epoch and iteration, the
-  best validation score so far (so a resumed run replaces ``model.pt`` only when it beats it) and the
-  random generators of the process and of every random transform.
+  best validation score so far (a run continued beside its ``model.pt`` replaces it only when it beats
+  it; elsewhere the best epoch of the continued run is saved) and the random generators of the
+  process and of every random transform.
 
 Adam's moments are left out: a resumed run starts Adam afresh, whose bias-corrected first steps have
 the size of ordinary steps, so the learning-rate curve itself continues exactly. A resumed run works
@@ -144,6 +145,17 @@ class CarriedState:
                 "carried state %s is %.1f MB, above the cap of %.0f MB", self.path, written / 1e6, self.max_bytes / 1e6
             )
 
+    def _restore_best(self, best: dict[str, Any]) -> None:
+        """Carries the best score only when its ``model.pt`` is on disk (the same folder, the same block):
+        in a new folder the first validation writes ``model.pt``, so a run always ends with its best epoch saved."""
+        checkpoint = self.best_model._key_metric_checkpoint
+        handler = checkpoint.save_handler
+        path = Path(handler.dirname) / (handler.filename or "model.pt")
+        if path.is_file():
+            checkpoint.load_state_dict(best)
+        else:
+            logger.info("the carried best score is not kept: %s does not exist; this run saves its own best", path)
+
     def _load(self, engine: Engine) -> None:
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
@@ -176,6 +188,6 @@ class CarriedState:
             for group, rate in zip(self.lr_scheduler.optimizer.param_groups, self.lr_scheduler.get_last_lr()):
                 group["lr"] = rate  # the optimiser starts afresh, at the schedule's current rate
         if self.best_model is not None and state["best_model"]:
-            self.best_model._key_metric_checkpoint.load_state_dict(state["best_model"])
+            self._restore_best(state["best_model"])
         self._rng.load_state_dict(state["rng"])
         logger.info("continuing from %s at epoch %d of %d (Adam restarts)", self.path, engine.state.epoch, max_epochs)
