@@ -64,6 +64,11 @@ def test_merged_folds_are_the_union_of_the_inputs_folds(tmp_path):
         assert (tmp_path / "merged" / same["busi"]["image"]).read_bytes() == b"busi-images-x"
         assert (tmp_path / "merged" / same["bus_uclm"]["image"]).read_bytes() == b"bus-uclm-images-x"
         assert len({r["group"] for r in records}) == len({(r["dataset"], r["group"]) for r in records})
+    # the dataset name stays a name when MONAI loads the datalist (a folder of that name would make it a path)
+    from custom.data import load_datalist
+
+    loaded = load_datalist(str(tmp_path / "merged" / "fold0.json"), "training", check_images=False)
+    assert {r["dataset"] for r in loaded} == {"busi", "bus_uclm"}
 
 
 def test_merge_refuses_inputs_that_cannot_be_joined(tmp_path):

@@ -3,7 +3,7 @@
 Input: prepared folders (``scripts/prepare_data.py busi|bus_uclm|folder``) with the same number of
 folds. Output, a prepared folder like any other (see :mod:`custom.data.pipeline`)::
 
-    <out>/<dataset>/images/<id>.png, <out>/<dataset>/labels/<id>.png   hard links (copies across devices)
+    <out>/images/<dataset>/<id>.png, <out>/labels/<dataset>/<id>.png   hard links (copies across devices)
     <out>/fold{k}.json      each split the union of the inputs' fold k splits
     <out>/datalist.json     "all": every record
     <out>/summary.json      per-dataset counts and what produced it
@@ -91,7 +91,11 @@ def merge_prepared(inputs: Sequence[str], out: str) -> dict[str, Any]:
             if rid not in renamed:
                 new = {**record, "id": f"{key}_{rid}", "dataset": key, "group": f"{key}_{record.get('group', rid)}"}
                 for field in ("image", "label"):
-                    target = f"{key}/{record[field]}"
+                    # images/<dataset>/...: a top-level folder named like the dataset would turn the
+                    # record's "dataset" value into a path (MONAI's datalist loader resolves every string
+                    # naming an existing file or folder against the datalist's folder)
+                    first, _, rest = record[field].partition("/")
+                    target = f"{first}/{key}/{rest}" if rest else f"{field}s/{key}/{first}"
                     _link(folder / record[field], out_dir / target)
                     new[field] = target
                 renamed[rid] = new
