@@ -67,10 +67,12 @@ def write_dicom(
     region_cm: tuple[float, float] | None = None,
     pixel_spacing: tuple[float, float] | None = None,
     bits_stored: int = 8,
+    signed: bool = False,
 ) -> Path:
     """An ultrasound DICOM of ``pixels``: ``(H, W)``, ``(H, W, 3)``, or ``(frames, H, W[, 3])`` with ``frames`` > 1.
 
-    8-bit samples, or 16-bit ones holding ``bits_stored`` bits when that is more than 8.
+    8-bit samples, or 16-bit ones holding ``bits_stored`` bits when that is more than 8 (two's complement
+    when ``signed``); uncompressed, with the study, series and instance UIDs every scanner writes.
     """
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.sequence import Sequence
@@ -81,7 +83,7 @@ def write_dicom(
         generate_uid,
     )
 
-    colour = photometric != "MONOCHROME2"
+    colour = photometric.startswith(("RGB", "YBR"))
     frames = pixels.shape[0] if pixels.ndim == (4 if colour else 3) else 1
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = UltrasoundMultiFrameImageStorage if frames > 1 else UltrasoundImageStorage
@@ -91,6 +93,7 @@ def write_dicom(
     ds.is_little_endian, ds.is_implicit_VR = True, False
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.PatientID = "US", "P0"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
     ds.SamplesPerPixel = 3 if colour else 1
     ds.PhotometricInterpretation = photometric
@@ -99,7 +102,8 @@ def write_dicom(
     if frames > 1:
         ds.NumberOfFrames = frames
     allocated = 8 if bits_stored <= 8 else 16
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = allocated, bits_stored, bits_stored - 1, 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = allocated, bits_stored, bits_stored - 1
+    ds.PixelRepresentation = int(signed)
     if region_cm is not None:
         region = Dataset()
         region.RegionSpatialFormat, region.RegionDataType = 1, 1
@@ -108,6 +112,7 @@ def write_dicom(
         ds.SequenceOfUltrasoundRegions = Sequence([region])
     if pixel_spacing is not None:
         ds.PixelSpacing = list(pixel_spacing)
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8 if allocated == 8 else np.uint16).tobytes()
-    ds.save_as(str(path), write_like_original=False)
+    dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16}[allocated, signed]
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=dtype).tobytes()
+    ds.save_as(str(path), enforce_file_format=True)
     return path

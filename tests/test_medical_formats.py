@@ -3,6 +3,7 @@ preparation (folder mode) and inference. Every file is written here: pydicom, ni
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -72,22 +73,148 @@ def test_each_format_reads_as_the_picture_it_holds_with_its_spacing(tmp_path):
             np.testing.assert_array_equal(read_gray(path, k), picture, err_msg=name)
 
 
-def test_ybr_and_monochrome1_dicom_become_the_picture_shown(tmp_path):
-    from pydicom.pixel_data_handlers.util import convert_color_space
+def test_ybr_dicom_becomes_the_picture_shown(tmp_path):
+    from pydicom.pixels import convert_color_space
 
     rgb = np.random.default_rng(6).integers(0, 256, (H, W, 3), dtype=np.uint8)
     ybr = write_dicom(tmp_path / "ybr.dcm", convert_color_space(rgb, "RGB", "YBR_FULL"), "YBR_FULL")
     # YBR_FULL round trip in 8 bits: within a grey level or two of the RGB picture's luma
     luma = np.asarray(Image.fromarray(rgb).convert("L")).astype(int)
     assert np.abs(read_gray(ybr).astype(int) - luma).max() <= 2
-    inverted = write_dicom(tmp_path / "mono1.dcm", _picture(7), "MONOCHROME2")
+
+
+def _smooth_rgb(frames: int) -> np.ndarray:
+    """Colour frames with the smooth content of an ultrasound picture (JPEG's loss on noise would hide a wrong decoder)."""
+    y, x = np.mgrid[0:H, 0:W]
+    base = np.stack([x * 6, y * 8, (x + y) * 3], axis=-1).astype(float)
+    return np.stack([np.clip(base + 20 * k, 0, 255).astype(np.uint8) for k in range(frames)])
+
+
+def _to_jpeg_ybr_422(path: Path, rgb: np.ndarray) -> Path:
+    """``rgb`` frames as a JPEG baseline DICOM, YBR_FULL_422: what ultrasound scanners export, encoded by Pillow."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    write_dicom(path, rgb if len(rgb) > 1 else rgb[0], "RGB")
+    jpegs = []
+    for frame in rgb:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=95, subsampling="4:2:2")
+        jpegs.append(buffer.getvalue())
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate(jpegs)
+    ds["PixelData"].VR = "OB"
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_jpeg_baseline_ybr_422_dicom_decodes_to_the_colours_of_its_jpeg(tmp_path):
+    """The usual scanner export: its YBR must come back as RGB (decoded raw, the lesion area came out twice too large)."""
+    rgb = _smooth_rgb(2)
+    path = _to_jpeg_ybr_422(tmp_path / "jpeg.dcm", rgb)
+    frames = read_frames(path)
+    assert len(frames) == 2
+    for k, frame in enumerate(frames):
+        buffer = io.BytesIO()
+        Image.fromarray(rgb[k]).save(buffer, format="JPEG", quality=95, subsampling="4:2:2")
+        pillow = np.asarray(Image.open(buffer).convert("RGB")).astype(int)
+        assert frame.pixels.shape == (H, W, 3)
+        # the same JPEG through another decoder: a grey level or two of rounding apart
+        assert np.abs(frame.pixels.astype(int) - pillow).max() <= 3
+        assert np.abs(frame.pixels.astype(int) - rgb[k]).mean() < 2
+
+
+LOSSLESS = ["RLELossless", "JPEGLSLossless", "JPEG2000Lossless"]
+_RNG = np.random.default_rng(12)
+_SHAPE = (32, 48)  # JPEG 2000's six resolution levels need 32 pixels a side
+SOURCES = {  # name: (pixels, write_dicom options)
+    "gray8": (_RNG.integers(0, 256, _SHAPE, dtype=np.uint8), {}),
+    "rgb8": (_RNG.integers(0, 256, (*_SHAPE, 3), dtype=np.uint8), {"photometric": "RGB"}),
+    "gray12": (_RNG.integers(0, 4096, _SHAPE, dtype=np.uint16), {"bits_stored": 12}),
+    "gray16": (_RNG.integers(0, 65536, _SHAPE, dtype=np.uint16), {"bits_stored": 16}),
+    "signed16": (_RNG.integers(-2000, 2000, _SHAPE, dtype=np.int16), {"bits_stored": 16, "signed": True}),
+    "clip8": (_RNG.integers(0, 256, (2, *_SHAPE), dtype=np.uint8), {}),
+}
+
+
+@pytest.mark.parametrize("syntax", LOSSLESS)
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_lossless_compressed_dicom_decodes_to_its_source_pixels(tmp_path, syntax, source):
+    """RLE, JPEG-LS and JPEG 2000 (compressed here by pydicom's encoders) give back exactly the pixels encoded."""
+    import pydicom
+    import pydicom.uid
+
+    pixels, options = SOURCES[source]
+    path = write_dicom(tmp_path / "in.dcm", pixels, **options)
+    ds = pydicom.dcmread(path)
+    ds.compress(getattr(pydicom.uid, syntax))
+    ds.save_as(path, enforce_file_format=True)
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == getattr(pydicom.uid, syntax)
+    frames = read_frames(path)
+    expected = pixels if pixels.ndim == 3 and pixels.shape[-1] != 3 else pixels[None]
+    assert len(frames) == len(expected)
+    for frame, picture in zip(frames, expected):
+        np.testing.assert_array_equal(frame.pixels, picture)
+
+
+def test_monochrome1_is_inverted_over_its_bit_range(tmp_path):
+    """0 is white in MONOCHROME1: 8-bit v shows as 255 - v, 12-bit as 4095 - v, signed 16-bit as -1 - v."""
+    gray8 = _picture(7) // 2  # no pure white: the inversion must not stretch the picture to it
+    gray12 = np.random.default_rng(8).integers(0, 4096, (H, W), dtype=np.uint16)
+    signed = np.random.default_rng(9).integers(-3000, 3000, (H, W), dtype=np.int16)
+    cases = [(gray8, {}, 255 - gray8), (gray12, {"bits_stored": 12}, 4095 - gray12)]
+    cases.append((signed, {"bits_stored": 16, "signed": True}, -1 - signed))
+    for k, (pixels, options, shown) in enumerate(cases):
+        path = write_dicom(tmp_path / f"mono1_{k}.dcm", pixels, "MONOCHROME1", **options)
+        np.testing.assert_array_equal(read_frames(path)[0].pixels, shown)
+    np.testing.assert_array_equal(read_gray(tmp_path / "mono1_0.dcm"), 255 - gray8)
+
+
+def test_palette_colour_dicom_shows_its_lookup_table_colours(tmp_path):
     import pydicom
 
-    ds = pydicom.dcmread(inverted)
-    ds.PhotometricInterpretation = "MONOCHROME1"
-    ds.save_as(inverted)
-    picture = _picture(7)
-    assert np.array_equal(read_gray(inverted), picture.max() - picture)
+    indices = np.random.default_rng(10).integers(0, 256, (H, W), dtype=np.uint8)
+    lut = np.random.default_rng(11).integers(0, 65536, (3, 256), dtype=np.uint16)
+    path = write_dicom(tmp_path / "palette.dcm", indices, "PALETTE COLOR")
+    ds = pydicom.dcmread(path)
+    for channel, colour in zip(lut, ("Red", "Green", "Blue")):
+        ds.add_new(f"{colour}PaletteColorLookupTableDescriptor", "US", [256, 0, 16])  # 256 entries from 0, 16 bits
+        ds.add_new(f"{colour}PaletteColorLookupTableData", "OW", channel.tobytes())
+    ds.save_as(path, enforce_file_format=True)
+    np.testing.assert_array_equal(read_frames(path)[0].pixels, lut.T[indices])
+
+
+def test_files_without_extension_are_recognised_by_their_content(tmp_path):
+    """PACS exports name files by number or UID: DICOM, NIfTI (plain or gzipped) and NRRD are read by what they hold."""
+    import gzip
+    import shutil
+
+    from custom.data.inputs import image_records
+    from custom.data.io import is_image_file
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    sources = {
+        "IM000001": write_dicom(tmp_path / "a.dcm", _picture(21)),
+        "1.2.840.113619.2.55.3": write_dicom(tmp_path / "b.dcm", _picture(22)),
+        "NIFTI1": write_nifti(tmp_path / "c.nii", _picture(23), (0.3, 0.3)),
+        "NIFTIGZ": write_nifti(tmp_path / "d.nii.gz", _picture(24), (0.3, 0.3)),
+        "NRRD1": write_itk(tmp_path / "e.nrrd", _picture(25), (0.4, 0.6)),
+    }
+    for name, source in sources.items():
+        shutil.copy(source, folder / name)
+    (folder / "NOTES").write_text("not an image")
+    (folder / "EMPTYGZ").write_bytes(gzip.compress(b"neither"))
+    assert not is_image_file(folder / "NOTES") and not is_image_file(folder / "EMPTYGZ")
+    records = image_records(input_dir=str(folder))
+    assert sorted(Path(r["image"]).name for r in records) == sorted(sources)
+    for name, source in sources.items():
+        assert is_image_file(folder / name), name
+        np.testing.assert_array_equal(read_gray(folder / name), read_gray(source), err_msg=name)
+        assert read_frames(folder / name)[0].spacing == read_frames(source)[0].spacing, name
 
 
 def test_a_broken_medical_file_is_one_line_naming_it(tmp_path):

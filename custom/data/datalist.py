@@ -12,7 +12,7 @@ from PIL import Image
 
 from custom.data.errors import DataError
 from custom.data.io import check_mask_size
-from custom.data.medical import medical_suffix, read_frames
+from custom.data.medical import medical_format, read_frames
 from custom.errors import InputError
 
 
@@ -122,7 +122,7 @@ def _check_file(file: str, where: str, decode: bool) -> None:
         )
     if os.path.getsize(file) == 0:
         raise InputError(f"{where}: file {file!r} is empty (0 bytes); replace it or remove the case.")
-    if decode and medical_suffix(file):
+    if decode and medical_format(file):
         try:
             read_frames(Path(file))
         except DataError as e:

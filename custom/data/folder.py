@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from custom.data.errors import BadCase, DataError
-from custom.data.io import check_mask_size, file_stem, is_hidden, is_image_name, read_gray, read_mask
-from custom.data.medical import frame_count, medical_suffix
+from custom.data.io import check_mask_size, file_stem, is_hidden, is_image_file, read_gray, read_mask
+from custom.data.medical import frame_count, medical_format
 from custom.data.pipeline import prepare
 from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan
 
@@ -39,7 +39,7 @@ def _files(folder: Path, what: str) -> tuple[list[Path], list[BadCase]]:
     entries = [p for p in sorted(folder.iterdir()) if not is_hidden(p.name)]
     if not entries:
         raise DataError(f"{folder}: empty {what} folder")
-    files = [p for p in entries if p.is_file() and is_image_name(p.name)]
+    files = [p for p in entries if p.is_file() and is_image_file(p)]
     bad = [BadCase(str(p), _why_not_an_image(p)) for p in entries if p not in files]
     return files, bad
 
@@ -116,7 +116,7 @@ def scan_folder(images: Path, masks: Path, labels: Path | None = None, group_pat
     for image in image_files:
         stem = file_stem(image.name)
         try:
-            frames = frame_count(image) if medical_suffix(image.name) else 1
+            frames = frame_count(image) if medical_format(image) else 1
         except DataError as e:
             bad.append(BadCase(str(image), str(e).removeprefix(f"{image}: ")))
             continue
@@ -155,7 +155,7 @@ def scan_folder(images: Path, masks: Path, labels: Path | None = None, group_pat
 def load_folder_case(case: CaseSource) -> LoadedCase:
     """Grayscale image and binary mask of the same size; class from the labels or from the mask."""
     check_mask_size(case.image, case.masks[0])
-    mask_frames = frame_count(case.masks[0]) if medical_suffix(case.masks[0].name) else 1
+    mask_frames = frame_count(case.masks[0]) if medical_format(case.masks[0]) else 1
     if mask_frames > 1 and case.frame >= mask_frames:
         raise DataError(
             f"{case.masks[0]}: mask has {mask_frames} frames, its image {case.image} at least {case.frame + 1}"

@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 from custom.data.datalist import load_datalist
-from custom.data.io import file_stem, is_hidden, is_image_name, open_image
-from custom.data.medical import medical_suffix, read_frames
+from custom.data.io import file_stem, is_hidden, is_image_file, is_image_name, open_image
+from custom.data.medical import medical_format, read_frames
 from custom.errors import InputError
 
 # a mask beside its image, as BUSI stores them: "<stem>_mask.png", "<stem>_mask_1.png"; a name that
@@ -25,7 +25,7 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
     """Records ``{"image": path}`` for inference.
 
     ``input_dir`` wins when given: every image directly inside it (PNG, JPEG, BMP, TIFF, DICOM, NIfTI,
-    NRRD, MetaImage: the formats preparation reads), sorted by name, except masks stored beside their
+    NRRD, MetaImage: the formats preparation reads; a file without extension by its content), sorted by name, except masks stored beside their
     images (stems ending in ``_mask`` or ``_mask_<n>``, as BUSI's); every other file skipped is named in
     a warning, never dropped silently. A file of several frames (a DICOM cine loop, a stack of slices)
     gives one record per frame, ``{"image": path, "frame": k}``. Otherwise ``split`` of ``datalist``.
@@ -41,8 +41,9 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
             if link.is_symlink() and not link.exists():
                 raise InputError(f"{link}: a broken link (its target {link.readlink()} does not exist).")
         files = [n for n in entries if os.path.isfile(os.path.join(input_dir, n))]
-        masks = [n for n in files if is_image_name(n) and MASK_NAME.search(file_stem(n))]
-        names = [n for n in files if is_image_name(n) and n not in masks]
+        images = [n for n in files if is_image_file(Path(input_dir, n))]
+        masks = [n for n in images if MASK_NAME.search(file_stem(n))]
+        names = [n for n in images if n not in masks]
         others = [n for n in entries if n not in names and n not in masks]
         if masks:
             logger.warning("input_dir %s: %d masks skipped (%s)", input_dir, len(masks), _some(masks))
@@ -62,7 +63,7 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
 
 
 def _records(path: Path) -> list[dict]:
-    if not medical_suffix(path.name):
+    if not medical_format(path):
         open_image(path)
         return [{"image": str(path)}]
     # decoded here, as every picture is, so a broken file stops the run before it starts

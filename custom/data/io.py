@@ -18,7 +18,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from custom.data.errors import DataError
-from custom.data.medical import MEDICAL_SUFFIXES, medical_suffix, read_frames
+from custom.data.medical import MEDICAL_SUFFIXES, medical_format, medical_suffix, read_frames
 from custom.fileio import atomic_file
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -32,6 +32,12 @@ IMAGE_PNG_LEVEL = 1
 def is_image_name(name: str) -> bool:
     """Whether ``name`` has one of the image suffixes this package reads (any case)."""
     return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is an image this package reads: by its name, or by its content when the name has no
+    image extension (:func:`custom.data.medical.medical_format`: PACS exports are named without one)."""
+    return is_image_name(path.name) or medical_format(path) is not None
 
 
 def file_stem(name: str) -> str:
@@ -199,7 +205,7 @@ def _orientation(img: Image.Image) -> int:
 def image_size(path: Path) -> tuple[int, int]:
     """Displayed ``(width, height)`` of the image at ``path`` (EXIF orientation applied) from its header."""
     _check_file(path)
-    if medical_suffix(path.name):
+    if medical_format(path):
         height, width = read_frames(path)[0].pixels.shape[:2]
         return width, height
     try:
@@ -212,7 +218,7 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def has_orientation_tag(path: Path) -> bool:
     """Whether the image at ``path`` carries an EXIF orientation other than "as stored"."""
-    if medical_suffix(path.name):
+    if medical_format(path):
         return False
     with Image.open(path) as img:
         return _orientation(img) != 1
@@ -234,7 +240,7 @@ def check_mask_size(image: Path, mask: Path) -> None:
 
 def read_gray(path: Path, frame: int = 0) -> np.ndarray:
     """Frame ``frame`` of the image at ``path`` as an ``(H, W)`` uint8 array (see :func:`to_gray`, :func:`decode_pixels`)."""
-    if medical_suffix(path.name):
+    if medical_format(path):
         _check_file(path)
         return decode_pixels(read_frames(path)[frame].pixels, str(path))
     return to_gray(open_image(path))
@@ -257,7 +263,7 @@ def read_mask(path: Path, frame: int = 0) -> np.ndarray:
     The same rule as :class:`custom.transforms.BinarizeMaskd`, so a raw mask and its prepared 0/255
     copy mean the same lesion.
     """
-    if medical_suffix(path.name):
+    if medical_format(path):
         _check_file(path)
         return mask_pixels(read_frames(path)[frame].pixels)
     return read_mask_rgb(path).any(axis=-1)

@@ -6,17 +6,24 @@ DICOM (a cine loop) gives one frame per image, and so does the third axis of a N
 MetaImage volume, whose slices are the frames. :func:`custom.data.io.decode_pixels` then makes each
 frame the 8-bit grayscale picture the network reads, by the same rules as every PNG or JPEG.
 
-- **DICOM** (pydicom): grayscale (``MONOCHROME2``; ``MONOCHROME1`` is inverted, its 0 being white),
-  ``RGB``, ``YBR_FULL`` and ``YBR_FULL_422`` (converted to RGB), palette colour; spacing from the
-  Sequence of Ultrasound Regions (``PhysicalDeltaX/Y`` of the first region measured in centimetres)
-  or else ``PixelSpacing``.
+- **DICOM** (pydicom 3 with the pylibjpeg and pyjpegls plugins): every transfer syntax scanners write
+  (uncompressed, JPEG baseline and extended, JPEG lossless, JPEG-LS, JPEG 2000, RLE); grayscale
+  (``MONOCHROME2``; ``MONOCHROME1`` is inverted over its bit range, its 0 being white), signed and up to
+  16-bit samples, ``RGB``, ``YBR_FULL`` and ``YBR_FULL_422`` (converted to RGB), palette colour;
+  spacing from the Sequence of Ultrasound Regions (``PhysicalDeltaX/Y`` of the first region measured
+  in centimetres) or else ``PixelSpacing``.
 - **NIfTI** (nibabel), **NRRD**, **MHA/MHD** (ITK): the first two axes are the picture's columns and
   rows (x and y, as MONAI lays out 2D images), spacing from the header's voxel sizes.
+
+A file whose name has no image extension (PACS exports name files by number or UID) is recognised by
+its content (:func:`medical_format`): the DICOM preamble's ``DICM``, a NIfTI-1/2 header (gzipped or
+not), an NRRD's ``NRRD`` magic.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import os
 import uuid
 from dataclasses import dataclass
@@ -68,6 +75,55 @@ def is_dicom_name(name: str) -> bool:
     return name.lower().endswith(DICOM_SUFFIXES)
 
 
+def medical_format(path: str | os.PathLike) -> str | None:
+    """The medical-format suffix the file at ``path`` is read as: its name's, else its content's, else None.
+
+    The content is looked at only for a name without an image extension: a PACS export's ``IM000001``
+    or ``1.2.840.113619...`` is read as what it holds, while ``scan.png`` is never opened here.
+    """
+    name = os.fspath(path)
+    suffix = medical_suffix(name)
+    if suffix or _has_picture_suffix(name) or not os.path.isfile(name):
+        return suffix
+    return sniff_format(Path(name))
+
+
+def _has_picture_suffix(name: str) -> bool:
+    from custom.data.io import PICTURE_SUFFIXES  # io imports this module
+
+    return name.lower().endswith(PICTURE_SUFFIXES)
+
+
+# NIfTI-1 and NIfTI-2 single-file headers: (header size, where the magic is, the magic)
+_NIFTI_MAGICS = ((348, 344, b"n+1\0"), (540, 4, b"n+2\0"))
+
+
+def sniff_format(path: Path) -> str | None:
+    """The medical-format suffix of the file at ``path`` by its content: ``.dcm``, ``.nii``, ``.nii.gz``, ``.nrrd``, or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(352)
+        if head[:2] == b"\x1f\x8b":  # gzip: a compressed NIfTI, the usual form of one
+            with gzip.open(path, "rb") as f:
+                return ".nii.gz" if _is_nifti(f.read(352)) else None
+    except (OSError, EOFError):  # unreadable, or a truncated gzip stream: not a file this package reads
+        return None
+    if head[128:132] == b"DICM":
+        return ".dcm"
+    if head[:4] == b"NRRD":
+        return ".nrrd"
+    return ".nii" if _is_nifti(head) else None
+
+
+def _is_nifti(head: bytes) -> bool:
+    return any(
+        len(head) >= at + 4
+        and head[at : at + 4] == magic
+        and size in (int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big"))
+        for size, at, magic in _NIFTI_MAGICS
+    )
+
+
 def read_frames(path: Path) -> list[Frame]:
     """The frames of the medical file at ``path``; :class:`DataError` naming the file when it cannot be read.
 
@@ -81,7 +137,7 @@ def read_frames(path: Path) -> list[Frame]:
 @functools.lru_cache(maxsize=2)
 def _read_frames(name: str, mtime_ns: int, size: int) -> list[Frame]:
     path = Path(name)
-    suffix = medical_suffix(path.name)
+    suffix = medical_format(path)
     try:
         if suffix in DICOM_SUFFIXES:
             return _dicom_frames(path)
@@ -99,7 +155,7 @@ def _read_frames(name: str, mtime_ns: int, size: int) -> list[Frame]:
 
 def frame_count(path: Path) -> int:
     """How many frames :func:`read_frames` gives for ``path``, from the header where the format allows."""
-    if medical_suffix(path.name) in DICOM_SUFFIXES:
+    if medical_format(path) in DICOM_SUFFIXES:
         import pydicom
 
         try:
@@ -113,29 +169,33 @@ def frame_count(path: Path) -> int:
 # ---------------------------------------------------------------- DICOM
 def _dicom_frames(path: Path) -> list[Frame]:
     import pydicom
-
-    try:  # pydicom 3
-        from pydicom.pixels import apply_color_lut, convert_color_space
-    except ImportError:  # pydicom 2 (MONAI Label's pydicom-seg needs it)
-        from pydicom.pixel_data_handlers.util import apply_color_lut, convert_color_space
+    from pydicom.pixels import apply_color_lut, pixel_array
 
     ds = pydicom.dcmread(path)
     if "PixelData" not in ds:
         raise DataError(f"{path}: DICOM file without pixel data")
-    pixels = ds.pixel_array
+    # as_rgb: YBR_FULL and YBR_FULL_422, stored or JPEG-compressed, come back as RGB
+    pixels = pixel_array(ds, as_rgb=True)
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric.startswith("YBR_FULL") and not ds.file_meta.TransferSyntaxUID.is_compressed:
-        # uncompressed YBR is returned as stored; compressed YBR is converted to RGB by its JPEG decoder
-        pixels = convert_color_space(pixels, photometric, "RGB", per_frame=True)
-    elif photometric == "PALETTE COLOR":
+    if photometric == "PALETTE COLOR":
         pixels = apply_color_lut(pixels, ds)
     elif photometric == "MONOCHROME1":
-        pixels = pixels.max() - pixels  # 0 is white in MONOCHROME1
+        pixels = _invert(pixels, int(ds.BitsStored), signed=int(getattr(ds, "PixelRepresentation", 0)) == 1)
     if frames == 1:
         pixels = pixels[None]
     spacing = _dicom_spacing(ds)
     return [Frame(np.asarray(frame), spacing) for frame in pixels]
+
+
+def _invert(pixels: np.ndarray, bits: int, signed: bool) -> np.ndarray:
+    """MONOCHROME1 pixels as MONOCHROME2: mirrored over the range of ``bits`` bits, whose lowest value is white.
+
+    Over the stored bit range, not the image's own, so an inverted image keeps its contrast: a
+    picture without pure white does not become one whose darkest pixel is black.
+    """
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    return np.clip((low + high) - pixels.astype(np.int64), low, high).astype(pixels.dtype)
 
 
 def _dicom_spacing(ds: Any) -> tuple[float, float] | None:
@@ -162,10 +222,29 @@ def _slices(volume: np.ndarray, path: Path) -> list[np.ndarray]:
     return [np.ascontiguousarray(volume[:, :, k].T) for k in range(volume.shape[2])]
 
 
-def _nifti_frames(path: Path) -> list[Frame]:
+def _load_nifti(path: Path) -> Any:
+    """The NIfTI image at ``path``; one without its extension is parsed from its bytes (nibabel goes by the name)."""
     import nibabel
 
-    image = nibabel.load(str(path))
+    if medical_suffix(path.name):
+        return nibabel.load(str(path))
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    nifti = nibabel.Nifti2Image if data[4:8] == b"n+2\0" else nibabel.Nifti1Image
+    return nifti.from_bytes(data)
+
+
+def _itk_reader(path: Path) -> Any:
+    """ITK's reader of ``path``; one without its extension is an NRRD (ITK picks its reader by the name)."""
+    import itk
+
+    kwargs = {} if medical_suffix(path.name) else {"ImageIO": itk.NrrdImageIO.New()}
+    return itk.ImageFileReader.New(FileName=str(path), **kwargs)
+
+
+def _nifti_frames(path: Path) -> list[Frame]:
+    image = _load_nifti(path)
     volume = np.asarray(image.dataobj)
     while volume.ndim > 3 and volume.shape[-1] == 1:
         volume = volume[..., 0]
@@ -177,7 +256,9 @@ def _nifti_frames(path: Path) -> list[Frame]:
 def _itk_frames(path: Path) -> list[Frame]:
     import itk
 
-    image = itk.imread(str(path))
+    reader = _itk_reader(path)
+    reader.Update()
+    image = reader.GetOutput()
     # ITK's arrays are indexed backwards ([z,] y, x): back to x, y[, z] as NIfTI and MONAI lay them out
     volume = itk.array_from_image(image)
     components = image.GetNumberOfComponentsPerPixel()
@@ -202,7 +283,7 @@ _MASK_SUFFIX = {
 
 def mask_suffix(source: str) -> str | None:
     """The suffix of the mask written for input ``source`` in its own family, or None (DICOM, pictures: PNG)."""
-    return _MASK_SUFFIX.get(medical_suffix(source) or "")
+    return _MASK_SUFFIX.get(medical_format(source) or "")
 
 
 def write_mask_like(source: Path, frame: int, mask: np.ndarray, path: Path) -> None:
@@ -212,7 +293,7 @@ def write_mask_like(source: Path, frame: int, mask: np.ndarray, path: Path) -> N
     axis); NRRD and MetaImage: the input's spacing, origin and direction. Written to a hidden sibling
     first and renamed, so a reader never sees half a file.
     """
-    suffix = medical_suffix(source.name)
+    suffix = medical_format(source)
     tmp = path.parent / f".{uuid.uuid4().hex}{mask_suffix(source.name)}"
     try:
         if suffix in NIFTI_SUFFIXES:
@@ -229,7 +310,7 @@ def write_mask_like(source: Path, frame: int, mask: np.ndarray, path: Path) -> N
 def _write_nifti_like(source: Path, frame: int, mask: np.ndarray, path: Path) -> None:
     import nibabel
 
-    image = nibabel.load(str(source))
+    image = _load_nifti(source)
     data = mask.T  # (x, y), as the input stores it
     if len(image.shape) > 2:
         data = data[:, :, None]
@@ -244,7 +325,7 @@ def _write_nifti_like(source: Path, frame: int, mask: np.ndarray, path: Path) ->
 def _write_itk_like(source: Path, frame: int, mask: np.ndarray, path: Path) -> None:
     import itk
 
-    reader = itk.ImageFileReader.New(FileName=str(source))
+    reader = _itk_reader(source)
     reader.UpdateOutputInformation()  # the geometry alone, not the pixels
     geometry = reader.GetOutput()
     dims = geometry.GetImageDimension()

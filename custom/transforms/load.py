@@ -28,7 +28,7 @@ from monai.transforms import LoadImaged
 from monai.utils import ImageMetaKey
 
 from custom.data.io import decode, decode_mask, decode_pixels, mask_pixels
-from custom.data.medical import medical_suffix, read_frames
+from custom.data.medical import medical_format, read_frames
 
 FRAME_KEY = "frame"
 
@@ -78,7 +78,7 @@ class LoadPictured(LoadImaged):
         d = dict(data)
         for key, meta_key, meta_key_postfix in self.key_iterator(d, self.meta_keys, self.meta_key_postfix):
             path = str(d[key])
-            if medical_suffix(path):
+            if medical_format(path):
                 image = self._load_frame(Path(path), int(d.get(FRAME_KEY, 0)))
                 loaded = image if self._loader.image_only else (image, dict(image.meta))
             else:
