@@ -227,6 +227,54 @@ def test_a_broken_medical_file_is_one_line_naming_it(tmp_path):
         assert "\n" not in str(info.value)
 
 
+# ---------------------------------------------------------------- DICOM out
+def _dicom_seg_mask(seg_path: Path, source: Path, frame: int = 0) -> np.ndarray:
+    """The mask a DICOM Segmentation holds for frame ``frame`` of ``source``, read back with highdicom."""
+    import highdicom as hd
+    import pydicom
+
+    seg, header = hd.seg.segread(seg_path), pydicom.dcmread(source, stop_before_pixels=True)
+    if int(getattr(header, "NumberOfFrames", 1)) > 1:
+        pixels = seg.get_pixels_by_source_frame(header.SOPInstanceUID, source_frame_numbers=[frame + 1])
+    else:
+        pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=[header.SOPInstanceUID])
+    return pixels[0, ..., 0]  # the one frame's one segment
+
+
+def test_dicom_seg_references_its_source_and_holds_the_mask(tmp_path):
+    import highdicom as hd
+    import pydicom
+
+    from custom.data.medical import dicom_references, write_dicom_seg
+
+    lesion = np.zeros((H, W), dtype=np.uint8)
+    lesion[4:12, 6:30] = 1
+    single = write_dicom(tmp_path / "single.dcm", _picture(40), region_cm=(0.01, 0.02))
+    ds = pydicom.dcmread(single)
+    ds.FrameOfReferenceUID, ds.PatientName = pydicom.uid.generate_uid(), "Doe^Jane"
+    ds.save_as(single, enforce_file_format=True)
+    clip = write_dicom(tmp_path / "clip.dcm", np.stack([_picture(k) for k in (41, 42, 43)]), pixel_spacing=(0.2, 0.3))
+    for source, frame, spacing in [(single, 0, [0.2, 0.1]), (clip, 2, [0.2, 0.3])]:
+        out = tmp_path / f"{source.stem}_seg.dcm"
+        write_dicom_seg(source, frame, lesion * 255, out, ("N-Unet", "test"))
+        seg, header = hd.seg.segread(out), pydicom.dcmread(source, stop_before_pixels=True)
+        np.testing.assert_array_equal(_dicom_seg_mask(out, source, frame), lesion)
+        assert (seg.StudyInstanceUID, seg.PatientID) == (header.StudyInstanceUID, header.PatientID)
+        assert seg.SeriesInstanceUID != header.SeriesInstanceUID
+        referenced = seg.ReferencedSeriesSequence[0]
+        assert referenced.SeriesInstanceUID == header.SeriesInstanceUID
+        assert referenced.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == header.SOPInstanceUID
+        assert referenced.ReferencedInstanceSequence[0].ReferencedSOPClassUID == header.SOPClassUID
+        measures = seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+        assert [float(v) for v in measures.PixelSpacing] == pytest.approx(spacing)
+        assert seg.get("FrameOfReferenceUID") == header.get("FrameOfReferenceUID")
+        assert dicom_references(source)["sop_instance_uid"] == header.SOPInstanceUID
+    assert hd.seg.segread(tmp_path / "single_seg.dcm").PatientName == "Doe^Jane"
+    assert "frame_of_reference_uid" in dicom_references(single) and "frame_of_reference_uid" not in dicom_references(
+        clip
+    )
+
+
 # ---------------------------------------------------------------- inference
 @pytest.mark.slow
 def test_inference_writes_each_mask_in_its_inputs_family_and_geometry(tmp_path):
@@ -245,14 +293,28 @@ def test_inference_writes_each_mask_in_its_inputs_family_and_geometry(tmp_path):
     run("run", config_file=str(CONFIGS / "inference.json"), input_dir=str(inputs), output_dir=str(out),
         dataset_dir=str(tmp_path), ckpt_path=str(checkpoint), spatial_size=[32, 32], logging_file=False)  # fmt: skip
 
-    # DICOM: a PNG per frame, with the spacing as the PNG's physical pixel size and in the JSON
-    for stem, spacing in [("gray", [0.2, 0.3]), ("rgb", None)] + [(f"clip_frame{k}", [0.2, 0.1]) for k in range(3)]:
+    # DICOM: a PNG per frame, with the spacing as the PNG's physical pixel size and in the JSON, and the same
+    # mask as a DICOM Segmentation of the source instance and frame, whose UIDs the JSON names
+    import pydicom
+
+    dicoms = [("gray", "gray.dcm", 0, [0.2, 0.3]), ("rgb", "rgb.dcm", 0, None)]
+    dicoms += [(f"clip_frame{k}", "clip.dcm", k, [0.2, 0.1]) for k in range(3)]
+    for stem, name, frame, spacing in dicoms:
         result = json.loads((out / f"{stem}.json").read_text())
         assert result.get("pixel_spacing") == spacing
+        header = pydicom.dcmread(inputs / name, stop_before_pixels=True)
+        assert result["dicom"] == {
+            "study_instance_uid": header.StudyInstanceUID,
+            "series_instance_uid": header.SeriesInstanceUID,
+            "sop_instance_uid": header.SOPInstanceUID,
+        }
         with Image.open(out / f"{stem}_seg.png") as mask:
             assert mask.size == (W, H)
             if spacing:
                 assert mask.info["dpi"] == pytest.approx((25.4 / spacing[1], 25.4 / spacing[0]), rel=1e-3)
+            np.testing.assert_array_equal(
+                _dicom_seg_mask(out / f"{stem}_seg.dcm", inputs / name, frame), np.asarray(mask) // 255
+            )
         measured = result["lesion_measurements"]
         if spacing and measured["components"]:
             assert measured["area_mm2"] == pytest.approx(measured["area_px"] * spacing[0] * spacing[1])

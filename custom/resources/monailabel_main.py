@@ -31,6 +31,11 @@ MONAI Label imports ``torchvision.utils`` at module level for two debug-image he
 calls. PyPI has no CPU build of torchvision (its wheels need CUDA torch), so when torchvision cannot be
 imported, ``torchvision.utils`` alone is registered with helpers that raise; ``import torchvision``
 still fails as before, so nothing else mistakes it for the real package.
+
+MONAI Label imports pydicom-seg 0.4.1, which takes ``SegmentationStorage`` from
+``pydicom._storage_sopclass_uids``, a module pydicom 3 folded into ``pydicom.uid``: that module is
+registered under its old name before MONAI Label is imported, here for the processes that load this app
+(MONAI Label's training runs in one of its own) and in ``monailabel_start.py`` for the server itself.
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ except Exception:  # not installed, or a CUDA build that cannot load against CPU
     _utils = types.ModuleType("torchvision.utils")
     _utils.make_grid = _utils.save_image = _torchvision_unavailable
     sys.modules["torchvision.utils"] = _utils
+
+import pydicom.uid
+
+if "pydicom._storage_sopclass_uids" not in sys.modules:  # pydicom-seg's import on pydicom 3 (docstring)
+    sys.modules["pydicom._storage_sopclass_uids"] = pydicom.uid
 
 import monailabel
 from monai.bundle import ConfigParser
@@ -170,8 +180,8 @@ class UncertaintyStrategy(Strategy):
 
 
 class DefaultRunTrainTask(BundleTrainTask):
-    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty, and
-    whose learning-rate schedule ends with the training."""
+    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty, whose
+    learning-rate schedule ends with the training, and that reads train.json's handlers given by reference."""
 
     def __call__(self, request: dict, datastore: Datastore) -> dict:
         return super().__call__({**request, "run_id": request.get("run_id") or "run"}, datastore)
@@ -180,6 +190,14 @@ class DefaultRunTrainTask(BundleTrainTask):
         # MONAI Label stops the trainer after the request's max_epochs, but the bundle's schedule (cosine,
         # warm-up) is as long as its own "epochs": 800 by default, so 50 epochs would end at the top of it
         overrides["epochs"] = overrides[self.const.key_train_trainer_max_epochs()]
+
+    def _load_checkpoint(self, model_pytorch: str, pretrained: bool, train_handlers: list) -> None:
+        # MONAI Label looks for a CheckpointLoader among the handlers as dicts, and fails on train.json's
+        # "@averaged_network" (a reference): it looks among the dicts, and the loader it adds goes first
+        handlers = [h for h in train_handlers if isinstance(h, Mapping)]
+        before = len(handlers)
+        super()._load_checkpoint(model_pytorch, pretrained, handlers)
+        train_handlers[:0] = handlers[: len(handlers) - before]
 
 
 class BundleApp(MONAILabelApp):

@@ -8,6 +8,8 @@ Validation, evaluation and inference all run it, so the CSB gate
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -21,12 +23,20 @@ from monai.utils import ImageMetaKey
 
 from custom.data.inputs import output_stem
 from custom.data.io import png_bytes
-from custom.data.medical import mask_suffix, write_mask_like
+from custom.data.medical import (
+    DICOM_SUFFIXES,
+    dicom_references,
+    mask_suffix,
+    medical_format,
+    write_dicom_seg,
+    write_mask_like,
+)
 from custom.errors import InputError
 from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_file, atomic_write_json
 from custom.keys import DecisionKeys
 from custom.networks.csb import check_csb_mode, check_lesion_threshold, csb_gate, lesion_probability, predicted_class
+from custom.paths import CONFIGS_DIR
 from custom.transforms.labels import class_names as default_class_names
 
 
@@ -271,6 +281,8 @@ class SaveMaskd(MapTransform):
       with the input's spacing, origin and direction (:func:`custom.data.medical.write_mask_like`).
     - Pictures (PNG, JPEG, BMP, TIFF) and DICOM: a PNG (0/255); with the DICOM's pixel spacing as the
       PNG's physical pixel size (its ``pHYs`` chunk).
+    - DICOM, besides: ``<stem>_seg.dcm``, the mask as a DICOM Segmentation referencing the source
+      instance and frame (:func:`custom.data.medical.write_dicom_seg`), which a PACS stores with the study.
     The stem is :func:`custom.data.inputs.output_stem` of the input (``_frame<k>`` for frame ``k`` of a
     file of several frames), the one :class:`SaveResultd` uses for the JSON beside it.
 
@@ -301,7 +313,15 @@ class SaveMaskd(MapTransform):
             dpi = None if spacing is None else (25.4 / spacing[1], 25.4 / spacing[0])
             with atomic_file(stem.with_name(stem.name + ".png")) as f:
                 f.write(png_bytes(mask * 255, dpi))
+            if medical_format(source) in DICOM_SUFFIXES:
+                write_dicom_seg(Path(source), frame or 0, mask, stem.with_name(stem.name + ".dcm"), _algorithm())
         return d
+
+
+@functools.lru_cache(maxsize=1)
+def _algorithm() -> tuple[str, str]:
+    """The name and version a DICOM Segmentation credits: the network's and the bundle's (metadata.json)."""
+    return "N-Unet", json.loads((CONFIGS_DIR / "metadata.json").read_text())["version"]
 
 
 class SaveResultd(MapTransform):
@@ -310,7 +330,8 @@ class SaveResultd(MapTransform):
     The stem is :func:`custom.data.inputs.output_stem` of the input file named in the image's
     metadata (its name without extension, unless another image of its folder shares that stem), so
     the JSON sits next to ``<stem>_seg.<ext>`` written by :class:`SaveMaskd` with the same rule. The
-    JSON also names the input's ``frame`` and ``pixel_spacing`` when it has them. Written atomically.
+    JSON also names the input's ``frame`` and ``pixel_spacing`` when it has them and, for a DICOM input,
+    its ``dicom`` UIDs (study, series, SOP instance, frame of reference). Written atomically.
     """
 
     def __init__(self, output_dir: str, key: str = "result", image_key: str = "image") -> None:
@@ -325,6 +346,8 @@ class SaveResultd(MapTransform):
         spacing = image_spacing(d, self.image_key)
         where = {"image": source, **({"frame": frame} if frame is not None else {})}
         where.update({"pixel_spacing": spacing} if spacing is not None else {})
+        if medical_format(source) in DICOM_SUFFIXES:
+            where["dicom"] = dicom_references(Path(source))
         # atomic but not fsync'ed: a per-image result is cheap to recompute, and an fsync per image
         # cost 5 ms of every image's time
         atomic_write_json(

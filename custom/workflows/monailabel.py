@@ -36,6 +36,7 @@ from custom.provenance import provenance
 PACKAGE = REPO_ROOT / "custom"
 BUNDLE = BUNDLE_DIR
 APP_MAIN = PACKAGE / "resources" / "monailabel_main.py"
+SERVER_MAIN = PACKAGE / "resources" / "monailabel_start.py"
 DEFAULT_NAME = "nunet_breast_ultrasound"
 # the configs a MONAI Label server reads: BundleInferTask (+ our override) and BundleTrainTask
 SERVED_CONFIGS = ("inference.json", "train.json")
@@ -115,15 +116,16 @@ def has_model(app: str | os.PathLike, name: str = DEFAULT_NAME) -> bool:
 
 
 def monailabel_command() -> list[str]:
-    """MONAI Label's command line under this Python: ``python -m monailabel.main``.
+    """MONAI Label's command line under this Python: ``python -m monailabel.main``, run through
+    ``custom/resources/monailabel_start.py``, which lets MONAI Label's pydicom-seg import under pydicom 3.
 
-    That is what the ``monailabel`` shell script runs, with ``$MONAILABEL_PYEXE`` or the first ``python``
-    on PATH (which need not be this environment's); installers that do not unpack the wheel's scripts
-    (uv) leave no script at all.
+    ``python -m monailabel.main`` is what the ``monailabel`` shell script runs, with ``$MONAILABEL_PYEXE``
+    or the first ``python`` on PATH (which need not be this environment's); installers that do not
+    unpack the wheel's scripts (uv) leave no script at all.
     """
     if find_spec("monailabel") is None:
         raise RuntimeError(INSTALL_HINT)
-    return [sys.executable, "-m", "monailabel.main"]
+    return [sys.executable, str(SERVER_MAIN)]
 
 
 def server_command(
