@@ -3,6 +3,7 @@ image/mask folders, ultrasound DICOMs, untrained checkpoints, and a bundle run i
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -114,4 +115,28 @@ def write_dicom(
     dtype = {(8, False): np.uint8, (8, True): np.int8, (16, False): np.uint16, (16, True): np.int16}[allocated, signed]
     ds.PixelData = np.ascontiguousarray(pixels, dtype=dtype).tobytes()
     ds.save_as(str(path), enforce_file_format=True)
+    return path
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
+    """``rgb`` ``(H, W, 3)`` as a JPEG, YCbCr with 4:2:2 chroma subsampling, encoded by Pillow."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality, subsampling="4:2:2")
+    return buffer.getvalue()
+
+
+def write_jpeg_dicom(path: Path, rgb: np.ndarray, quality: int = 95) -> Path:
+    """``rgb`` (``(H, W, 3)``, or ``(frames, H, W, 3)``) as a JPEG baseline ultrasound DICOM, ``YBR_FULL_422``:
+    the usual scanner export, one Pillow-encoded JPEG per frame (pydicom 3 encodes no JPEG baseline itself)."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    write_dicom(path, rgb, "RGB")
+    ds = pydicom.dcmread(path)
+    ds.PixelData = encapsulate([jpeg_bytes(frame, quality) for frame in (rgb if rgb.ndim == 4 else rgb[None])])
+    ds["PixelData"].VR = "OB"
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.save_as(path, enforce_file_format=True)
     return path

@@ -12,7 +12,7 @@ import nibabel
 import numpy as np
 import pytest
 from conftest import CONFIGS
-from generated import write_dicom
+from generated import jpeg_bytes, write_dicom, write_jpeg_dicom
 from PIL import Image
 
 from custom.data.io import file_stem, is_image_name, read_gray, read_mask
@@ -90,37 +90,14 @@ def _smooth_rgb(frames: int) -> np.ndarray:
     return np.stack([np.clip(base + 20 * k, 0, 255).astype(np.uint8) for k in range(frames)])
 
 
-def _to_jpeg_ybr_422(path: Path, rgb: np.ndarray) -> Path:
-    """``rgb`` frames as a JPEG baseline DICOM, YBR_FULL_422: what ultrasound scanners export, encoded by Pillow."""
-    import pydicom
-    from pydicom.encaps import encapsulate
-    from pydicom.uid import JPEGBaseline8Bit
-
-    write_dicom(path, rgb if len(rgb) > 1 else rgb[0], "RGB")
-    jpegs = []
-    for frame in rgb:
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=95, subsampling="4:2:2")
-        jpegs.append(buffer.getvalue())
-    ds = pydicom.dcmread(path)
-    ds.PixelData = encapsulate(jpegs)
-    ds["PixelData"].VR = "OB"
-    ds.PhotometricInterpretation = "YBR_FULL_422"
-    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_jpeg_baseline_ybr_422_dicom_decodes_to_the_colours_of_its_jpeg(tmp_path):
     """The usual scanner export: its YBR must come back as RGB (decoded raw, the lesion area came out twice too large)."""
     rgb = _smooth_rgb(2)
-    path = _to_jpeg_ybr_422(tmp_path / "jpeg.dcm", rgb)
+    path = write_jpeg_dicom(tmp_path / "jpeg.dcm", rgb, quality=95)
     frames = read_frames(path)
     assert len(frames) == 2
     for k, frame in enumerate(frames):
-        buffer = io.BytesIO()
-        Image.fromarray(rgb[k]).save(buffer, format="JPEG", quality=95, subsampling="4:2:2")
-        pillow = np.asarray(Image.open(buffer).convert("RGB")).astype(int)
+        pillow = np.asarray(Image.open(io.BytesIO(jpeg_bytes(rgb[k], quality=95))).convert("RGB")).astype(int)
         assert frame.pixels.shape == (H, W, 3)
         # the same JPEG through another decoder: a grey level or two of rounding apart
         assert np.abs(frame.pixels.astype(int) - pillow).max() <= 3

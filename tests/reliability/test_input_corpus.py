@@ -36,6 +36,7 @@ from generated import (
     picture,
     save_untrained_checkpoint,
     write_dicom,
+    write_jpeg_dicom,
     write_pair,
 )
 
@@ -190,6 +191,24 @@ def _dicom(photometric: str = "MONOCHROME2", bits: int = 8) -> Callable[[Path], 
     return make
 
 
+def _jpeg_dicom(root: Path) -> Reference:
+    """A JPEG baseline YBR_FULL_422 DICOM, the usual scanner export, of a grey picture in 8x8 blocks: JPEG at
+    quality 100 keeps such a picture exactly (one coefficient a block, neutral chroma), so its luma is the
+    reference to the pixel; YBR decoded as if RGB (pydicom 2's silent mistake) is far from it."""
+    images, masks = pair_folders(root)
+    gray = np.repeat(np.repeat(picture()[::8, ::8], 8, axis=0), 8, axis=1)
+    write_jpeg_dicom(images / "x.dcm", np.dstack([gray] * 3), quality=100)
+    Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
+    return Reference(gray, lesion())
+
+
+def _dicom_without_extension(root: Path) -> Reference:
+    """A DICOM named as a PACS exports it, with no extension."""
+    reference = _dicom()(root)
+    (root / "images" / "x.dcm").rename(root / "images" / "x")
+    return reference
+
+
 def _broken_dicom(root: Path) -> None:
     _dicom()(root)
     path = root / "images" / "x.dcm"
@@ -330,6 +349,7 @@ NON_FINITE = "non-finite (NaN or infinite) pixels"
 ONE_BIT = "black and white as 0 and 255"
 LUMA = "converted to RGB, then luma"
 DICOM_LUMA = "colour as luma, as for a colour PNG"
+DICOM_BY_CONTENT = "recognised by its content (the DICOM preamble), read as x.dcm"
 EXIF = "turned upright by its EXIF orientation"
 
 CASES = [
@@ -432,6 +452,22 @@ CASES = [
         Handled(BIT_DEPTH),
         Handled(BIT_DEPTH),
         Handled(BIT_DEPTH),
+    ),
+    Case(
+        "dicom-jpeg-ybr",
+        "JPEG-compressed colour DICOM (YBR_FULL_422), as scanners export",
+        _jpeg_dicom,
+        Handled(DICOM_LUMA),
+        Handled(DICOM_LUMA),
+        Handled(DICOM_LUMA),
+    ),
+    Case(
+        "dicom-no-extension",
+        "DICOM without a file extension, as PACS export",
+        _dicom_without_extension,
+        Handled(DICOM_BY_CONTENT),
+        Handled(DICOM_BY_CONTENT),
+        Handled(DICOM_BY_CONTENT),
     ),
     Case(
         "dicom-truncated",
@@ -662,7 +698,7 @@ def test_every_kind_of_bad_input_file_has_a_case():
     assert {"malformed-datalist", "datalist-missing-files"} <= set(IDS)
     # one decoder for every bit depth, colour mode and orientation
     decoding = {"12-bit", "10-bit", "float-tiff", "nan-tiff", "int32-tiff", "1-bit", "cmyk"}
-    decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-truncated", "nan-nifti"}  # the medical formats
+    decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-jpeg-ybr", "dicom-no-extension", "dicom-truncated", "nan-nifti"}
     assert decoding | {"exif-rotated", "exif-mask-mismatch", "multi-page-tiff", "mask-jpeg"} <= set(IDS)
 
 
@@ -751,12 +787,12 @@ def test_preparation_handles(case, tmp_path):
 
     reference = build(case, tmp_path)
     prepare_folder(str(tmp_path / "images"), str(tmp_path / "masks"), str(tmp_path / "out"), folds=3)
-    (stem,) = [p.stem for p in (tmp_path / "images").iterdir() if not p.stem.startswith("good_")]
+    (source,) = [p for p in (tmp_path / "images").iterdir() if not p.stem.startswith("good_")]
+    stem = source.stem
     record = {r["id"]: r for r in json.loads((tmp_path / "out" / "datalist.json").read_text())["all"]}[stem]
     assert record["image"] == f"images/{stem}.png"
     image = np.asarray(Image.open(tmp_path / "out" / record["image"]))
     mask = np.asarray(Image.open(tmp_path / "out" / record["label"]))
-    source = next((tmp_path / "images").glob(f"{stem}.*"))
     assert image.shape == image_size(source)[::-1]  # the size a viewer shows (EXIF orientation applied)
     assert set(np.unique(mask).tolist()) <= {0, 255} and record["lesion"] == int(mask.any())
     if reference is not None:
