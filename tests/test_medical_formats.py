@@ -169,7 +169,7 @@ def test_files_without_extension_are_recognised_by_their_content(tmp_path):
     import gzip
     import shutil
 
-    from custom.data.inputs import image_records
+    from custom.data.inputs import image_records, output_stem
     from custom.data.io import is_image_file
 
     folder = tmp_path / "export"
@@ -177,6 +177,7 @@ def test_files_without_extension_are_recognised_by_their_content(tmp_path):
     sources = {
         "IM000001": write_dicom(tmp_path / "a.dcm", _picture(21)),
         "1.2.840.113619.2.55.3": write_dicom(tmp_path / "b.dcm", _picture(22)),
+        "1.2.840.113619.2.55.4": write_dicom(tmp_path / "b4.dcm", _picture(26)),  # the same "stem" without ".4"
         "NIFTI1": write_nifti(tmp_path / "c.nii", _picture(23), (0.3, 0.3)),
         "NIFTIGZ": write_nifti(tmp_path / "d.nii.gz", _picture(24), (0.3, 0.3)),
         "NRRD1": write_itk(tmp_path / "e.nrrd", _picture(25), (0.4, 0.6)),
@@ -188,6 +189,8 @@ def test_files_without_extension_are_recognised_by_their_content(tmp_path):
     assert not is_image_file(folder / "NOTES") and not is_image_file(folder / "EMPTYGZ")
     records = image_records(input_dir=str(folder))
     assert sorted(Path(r["image"]).name for r in records) == sorted(sources)
+    # each its own outputs: the whole name is the stem
+    assert sorted(output_stem(r["image"]) for r in records) == sorted(sources)
     for name, source in sources.items():
         assert is_image_file(folder / name), name
         np.testing.assert_array_equal(read_gray(folder / name), read_gray(source), err_msg=name)

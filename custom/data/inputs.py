@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from custom.data.datalist import load_datalist
-from custom.data.io import file_stem, is_hidden, is_image_file, is_image_name, open_image
+from custom.data.io import file_stem, is_hidden, is_image_file, open_image
 from custom.data.medical import medical_format, read_frames
 from custom.errors import InputError
 
@@ -80,11 +80,12 @@ def output_stem(image: str, frame: int | None = None) -> str:
 
     The file name without its extension; when another image in the same folder has the same stem
     (``a.png`` beside ``a.tif``), the extension is kept in it (``a_png``, ``a_tif``), so the two
-    never overwrite each other's outputs. Frame ``k`` of a file of several frames adds ``_frame<k>``.
+    never overwrite each other's outputs; a name without extension is a stem of its own (``x`` beside
+    ``x.png``: ``x`` and ``x_png``). Frame ``k`` of a file of several frames adds ``_frame<k>``.
     """
     folder, name = os.path.split(os.path.abspath(image))
     stem = file_stem(name)
-    if _stem_counts(folder, os.stat(folder).st_mtime_ns)[stem.lower()] > 1:
+    if _stem_counts(folder, os.stat(folder).st_mtime_ns)[stem.lower()] > 1 and name != stem:
         stem = f"{stem}_{name[len(stem):].lstrip('.').replace('.', '_').lower()}"
     return stem if frame is None else f"{stem}_frame{frame}"
 
@@ -93,4 +94,4 @@ def output_stem(image: str, frame: int | None = None) -> str:
 def _stem_counts(folder: str, mtime_ns: int) -> collections.Counter:
     # keyed by the folder's modification time: one listing per folder and change, not one per image
     # (a scan of the folder per image made 2000 images quadratic)
-    return collections.Counter(file_stem(n).lower() for n in os.listdir(folder) if is_image_name(n))
+    return collections.Counter(file_stem(n).lower() for n in os.listdir(folder) if is_image_file(Path(folder, n)))

@@ -41,9 +41,14 @@ def is_image_file(path: Path) -> bool:
 
 
 def file_stem(name: str) -> str:
-    """``name`` without its image suffix (``scan.nii.gz`` -> ``scan``) or, for other names, its last suffix."""
-    suffix = medical_suffix(name)
-    return name[: -len(suffix)] if suffix else os.path.splitext(name)[0]
+    """``name`` without its image suffix (``scan.nii.gz`` -> ``scan``); a name without one is its own stem.
+
+    PACS exports name files by UID: ``1.2.840.113619.2.55.3`` has no suffix ``.3``, and two files of
+    a series, ``...55.3`` and ``...55.4``, must not share the stem ``...55``.
+    """
+    lower = name.lower()
+    suffix = next((s for s in IMAGE_SUFFIXES if lower.endswith(s)), None)
+    return name[: -len(suffix)] if suffix else name
 
 
 def is_hidden(name: str) -> bool:
