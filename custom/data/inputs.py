@@ -25,10 +25,11 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
     """Records ``{"image": path}`` for inference.
 
     ``input_dir`` wins when given: every image directly inside it (PNG, JPEG, BMP, TIFF, DICOM, NIfTI,
-    NRRD, MetaImage: the formats preparation reads; a file without extension by its content), sorted by name, except masks stored beside their
-    images (stems ending in ``_mask`` or ``_mask_<n>``, as BUSI's); every other file skipped is named in
-    a warning, never dropped silently. A file of several frames (a DICOM cine loop, a stack of slices)
-    gives one record per frame, ``{"image": path, "frame": k}``. Otherwise ``split`` of ``datalist``.
+    NRRD, MetaImage: the formats preparation reads; a file without image extension by its content),
+    sorted by name, except masks stored beside their images (stems ending in ``_mask`` or
+    ``_mask_<n>``, as BUSI's); every other file skipped is named in a warning, never dropped silently.
+    A file of several frames (a DICOM cine loop, a stack of slices) gives one record per frame,
+    ``{"image": path, "frame": k}``. Otherwise ``split`` of ``datalist``.
     Every image is decoded once here, so an unreadable file stops the run with a
     :class:`custom.data.DataError` naming it, before MONAI's loader fails on it mid-run.
     """

@@ -11,14 +11,13 @@ never half of one. Every reading problem is a :class:`DataError` whose message s
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from custom.data.errors import DataError
-from custom.data.medical import MEDICAL_SUFFIXES, medical_format, medical_suffix, read_frames
+from custom.data.medical import MEDICAL_SUFFIXES, medical_format, read_frames
 from custom.fileio import atomic_file
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
