@@ -255,6 +255,26 @@ def test_dicom_seg_references_its_source_and_holds_the_mask(tmp_path):
     )
 
 
+def test_a_dicom_without_uids_gets_its_png_mask_and_a_warning_instead_of_a_segmentation(tmp_path, caplog):
+    import pydicom
+    import torch
+    from monai.data import MetaTensor
+
+    from custom.transforms.outputs import SaveMaskd
+
+    source = write_dicom(tmp_path / "bare.dcm", _picture(44))
+    ds = pydicom.dcmread(source)
+    del ds.StudyInstanceUID
+    ds.save_as(source, enforce_file_format=True)
+    mask = torch.zeros(1, W, H)  # (1, W, H), as the loader lays images out
+    mask[0, 5:10, 3:8] = 1
+    image = MetaTensor(torch.zeros(1, W, H), meta={"filename_or_obj": str(source)})
+    SaveMaskd(str(tmp_path))({"image": image, "seg_pred": mask})
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "bare_seg.png")) > 0, mask[0].numpy().T > 0)
+    assert not (tmp_path / "bare_seg.dcm").exists()
+    assert f"{source}: no StudyInstanceUID, which a DICOM Segmentation must reference" in caplog.text
+
+
 # ---------------------------------------------------------------- inference
 @pytest.mark.slow
 def test_inference_writes_each_mask_in_its_inputs_family_and_geometry(tmp_path):

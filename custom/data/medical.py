@@ -379,13 +379,19 @@ def write_dicom_seg(source: Path, frame: int, mask: np.ndarray, path: Path, algo
     The Segmentation is of ``source``'s patient and study, references the source instance (and, for a
     multi-frame source, the frame) it segments, keeps its frame of reference when it has one and
     states the pixel spacing read from it (:func:`_dicom_spacing`), so a PACS viewer lays the mask over
-    the image. One segment, "Lesion", produced by ``algorithm`` (name, version).
+    the image. One segment, "Lesion", produced by ``algorithm`` (name, version). :class:`DataError` for a
+    source without the UIDs a reference needs (every scanner writes them; some converters do not).
     """
     import highdicom as hd
     import pydicom
     from pydicom.sr.codedict import codes
 
     header = pydicom.dcmread(source, stop_before_pixels=True)
+    missing = [
+        keyword for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID") if not header.get(keyword)
+    ]
+    if missing:
+        raise DataError(f"{source}: no {', '.join(missing)}, which a DICOM Segmentation must reference")
     view = _single_frame_view(header) if int(getattr(header, "NumberOfFrames", 1) or 1) > 1 else header
     for keyword in _TYPE2_COPIED:
         if keyword not in view:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
+from custom.data.errors import DataError
 from custom.data.inputs import output_stem
 from custom.data.io import png_bytes
 from custom.data.medical import (
@@ -38,6 +40,8 @@ from custom.keys import DecisionKeys
 from custom.networks.csb import check_csb_mode, check_lesion_threshold, csb_gate, lesion_probability, predicted_class
 from custom.paths import CONFIGS_DIR
 from custom.transforms.labels import class_names as default_class_names
+
+logger = logging.getLogger(__name__)
 
 
 class MatchLabelSized(MapTransform):
@@ -282,7 +286,8 @@ class SaveMaskd(MapTransform):
     - Pictures (PNG, JPEG, BMP, TIFF) and DICOM: a PNG (0/255); with the DICOM's pixel spacing as the
       PNG's physical pixel size (its ``pHYs`` chunk).
     - DICOM, besides: ``<stem>_seg.dcm``, the mask as a DICOM Segmentation referencing the source
-      instance and frame (:func:`custom.data.medical.write_dicom_seg`), which a PACS stores with the study.
+      instance and frame (:func:`custom.data.medical.write_dicom_seg`), which a PACS stores with the study;
+      a source without the UIDs to reference gets a warning instead.
     The stem is :func:`custom.data.inputs.output_stem` of the input (``_frame<k>`` for frame ``k`` of a
     file of several frames), the one :class:`SaveResultd` uses for the JSON beside it.
 
@@ -314,7 +319,10 @@ class SaveMaskd(MapTransform):
             with atomic_file(stem.with_name(stem.name + ".png")) as f:
                 f.write(png_bytes(mask * 255, dpi))
             if medical_format(source) in DICOM_SUFFIXES:
-                write_dicom_seg(Path(source), frame or 0, mask, stem.with_name(stem.name + ".dcm"), _algorithm())
+                try:
+                    write_dicom_seg(Path(source), frame or 0, mask, stem.with_name(stem.name + ".dcm"), _algorithm())
+                except DataError as e:  # the PNG and the JSON stand; only the Segmentation cannot be made
+                    logger.warning("no DICOM Segmentation: %s", e)
         return d
 
 
