@@ -6,6 +6,10 @@ fault (a full disk, a read-only folder) is printed as one ``error: <file or opti
 with exit status 1, as the bundle runs print theirs (:func:`custom.errors.install_excepthook`).
 Anything else is a bug and keeps its traceback; ``NUNET_TRACEBACK=1`` keeps every traceback.
 
+``--help`` (or ``-h``) anywhere before fire's own ``--`` shows the command's help and does nothing else:
+``fire`` would pass it as an override to a command that takes ``**overrides`` (``benchmark.py --help``
+ran the whole benchmark).
+
 Options are checked against the command's signature before ``fire`` sees them: ``fire`` calls the
 command with the arguments it understood and only then complains about the rest, so a mistyped
 ``--seeds 7`` would have run the whole command with the default seed (and overwritten its output)
@@ -47,7 +51,7 @@ def check_options(component: Any, argv: Sequence[str]) -> None:
     for arg in args:
         if arg == "--":
             return  # what follows is fire's own flags (-- --help)
-        if not arg.startswith("--") or arg in ("--help",):
+        if not arg.startswith("--"):
             continue
         name = arg[2:].split("=", 1)[0].replace("-", "_")
         if name in names or (name.startswith("no") and name[2:] in names):  # fire's --noflag for booleans
@@ -72,9 +76,25 @@ def whole_numbers(value: Any, option: str) -> list[int] | None:
     return numbers
 
 
+def help_asked(component: Any, argv: Sequence[str]) -> list[str] | None:
+    """The command line on which ``fire`` shows help (``[command] -- --help``) when ``argv`` asks for it before any
+    ``--``, else None. Only the command's name is kept: ``fire`` would call the function with the other arguments
+    before showing the help of its result."""
+    args = list(argv)
+    end = args.index("--") if "--" in args else len(args)
+    if not {"--help", "-h"} & set(args[:end]):
+        return None
+    command = args[:1] if isinstance(component, Mapping) and args[:1] and args[0] in component else []
+    return [*command, "--", "--help"]
+
+
 def run(component: Any) -> None:
     """``fire.Fire(component)`` with problems a user can fix printed as one ``error:`` line and exit status 1."""
     try:
+        help_argv = help_asked(component, sys.argv[1:])
+        if help_argv is not None:
+            fire.Fire(component, command=help_argv)
+            return
         check_options(component, sys.argv[1:])
         fire.Fire(component)
     except BrokenPipeError:

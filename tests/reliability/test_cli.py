@@ -29,6 +29,29 @@ def test_every_script_runs_through_the_one_command_line():
         assert "fire" not in {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}, path.name
 
 
+SCRIPTS = sorted(path.name for path in (REPO / "scripts").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["--out", "here", "--device", "cpu", "--help"]])
+def test_every_script_answers_help_with_its_help_and_nothing_else(script, args, tmp_path, monkeypatch):
+    """``--help`` shows the help even after other options and to a command taking ``**overrides`` (``benchmark.py
+    --help`` took it as a bundle override and ran the whole benchmark): only fire's help is printed, nothing is
+    written and no error is raised."""
+    monkeypatch.chdir(tmp_path)
+    proc = run_script(script, *args)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # fire writes the help to stderr when the output is not a terminal
+    assert proc.stdout == "" and proc.stderr.startswith("NAME\n") and "SYNOPSIS" in proc.stderr, proc.stdout[:500]
+    assert not list(tmp_path.iterdir())
+
+
+def test_help_of_a_subcommand_is_that_commands_help(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    proc = run_script("prepare_data.py", "busi", "--src", "nowhere", "--help")
+    assert proc.returncode == 0 and proc.stderr.startswith("NAME\n    prepare_data.py busi - ")
+
+
 @pytest.mark.parametrize(
     ("error", "line"),
     [
