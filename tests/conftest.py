@@ -27,6 +27,25 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--benchmark",
+        action="store_true",
+        help="also run the wall-clock checks (@pytest.mark.benchmark), on a quiet machine (docs/benchmarks.md)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Wall-clock limits are skipped unless ``--benchmark`` is given: on a busy machine (a training beside the
+    suite, two cores) they fail for reasons that are not bugs, and a suite that fails so teaches to ignore it."""
+    if config.getoption("--benchmark"):
+        return
+    skip = pytest.mark.skip(reason="a wall-clock check: run with --benchmark on a quiet machine")
+    for item in items:
+        if item.get_closest_marker("benchmark"):
+            item.add_marker(skip)
+
+
 def run_bundle(
     *args: str, cwd: Path = REPO, check: bool = True, in_process: bool = True
 ) -> subprocess.CompletedProcess:

@@ -95,7 +95,6 @@ def test_duplicate_search_against_curated_busi(full):
         f"recall {scores['recall']:.3f}, precision {scores['precision']:.3f}"
     )
     assert scores["recall"] >= 0.9 and scores["precision"] >= 0.9
-    assert found["seconds"] < 120
     # the two copies of one file the dataset README names, in two classes
     assert any({"benign_433", "malignant_145"} <= set(g) for g in found["groups"])
 
@@ -119,6 +118,12 @@ def test_curated_busi(tmp_path):
     assert scores["recall"] >= 0.9 and scores["precision"] >= 0.9
 
 
+@pytest.mark.benchmark
+def test_duplicate_search_of_busi_takes_under_two_minutes(full):
+    assert _json(full / "summary.json")["duplicates"]["seconds"] < 120
+
+
+@pytest.mark.benchmark
 def test_preparing_without_duplicate_search_takes_under_a_minute(full):
     # the full run's time less its duplicate search bounds a run with --dedup none from above: it also
     # made the search's thumbnails and the 256x256 cache (the dedup-none path itself is tested on demo data)

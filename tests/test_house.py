@@ -1,8 +1,9 @@
 """House rules that a reader of the project sees: papers called by method and authors, never by file number;
-configs short, with every top-level key documented in the README."""
+configs short, with every top-level key documented in the README; no test that fails on a busy machine."""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -52,3 +53,30 @@ def test_training_config_reads_like_a_model_zoo_bundle():
     assert text.count("\n") <= 250
     assert text.count('"$') <= 15
     assert "cuda.is_available" not in text  # device-dependent settings come from gpu_profile
+
+
+def _measures_time(node: ast.AST) -> bool:
+    """An expression that reads a clock or a measured duration (``time.perf_counter()``, ``summary["seconds"]``)."""
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and sub.attr in ("perf_counter", "process_time", "time"):
+            return True
+        if isinstance(sub, ast.Constant) and sub.value in ("seconds", "elapsed_s"):
+            return True
+    return False
+
+
+def test_no_test_asserts_a_duration_unless_it_is_a_benchmark():
+    """A time limit fails on a loaded machine (a training beside the suite) for reasons that are not bugs: it is
+    marked ``benchmark`` and runs only with ``--benchmark``. Deadlines that stop a wait for a hung process
+    (``time.monotonic() < deadline``) are not limits on speed and are allowed."""
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        for function in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(function, ast.FunctionDef) or not function.name.startswith("test_"):
+                continue
+            marks = {ast.unparse(d) for d in function.decorator_list}
+            if "pytest.mark.benchmark" in marks:
+                continue
+            if any(isinstance(n, ast.Assert) and _measures_time(n.test) for n in ast.walk(function)):
+                offenders.append(f"{path.relative_to(REPO)}::{function.name}")
+    assert not offenders, offenders

@@ -183,6 +183,7 @@ def test_anti_aliased_resize_matches_monai_within_one_percent_and_inverts_to_the
     assert restored["image"].shape[1:] == (height, width) and restored["label"].shape[1:] == (height, width)
 
 
+@pytest.mark.benchmark
 def test_anti_aliased_resize_of_25_megapixels_takes_under_a_second():
     import time
 
