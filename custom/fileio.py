@@ -22,14 +22,38 @@ from custom.errors import InputError, OutputError
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "wb", durable: bool = False) -> Iterator[IO]:
-    """A file handle whose content replaces ``path`` only when the ``with`` block succeeds.
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """A temporary path that replaces ``path`` when the ``with`` block succeeds, for writers that take a file name.
 
-    The temporary file is a hidden, uniquely named sibling (same file system, so ``os.replace`` is
-    atomic) opened with ``"x"`` rather than through ``tempfile.mkstemp``, whose 0600 mode would stick
-    to the result. ``durable`` also flushes it to the disk before the rename, so the new content
-    survives a power cut and not only a killed process. An ``OSError`` while writing (disk full,
-    read-only folder) becomes :class:`OutputError` naming ``path``; the previous file is kept.
+    The temporary file is a hidden, uniquely named sibling (same file system, so ``os.replace`` is atomic)
+    ending in ``suffix`` (NIfTI and ITK choose their format by it). The folder is created first: every
+    writer of the project goes through here, so none fails on an output folder that does not exist yet.
+    An ``OSError`` (disk full, read-only folder) becomes :class:`OutputError` naming ``path``; the previous
+    file is kept and the temporary one removed.
+    """
+    path = Path(path)
+    # at most 110 characters whatever the target's length: a legal 255-character name must not
+    # become an illegal temporary one
+    tmp = path.parent / f".{path.name[:64]}.{os.getpid()}.{uuid.uuid4().hex}.tmp{suffix}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb", durable: bool = False) -> Iterator[IO]:
+    """A file handle whose content replaces ``path`` only when the ``with`` block succeeds (:func:`atomic_path`).
+
+    The temporary file is opened with ``"x"`` rather than through ``tempfile.mkstemp``, whose 0600 mode
+    would stick to the result. ``durable`` also flushes it to the disk before the rename, so the new
+    content survives a power cut and not only a killed process.
 
     Args:
         path: the file to write.
@@ -38,25 +62,12 @@ def atomic_file(path: str | os.PathLike, mode: str = "wb", durable: bool = False
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
-    # at most 110 characters whatever the target's length: a legal 255-character name must not
-    # become an illegal temporary one
-    tmp = path.parent / f".{path.name[:64]}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     text = {"encoding": "utf-8", "newline": ""} if mode == "w" else {}
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, mode.replace("w", "x"), **text) as f:
-            yield f
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode.replace("w", "x"), **text) as f:
+        yield f
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = True) -> None:

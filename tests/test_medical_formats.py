@@ -11,7 +11,7 @@ import itk
 import nibabel
 import numpy as np
 import pytest
-from conftest import CONFIGS
+from conftest import CONFIGS, run_bundle
 from generated import jpeg_bytes, write_dicom, write_jpeg_dicom
 from PIL import Image
 
@@ -278,8 +278,8 @@ def test_a_dicom_without_uids_gets_its_png_mask_and_a_warning_instead_of_a_segme
 # ---------------------------------------------------------------- inference
 @pytest.mark.slow
 def test_inference_writes_each_mask_in_its_inputs_family_and_geometry(tmp_path):
-    from monai.bundle import run
     from generated import save_untrained_checkpoint
+    from monai.bundle import run
 
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -329,6 +329,37 @@ def test_inference_writes_each_mask_in_its_inputs_family_and_geometry(tmp_path):
     assert tuple(mask.shape) == tuple(source.shape) == (H, W)
     assert tuple(mask.GetSpacing()) == pytest.approx(tuple(source.GetSpacing()))
     assert tuple(mask.GetOrigin()) == pytest.approx(tuple(source.GetOrigin()))
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    from generated import save_untrained_checkpoint
+
+    return save_untrained_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
+
+
+WRITERS = {
+    "picture.png": lambda path: Image.fromarray(_picture(1)).save(path),
+    "ultrasound.dcm": lambda path: write_dicom(path, _picture(2), pixel_spacing=(0.2, 0.3)),
+    "scan.nii.gz": lambda path: write_nifti(path, _picture(3), (0.25, 0.5)),
+    "vol.nrrd": lambda path: write_itk(path, _picture(4), (0.4, 0.6)),
+    "meta.mha": lambda path: write_itk(path, _picture(5), (0.4, 0.6)),
+}
+
+
+@pytest.mark.parametrize(("name", "mask"), [("picture.png", "picture_seg.png"), ("ultrasound.dcm", "ultrasound_seg.png"),
+    ("scan.nii.gz", "scan_seg.nii.gz"), ("vol.nrrd", "vol_seg.nrrd"), ("meta.mha", "meta_seg.mha")])  # fmt: skip
+def test_inference_creates_its_output_folder_for_every_input_family(name, mask, tmp_path, untrained_checkpoint):
+    """The first output of a run creates the folder: a NIfTI or NRRD alone used to fail on every image (the
+    temporary file of its mask had no folder), hidden in the other tests by a PNG written first."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    WRITERS[name](inputs / name)
+    out = tmp_path / "not" / "yet"
+    run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(inputs), "--output_dir", str(out),
+               "--dataset_dir", str(tmp_path), "--ckpt_path", str(untrained_checkpoint), "--spatial_size", "[32,32]",
+               "--cpu_runtime", "torch")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == sorted([mask, f"{file_stem(name)}.json"])
 
 
 # ---------------------------------------------------------------- preparation

@@ -26,7 +26,6 @@ import copy
 import functools
 import gzip
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from custom.data.errors import DataError
+from custom.fileio import atomic_path
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -291,21 +291,14 @@ def write_mask_like(source: Path, frame: int, mask: np.ndarray, path: Path) -> N
     """Writes ``mask`` (``(H, W)`` uint8) to ``path`` with the geometry of frame ``frame`` of ``source``.
 
     NIfTI: the input's affine and header, one slice (the frame's, its origin moved along the third
-    axis); NRRD and MetaImage: the input's spacing, origin and direction. Written to a hidden sibling
-    first and renamed, so a reader never sees half a file.
+    axis); NRRD and MetaImage: the input's spacing, origin and direction. Written atomically
+    (:func:`custom.fileio.atomic_path`: into a folder created if needed, then renamed).
     """
     suffix = medical_format(source)
-    tmp = path.parent / f".{uuid.uuid4().hex}{mask_suffix(source.name)}"
-    try:
-        if suffix in NIFTI_SUFFIXES:
-            _write_nifti_like(source, frame, mask, tmp)
-        elif suffix in ITK_SUFFIXES:
-            _write_itk_like(source, frame, mask, tmp)
-        else:
-            raise ValueError(f"{source}: masks are written in the input's format for NIfTI, NRRD and MetaImage only")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if suffix not in NIFTI_SUFFIXES + ITK_SUFFIXES:
+        raise ValueError(f"{source}: masks are written in the input's format for NIfTI, NRRD and MetaImage only")
+    with atomic_path(path, suffix=mask_suffix(source.name)) as tmp:
+        (_write_nifti_like if suffix in NIFTI_SUFFIXES else _write_itk_like)(source, frame, mask, tmp)
 
 
 def _write_nifti_like(source: Path, frame: int, mask: np.ndarray, path: Path) -> None:
@@ -426,12 +419,8 @@ def write_dicom_seg(source: Path, frame: int, mask: np.ndarray, path: Path, algo
     )
     if view is not header:
         _reference_frame(seg, header, frame)
-    tmp = path.parent / f".{uuid.uuid4().hex}.dcm"
-    try:
+    with atomic_path(path, suffix=".dcm") as tmp:
         seg.save_as(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _pixel_measures(spacing: tuple[float, float]) -> Any:
