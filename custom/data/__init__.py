@@ -14,8 +14,10 @@ from typing import Any
 
 _EXPORTS = {
     "DataError": "errors",
+    "ThreadDataLoader": "loading",
     "balanced_sampler": "sampling",
     "class_weights": "weights",
+    "collate_records": "loading",
     "ensure_demo_dataset": "demo",
     "find_duplicate_groups": "duplicates",
     "image_records": "inputs",

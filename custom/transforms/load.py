@@ -102,7 +102,7 @@ class LoadPictured(LoadImaged):
         meta = {ImageMetaKey.FILENAME_OR_OBJ: str(path), "spatial_shape": np.array(pixels.shape[::-1])}
         if len(frames) > 1:
             meta[FRAME_KEY] = frame
-        affine = torch.eye(3, dtype=torch.float64)
+        affine = torch.eye(4, dtype=torch.float64)  # 4x4, as MONAI's readers give a picture's: batches mix them
         if spacing is not None:
             meta["pixel_spacing"] = list(spacing)
             affine[0, 0], affine[1, 1] = spacing[1], spacing[0]  # axis 0 is x (columns), axis 1 y (rows)
