@@ -46,6 +46,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+# where a test that forgets its tmp_path writes: a relative path lands in the repository (pytest runs there),
+# a bundle run without --output_dir in bundle/models (TensorBoard logs, checkpoints)
+WATCHED = (REPO, REPO / "bundle", REPO / "bundle" / "models")
+CACHES = {".pytest_cache", "__pycache__"}
+
+
+@pytest.fixture(autouse=True)
+def nothing_written_into_the_work_tree():
+    """Fails the test after which a new file or folder appears where tests must not write (they write to tmp_path)."""
+    before = {folder: set(os.listdir(folder)) for folder in WATCHED}
+    yield
+    new = [folder / name for folder in WATCHED for name in set(os.listdir(folder)) - before[folder] - CACHES]
+    assert not new, f"the test wrote into the work tree (use tmp_path): {[str(p.relative_to(REPO)) for p in new]}"
+
+
 def run_bundle(
     *args: str, cwd: Path = REPO, check: bool = True, in_process: bool = True
 ) -> subprocess.CompletedProcess:

@@ -79,7 +79,7 @@ def _separable_records(n: int = 40, normals: int = 8, size: int = 32, seed: int 
 
 
 @pytest.mark.slow
-def test_budget_recipe_classifier_learns_a_separable_training_set():
+def test_budget_recipe_classifier_learns_a_separable_training_set(tmp_path):
     """The check that the classification branch learns at all (a detached or constant head fails it).
 
     A CPU probe on BUSI found the lesion probability stuck at the class prior (0.46-0.51 on every
@@ -90,7 +90,7 @@ def test_budget_recipe_classifier_learns_a_separable_training_set():
     records = _separable_records()
     overrides = {
         "device": "$torch.device('cpu')",
-        "output_dir": "unused",
+        "output_dir": str(tmp_path),  # its validation handlers open a TensorBoard log there
         "spatial_size": [32, 32],
         "epochs": 8,
         "batch_size": 4,
