@@ -13,12 +13,11 @@ real BUSI images, run at the input size recorded in its card).
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from pathlib import Path
 
 from custom.cli import run as run_command
-from custom.workflows.bundle_command import run_bundle
+from custom.workflows.bundle_command import command_line, run_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = "bundle/configs"
@@ -26,7 +25,7 @@ RELEASED = "bundle/models/model.pt"
 
 
 def _run(args: list[str]) -> None:
-    print("\n$ python -m monai.bundle run " + shlex.join(args), flush=True)
+    print("\n$ " + command_line(args), flush=True)
     run_bundle(args, on_line=print, cwd=REPO)
 
 
@@ -59,17 +58,8 @@ def main(
     model = RELEASED if (REPO / RELEASED).is_file() else f"{out}/model.pt"
     if model != RELEASED:
         print(f"no released model at {RELEASED}: inferring with the demo's own {model}")
-    _run(
-        [
-            "run",
-            "--config_file",
-            f"{CONFIGS}/inference.json",
-            "--ckpt_path",
-            model,
-            "--output_dir",
-            f"{out}/predictions",
-        ]
-    )
+    # no workflow name: MONAI runs "run", and the README's inference command names none
+    _run(["--config_file", f"{CONFIGS}/inference.json", "--ckpt_path", model, "--output_dir", f"{out}/predictions"])
     print(
         f"\nDone in {time.perf_counter() - start:.0f} s. Outputs in {out}/:\n"
         "  model.pt               the short training's best checkpoint (validation split)\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -13,7 +14,7 @@ from typing import Any
 
 from custom.errors import InputError
 
-__all__ = ["config_arg", "override_args", "run_bundle"]
+__all__ = ["command_line", "config_arg", "override_args", "run_bundle"]
 
 
 def override_args(overrides: Mapping[str, Any]) -> list[str]:
@@ -33,6 +34,21 @@ def override_args(overrides: Mapping[str, Any]) -> list[str]:
 def config_arg(files: Sequence[str]) -> str:
     """The ``--config_file`` value that merges ``files`` in order."""
     return "[" + ",".join(f"'{f}'" for f in files) + "]"
+
+
+def command_line(args: Sequence[str]) -> str:
+    """``python -m monai.bundle run <args>`` spelled as the README writes it, to copy into a shell.
+
+    ``shlex.join`` quotes a config list ``['a.json','b.json']`` as ``''"'"'['"'"'a.json...``: a value with
+    single quotes and nothing a double-quoted shell string expands goes in double quotes instead.
+    """
+    words = []
+    for arg in args:
+        if "'" in arg and not any(c in arg for c in '"$`\\!'):
+            words.append(f'"{arg}"')
+        else:
+            words.append(shlex.quote(arg))
+    return " ".join(["python", "-m", "monai.bundle", "run", *words])
 
 
 def run_bundle(

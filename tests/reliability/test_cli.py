@@ -192,3 +192,19 @@ def test_a_gpu_command_on_a_machine_without_one_says_so():
         assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == (
             "error: --device cuda: this machine has no usable CUDA device; use --device cpu."
         )
+
+
+def test_printed_bundle_commands_are_written_as_the_readme_writes_them():
+    """scripts/demo.py prints each command for reuse; ``shlex.join`` made ``''"'"'['"'"'bundle/...`` of a config
+    list. The line is the README's own spelling, and a shell reads the same arguments back."""
+    import shlex
+
+    from custom.workflows.bundle_command import command_line
+
+    configs = "['bundle/configs/train.json','bundle/configs/evaluate.json']"
+    args = ["evaluating", "--config_file", configs, "--output_dir", "runs/my demo"]
+    line = command_line(args)
+    assert line == f"python -m monai.bundle run evaluating --config_file \"{configs}\" --output_dir 'runs/my demo'"
+    assert shlex.split(line)[4:] == args
+    assert line.split(" --output_dir")[0] in (REPO / "README.md").read_text()
+    assert shlex.split(command_line(["--x", "it's $HOME"]))[4:] == ["--x", "it's $HOME"]  # expanded in "...": not so
