@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import numpy as np
@@ -59,6 +60,17 @@ def test_progress_bar_shows_images_per_second_only_when_asked_or_on_a_terminal(c
     IterationProgress(batch_size=4, force=True).attach(engine)
     engine.run([0] * 3, max_epochs=1)
     assert "img/s" in capsys.readouterr().err
+
+
+def test_without_a_terminal_progress_is_a_log_line_every_n_iterations(caplog):
+    """Evaluation and inference in a log file (nohup, CI): a line every ``log_every`` iterations, no bar."""
+    engine = Engine(lambda e, b: {})
+    IterationProgress(batch_size=1, log_every=2).attach(engine)
+    with caplog.at_level(logging.INFO, logger="nunet"):
+        engine.run([0] * 5, max_epochs=1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "nunet"]
+    assert [line.split(",")[0] for line in lines] == ["2/5 iterations", "4/5 iterations"]
+    assert all(line.endswith("images/s") for line in lines)
 
 
 def _separable_records(n: int = 40, normals: int = 8, size: int = 32, seed: int = 0) -> list[dict]:

@@ -17,7 +17,7 @@ from .options import (
 )
 from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
-from .progress import IterationProgress
+from .progress import InferenceSummary, IterationProgress
 from .sanity import NonFiniteGuard, TrainingDiverged, check_finite_weights
 from .schedule import EarlyStopping, LrSchedule
 from .tta import FlipTTAInferer, average_probabilities
@@ -29,6 +29,7 @@ __all__ = [
     "EvaluationWriter",
     "QuietStatsHandler",
     "FlipTTAInferer",
+    "InferenceSummary",
     "IterationProgress",
     "LrSchedule",
     "MultiTaskPrepareBatch",
