@@ -147,3 +147,19 @@ def test_compile_switch_trains_on_batches_of_loaded_images(demo_dir, tmp_path):
     trainer = parser.get_parsed_content("train#trainer")
     trainer.run()
     assert trainer.state.iteration == 2 and torch.isfinite(torch.as_tensor(trainer.state.output[0]["loss"]))
+
+
+def test_a_single_pass_logs_its_metrics_under_its_title_without_training_words(caplog):
+    """Evaluation printed ``Epoch[1] Metrics --``, ``Epoch[1] Complete`` and ``Got new best metric``."""
+    from ignite.engine import Events
+
+    from custom.engine import QuietStatsHandler
+
+    engine = Engine(lambda e, b: {})
+    engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: e.state.metrics.update(val_dice=0.5, note="x"))
+    QuietStatsHandler(iteration_log=False, title="evaluation on the test split").attach(engine)
+    with caplog.at_level(logging.INFO):
+        engine.run([0] * 2, max_epochs=1)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "evaluation on the test split: val_dice 0.5000" in text
+    assert "Epoch[" not in text and "best metric" not in text

@@ -102,7 +102,28 @@ class QuietStatsHandler(StatsHandler):
     ``StatsHandler`` logs every exception of its engine with ``logger.exception`` before re-raising it,
     so a missing checkpoint or a NaN pixel printed a page of tracebacks above the run's one-line
     ``error:`` (:func:`custom.errors.install_excepthook`). Bugs are still logged as before.
+
+    With ``title`` (evaluation, inference: one pass, no epochs), the metrics line reads
+    ``<title>: val_dice 0.6620, ...`` instead of ``Epoch[1] Metrics -- ...``, and the engine's own
+    training words (``Epoch[1] Complete``, ``Got new best metric``) are not logged.
     """
+
+    def __init__(self, *args, title: str | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = title
+
+    def attach(self, engine: Engine) -> None:
+        super().attach(engine)
+        if self.title is not None:
+            self.logger = logger  # the project's, not the engine's, which now logs warnings only:
+            engine.logger.setLevel(logging.WARNING)  # ignite's and MONAI's per-epoch INFO lines
+
+    def _default_epoch_print(self, engine: Engine) -> None:
+        if self.title is None:
+            return super()._default_epoch_print(engine)
+        shown = ", ".join(f"{k} {float(v):.4f}" for k, v in engine.state.metrics.items() if _is_number(v))
+        if shown:
+            self.logger.info("%s: %s", self.title, shown)
 
     def exception_raised(self, engine: Engine, e: Exception) -> None:
         if one_line(e) is not None and os.environ.get("NUNET_TRACEBACK") != "1":
