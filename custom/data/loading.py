@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from monai.data import MetaTensor, ThreadBuffer, list_data_collate
+from monai.data import MetaTensor, ThreadBuffer
 from monai.data import ThreadDataLoader as MonaiThreadDataLoader
+from monai.data import list_data_collate
 
 
 def collate_records(batch: Sequence[Any]) -> Any:
