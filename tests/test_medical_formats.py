@@ -347,9 +347,10 @@ WRITERS = {
 }
 
 
-@pytest.mark.parametrize(("name", "mask"), [("picture.png", "picture_seg.png"), ("ultrasound.dcm", "ultrasound_seg.png"),
-    ("scan.nii.gz", "scan_seg.nii.gz"), ("vol.nrrd", "vol_seg.nrrd"), ("meta.mha", "meta_seg.mha")])  # fmt: skip
-def test_inference_creates_its_output_folder_for_every_input_family(name, mask, tmp_path, untrained_checkpoint):
+@pytest.mark.parametrize(("name", "masks"), [("picture.png", ["picture_seg.png"]),
+    ("ultrasound.dcm", ["ultrasound_seg.dcm", "ultrasound_seg.png"]), ("scan.nii.gz", ["scan_seg.nii.gz"]),
+    ("vol.nrrd", ["vol_seg.nrrd"]), ("meta.mha", ["meta_seg.mha"])])  # fmt: skip
+def test_inference_creates_its_output_folder_for_every_input_family(name, masks, tmp_path, untrained_checkpoint):
     """The first output of a run creates the folder: a NIfTI or NRRD alone used to fail on every image (the
     temporary file of its mask had no folder), hidden in the other tests by a PNG written first."""
     inputs = tmp_path / "in"
@@ -359,7 +360,7 @@ def test_inference_creates_its_output_folder_for_every_input_family(name, mask, 
     proc = run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(inputs), "--output_dir", str(out),
                "--dataset_dir", str(tmp_path), "--ckpt_path", str(untrained_checkpoint), "--spatial_size", "[32,32]",
                "--cpu_runtime", "torch")  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == sorted([mask, f"{file_stem(name)}.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*masks, f"{file_stem(name)}.json"])
     lesion = json.loads((out / f"{file_stem(name)}.json").read_text())["predicted_class"] != "normal"
     summary = f"inference: 1 images read, 0 skipped, {int(lesion)} with a lesion found; masks and JSON files in {out}"
     assert summary in proc.stdout
