@@ -60,10 +60,13 @@ class Frame:
     Attributes:
         pixels: ``(H, W)`` or ``(H, W, C)`` array (rows first, channels last), in the file's own values.
         spacing: millimetres per pixel along rows and columns, or None when the file states none.
+        region: the ultrasound region the file states, ``(x0, y0, x1, y1)`` in pixel columns and rows,
+            ends excluded (DICOM's Sequence of Ultrasound Regions), or None.
     """
 
     pixels: np.ndarray
     spacing: tuple[float, float] | None = None
+    region: tuple[int, int, int, int] | None = None
 
 
 def medical_suffix(name: str) -> str | None:
@@ -185,8 +188,8 @@ def _dicom_frames(path: Path) -> list[Frame]:
         pixels = _invert(pixels, int(ds.BitsStored), signed=int(getattr(ds, "PixelRepresentation", 0)) == 1)
     if frames == 1:
         pixels = pixels[None]
-    spacing = _dicom_spacing(ds)
-    return [Frame(np.asarray(frame), spacing) for frame in pixels]
+    spacing, region = _dicom_spacing(ds), _dicom_region(ds)
+    return [Frame(np.asarray(frame), spacing, region) for frame in pixels]
 
 
 def _invert(pixels: np.ndarray, bits: int, signed: bool) -> np.ndarray:
@@ -211,6 +214,24 @@ def _dicom_spacing(ds: Any) -> tuple[float, float] | None:
     if spacing is not None and len(spacing) == 2 and all(float(v) > 0 for v in spacing):
         return (float(spacing[0]), float(spacing[1]))
     return None
+
+
+def _dicom_region(ds: Any) -> tuple[int, int, int, int] | None:
+    """The box of the scan (:class:`Frame` ``region``): the first ultrasound region of 2D tissue, else the first one.
+
+    ``RegionLocationMinX0``/``MinY0``/``MaxX1``/``MaxY1`` include their last pixel; the box excludes it.
+    """
+    located = [
+        r
+        for r in getattr(ds, "SequenceOfUltrasoundRegions", None) or []
+        if all(hasattr(r, f"RegionLocation{k}") for k in ("MinX0", "MinY0", "MaxX1", "MaxY1"))
+    ]
+    tissue = [r for r in located if getattr(r, "RegionSpatialFormat", None) == 1]  # 1: 2D (tissue or flow)
+    if not located:
+        return None
+    r = (tissue or located)[0]
+    x0, y0, x1, y1 = (int(getattr(r, f"RegionLocation{k}")) for k in ("MinX0", "MinY0", "MaxX1", "MaxY1"))
+    return (x0, y0, x1 + 1, y1 + 1) if x1 >= x0 and y1 >= y0 else None
 
 
 # ---------------------------------------------------------------- NIfTI, NRRD, MetaImage

@@ -5,6 +5,7 @@ from .intensity import RandSpeckleNoised
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .load import LoadPictured
 from .outputs import LesionMeasurementsd, MatchLabelSized, MultiTaskDecisiond, SaveMaskd, SaveResultd
+from .region import CropScanRegiond
 from .resize import AntiAliasedResize, AntiAliasedResized
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "AntiAliasedResized",
     "BinarizeMaskd",
     "ClassLabeld",
+    "CropScanRegiond",
     "GradientMagnituded",
     "LesionMeasurementsd",
     "LoadPictured",

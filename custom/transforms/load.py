@@ -9,7 +9,8 @@ function as in preparation, and a decoding problem stops the run with its one-li
 Medical files (DICOM, NIfTI, NRRD, MetaImage: :mod:`custom.data.medical`) are read frame by frame (the
 record's ``frame``, 0 by default), decoded by the same rules, laid out as PIL images are (``(1, W,
 H)``) and carry in their metadata their pixel spacing (``pixel_spacing``: millimetres per row and per
-column) and, for a file of several frames, the ``frame``.
+column), the ultrasound region a DICOM states (``ultrasound_region``, :mod:`custom.transforms.region`)
+and, for a file of several frames, the ``frame``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from monai.utils import ImageMetaKey
 
 from custom.data.io import decode, decode_mask, decode_pixels, mask_pixels
 from custom.data.medical import medical_format, read_frames
+from custom.transforms.region import REGION_KEY
 
 FRAME_KEY = "frame"
 
@@ -106,6 +108,8 @@ class LoadPictured(LoadImaged):
         if spacing is not None:
             meta["pixel_spacing"] = list(spacing)
             affine[0, 0], affine[1, 1] = spacing[1], spacing[0]  # axis 0 is x (columns), axis 1 y (rows)
+        if frames[frame].region is not None:
+            meta[REGION_KEY] = list(frames[frame].region)  # custom.transforms.region crops to it
         meta["affine"] = meta["original_affine"] = affine
         # float32, as LoadImage gives every other file
         return MetaTensor(torch.from_numpy(np.ascontiguousarray(pixels.T, dtype=np.float32))[None], meta=meta)

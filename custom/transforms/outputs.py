@@ -40,6 +40,10 @@ from custom.keys import DecisionKeys
 from custom.networks.csb import check_csb_mode, check_lesion_threshold, csb_gate, lesion_probability, predicted_class
 from custom.paths import CONFIGS_DIR
 from custom.transforms.labels import class_names as default_class_names
+from custom.transforms.region import BOX_KEY, SOURCE_KEY
+
+# the segmentation logit of the frame outside the scan region: a probability of about 2e-9, certain background
+_BACKGROUND_LOGIT = -20.0
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +56,21 @@ class MatchLabelSized(MapTransform):
     like with like): the network predicts at its input size, and the logits are brought back
     bilinearly before the threshold and the CSB gate, so the mask's outline is not the blocky
     nearest-neighbour upsampling of a low-resolution mask. When prediction and target already share
-    their size (validation during training), nothing changes.
+    their size (validation during training), nothing changes. When the input was cropped to its scan
+    region (:class:`custom.transforms.CropScanRegiond`, the box in the image's metadata), the logits
+    are resampled to the box and pasted into the target's frame, the frame outside it certain background.
 
     Args:
         pred_key / label_key: where the network output and the target dict are.
         task: the key of the segmentation logits in both.
+        image_key: the input image, whose metadata holds the scan region's box.
     """
 
-    def __init__(self, pred_key: str = "pred", label_key: str = "label", task: str = "seg") -> None:
+    def __init__(
+        self, pred_key: str = "pred", label_key: str = "label", task: str = "seg", image_key: str = "image"
+    ) -> None:
         super().__init__(keys=[pred_key], allow_missing_keys=True)
-        self.pred_key, self.label_key, self.task = pred_key, label_key, task
+        self.pred_key, self.label_key, self.task, self.image_key = pred_key, label_key, task, image_key
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
@@ -69,11 +78,19 @@ class MatchLabelSized(MapTransform):
         if not (isinstance(pred, Mapping) and isinstance(label, Mapping) and self.task in pred and self.task in label):
             return d
         logits, size = pred[self.task], tuple(label[self.task].shape[1:])
-        if tuple(logits.shape[1:]) != size:
-            resized = F.interpolate(
-                torch.as_tensor(logits)[None].float(), size=size, mode="bilinear", align_corners=False
+        box = getattr(d.get(self.image_key), "meta", {}).get(BOX_KEY)
+        box = None if box is None else [int(v) for v in box]
+        inner = size if box is None else (box[2] - box[0], box[3] - box[1])
+        if tuple(logits.shape[1:]) != inner:
+            logits = F.interpolate(
+                torch.as_tensor(logits)[None].float(), size=inner, mode="bilinear", align_corners=False
             )[0]
-            d[self.pred_key] = {**pred, self.task: resized}
+        if inner != size:
+            frame = torch.full((logits.shape[0], *size), _BACKGROUND_LOGIT, dtype=logits.dtype, device=logits.device)
+            frame[:, box[0] : box[2], box[1] : box[3]] = logits
+            logits = frame
+        if logits is not pred[self.task]:
+            d[self.pred_key] = {**pred, self.task: logits}
         return d
 
 
@@ -273,6 +290,19 @@ def image_spacing(data: Mapping, image_key: str = "image") -> list[float] | None
     return None if spacing is None else [float(v) for v in spacing]
 
 
+def scan_region(data: Mapping, image_key: str = "image") -> dict | None:
+    """The box the input was cropped to (:class:`custom.transforms.CropScanRegiond`) and its source, or None.
+
+    ``{"box": [x0, y0, x1, y1], "source": "dicom" | "found" | "whole"}``, in pixel columns and rows of
+    the input, ends excluded.
+    """
+    meta = getattr(data.get(image_key), "meta", {})
+    if meta.get(BOX_KEY) is None:
+        return None
+    source = meta.get(SOURCE_KEY)
+    return {"box": [int(v) for v in meta[BOX_KEY]], "source": str(source[0] if isinstance(source, list) else source)}
+
+
 def _frame(data: Mapping, image_key: str) -> int | None:
     frame = data[image_key].meta.get("frame")
     return None if frame is None else int(frame)
@@ -338,8 +368,9 @@ class SaveResultd(MapTransform):
     The stem is :func:`custom.data.inputs.output_stem` of the input file named in the image's
     metadata (its name without extension, unless another image of its folder shares that stem), so
     the JSON sits next to ``<stem>_seg.<ext>`` written by :class:`SaveMaskd` with the same rule. The
-    JSON also names the input's ``frame`` and ``pixel_spacing`` when it has them and, for a DICOM input,
-    its ``dicom`` UIDs (study, series, SOP instance, frame of reference). Written atomically.
+    JSON also names the input's ``frame``, ``pixel_spacing`` and the ``scan_region`` it was cropped to
+    (:func:`scan_region`) when it has them and, for a DICOM input, its ``dicom`` UIDs (study, series,
+    SOP instance, frame of reference). Written atomically.
     """
 
     def __init__(self, output_dir: str, key: str = "result", image_key: str = "image") -> None:
@@ -356,6 +387,8 @@ class SaveResultd(MapTransform):
         where.update({"pixel_spacing": spacing} if spacing is not None else {})
         if medical_format(source) in DICOM_SUFFIXES:
             where["dicom"] = dicom_references(Path(source))
+        region = scan_region(d, self.image_key)
+        where.update({"scan_region": region} if region is not None else {})
         # atomic but not fsync'ed: a per-image result is cheap to recompute, and an fsync per image
         # cost 5 ms of every image's time
         atomic_write_json(
