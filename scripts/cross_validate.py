@@ -2,11 +2,13 @@
 
     python scripts/cross_validate.py --data <prepared dir> --out runs/<name> [--folds 0,1,2,3,4]
         [--config bundle/configs/train.json] [--resume] [--parallel 2] [--calibrate] [--protocol paper]
+        [--operating_point sensitivity|accuracy] [--target_sensitivity 0.95]
         [any bundle override, e.g. --epochs 800]
 
 ``--parallel N`` trains N folds at the same time, each in its own process on the same device.
-``--calibrate`` chooses each fold's lesion/normal threshold on its validation split before the test
-evaluation (``scripts/calibrate.py`` does it for a run trained without it).
+``--calibrate`` fits each fold's temperature and chooses its lesion/normal threshold on its validation
+split before the test evaluation (``scripts/calibrate.py`` does it for a run trained without it);
+``--operating_point``/``--target_sensitivity`` choose the threshold's rule (see ``scripts/calibrate.py``).
 ``--protocol paper`` is the N-Unet paper's protocol: folds drawn image by image (data prepared with
 ``--dedup none``) and float32; the default ``duplicate-aware`` uses the data's grouped folds. The
 protocol is recorded in ``summary.json`` and printed at the top of the report.
@@ -33,6 +35,8 @@ def main(
     parallel: int = 1,
     calibrate: bool = False,
     protocol: str = "duplicate-aware",
+    operating_point: str = "sensitivity",
+    target_sensitivity: float = 0.95,
     **overrides,
 ) -> None:
     """Runs the folds (``parallel`` at a time), writes summary.json and (with ``report``) the report into ``out``."""
@@ -46,6 +50,8 @@ def main(
         parallel=parallel,
         calibrate=calibrate,
         protocol=protocol,
+        operating_point=operating_point,
+        target_sensitivity=target_sensitivity,
     )
     mean = summary["mean"]
     cls, seg = mean.get("classification", {}), mean.get("segmentation", {})

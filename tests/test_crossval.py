@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from conftest import TINY_RUN, run_script
 
+from custom.evaluation.calibration import calibrated_lesion_probability
 from custom.workflows.bundle_command import override_args
 
 
@@ -100,13 +102,26 @@ def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_di
     validation_rows = (out / "fold0" / "validation" / "per_image.csv").read_text().splitlines()[1:]
     assert {row.split(",")[0] for row in validation_rows} == validation_ids  # chosen on validation images only
     assert card["calibration"]["images"] == len(validation_ids) and card["spatial_size"] == [32, 32]
-    threshold = card["lesion_threshold"]
-    assert f"lesion threshold {threshold:.3f}" in proc.stdout
+    threshold, temperature = card["lesion_threshold"], card["temperature"]
+    assert f"lesion threshold {threshold:.3f}" in proc.stdout and f"temperature {temperature:.3f}" in proc.stdout
+    # the default operating point: the highest threshold keeping 0.95 of the validation lesion images
+    calibration = card["calibration"]
+    assert calibration["operating_point"] == "sensitivity" and calibration["target_sensitivity"] == 0.95
+    assert calibration["constant"] or calibration["sensitivity"] >= 0.95
+    assert {"specificity", "ece", "brier"} <= calibration.keys()
+    assert calibration["temperature_scaling"]["temperature"] == temperature > 0
     from custom.evaluation import read_per_image
 
-    for row in read_per_image(str(out / "fold0" / "per_image.csv")):
+    rows = read_per_image(str(out / "fold0" / "per_image.csv"))
+    metrics = json.loads((out / "fold0" / "metrics.json").read_text())["classification"]
+    assert {"ece", "brier"} <= metrics.keys()
+    for row in rows:
         assert row["lesion_pred"] == int(row["lesion_prob"] >= threshold), row
         assert row["pred_area"] == 0 or row["lesion_pred"] == 1  # the hard CSB gate follows the same decision
+        if temperature != 1.0:  # the test split's probabilities are the calibrated ones, the network's kept beside
+            p = row["lesion_prob_uncalibrated"]
+            expected = calibrated_lesion_probability(np.array([[1 - p, p]]), temperature)[0]
+            assert row["lesion_prob"] == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.parametrize(

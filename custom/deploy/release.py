@@ -125,6 +125,19 @@ def decision_threshold(ckpt_path: CheckpointSpec) -> float | None:
     return float(sum(thresholds) / len(thresholds))
 
 
+def calibration_temperature(ckpt_path: CheckpointSpec) -> float:
+    """The temperature fitted on validation data (:func:`custom.evaluation.calibration.fit_temperature`), from the
+    card of ``ckpt_path``; 1 (the network's own probabilities) when the card has none.
+
+    For several checkpoints, the mean of their temperatures, or 1 unless every card has one, as for
+    :func:`decision_threshold`.
+    """
+    temperatures = [(read_card(path) or {}).get("temperature") for path in checkpoint_paths(ckpt_path)]
+    if any(t is None for t in temperatures):
+        return 1.0
+    return float(sum(temperatures) / len(temperatures))
+
+
 def write_card(ckpt_path: str | os.PathLike, content: Mapping[str, Any]) -> dict[str, Any]:
     """Writes the card of the checkpoint at ``ckpt_path`` (``content`` plus the weights' size and SHA-256)."""
     weights = Path(ckpt_path)
@@ -143,15 +156,23 @@ def half_state_dict(network: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def decisions(
-    output: Mapping[str, torch.Tensor], csb_mode: str = "hard", lesion_threshold: float | None = None
+    output: Mapping[str, torch.Tensor],
+    csb_mode: str = "hard",
+    lesion_threshold: float | None = None,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The masks (B,1,H,W, bool, after the CSB gate) and class decisions (B,) of a batch output."""
-    masks = csb_gate(output["seg"], output["cls"], csb_mode, lesion_threshold) >= 0.5
-    return masks, predicted_class(output["cls"], lesion_threshold)
+    cls_logits = output["cls"] / temperature
+    masks = csb_gate(output["seg"], cls_logits, csb_mode, lesion_threshold) >= 0.5
+    return masks, predicted_class(cls_logits, lesion_threshold)
 
 
 def check_half_storage(
-    network: nn.Module, batches: Sequence[torch.Tensor], csb_mode: str = "hard", lesion_threshold: float | None = None
+    network: nn.Module,
+    batches: Sequence[torch.Tensor],
+    csb_mode: str = "hard",
+    lesion_threshold: float | None = None,
+    temperature: float = 1.0,
 ) -> dict[str, float]:
     """How much storing ``network``'s weights in float16 changes its decisions on ``batches``.
 
@@ -166,7 +187,7 @@ def check_half_storage(
         for x in batches:
             out32, out16 = network(x), half(x)
             diff = max(diff, max(float((out32[k] - out16[k]).abs().max()) for k in out32))
-            (m32, c32), (m16, c16) = (decisions(out, csb_mode, lesion_threshold) for out in (out32, out16))
+            (m32, c32), (m16, c16) = (decisions(out, csb_mode, lesion_threshold, temperature) for out in (out32, out16))
             for a, b in zip(m32, m16):
                 total = int(a.sum() + b.sum())
                 dices.append(1.0 if total == 0 else 2.0 * int((a & b).sum()) / total)
@@ -219,7 +240,7 @@ def release_from_run(
     batches = [torch.as_tensor(batch["image"]) for batch in loader]
     settings = {k: parser.get_parsed_content(k) for k in ("spatial_size", "in_channels", "num_classes", "csb_mode")}
     calibrated = read_card(fold_dir / "model.pt") or {}  # scripts/calibrate.py: the threshold chosen on validation
-    threshold = calibrated.get("lesion_threshold")
+    threshold, temperature = calibrated.get("lesion_threshold"), calibrated.get("temperature", 1.0)
     card = {
         "network": parser.get_parsed_content("network_def#name"),
         **settings,
@@ -232,9 +253,10 @@ def release_from_run(
             "provenance": meta.get("produced_by", {}),
         },
         "lesion_threshold": threshold,
+        "temperature": temperature,
         "calibration": calibrated.get("calibration"),
         "test_metrics": json.loads((fold_dir / "metrics.json").read_text()),
-        "half_storage_check": check_half_storage(network, batches, csb_mode, threshold),
+        "half_storage_check": check_half_storage(network, batches, csb_mode, threshold, temperature),
         "note": note,
     }
     return write_release(network, out_dir, card)

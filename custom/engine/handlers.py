@@ -147,7 +147,8 @@ class EvaluationWriter:
 
     ``per_image.csv`` columns: ``id``, ``image``, the record's ``dataset``, ``class_name``, ``size_tier`` and
     ``lesion_area`` when it has them, ``lesion`` (truth), ``target`` / ``pred_class`` (class indices of the model, 0 normal),
-    ``lesion_pred``, ``lesion_prob``, ``prob_<class>`` per class, ``gt_area`` / ``pred_area`` (pixels
+    ``lesion_pred``, ``lesion_prob``, ``prob_<class>`` per class (calibrated where a temperature is applied, then
+    also ``lesion_prob_uncalibrated``), ``gt_area`` / ``pred_area`` (pixels
     of the compared masks after CSB: each image's original size with ``evaluate.json``, the network's
     input size in validation), the per-image segmentation metrics, and ``dice_ungated``, the Dice of the
     mask before the CSB gate (the gate's share of the lost Dice).
@@ -195,6 +196,8 @@ class EvaluationWriter:
                 row["lesion_pred"] = int(out[DecisionKeys.LESION_PRED_ONEHOT][1])
                 row["lesion_prob"] = float(out[DecisionKeys.LESION_PROB][0])
                 row.update({f"prob_{name}": float(p) for name, p in out["result"]["class_probabilities"].items()})
+                if "lesion_probability_uncalibrated" in out["result"]:  # a temperature applied: the report's "before"
+                    row["lesion_prob_uncalibrated"] = out["result"]["lesion_probability_uncalibrated"]
             if DecisionKeys.SEG_LABEL in out and DecisionKeys.SEG_PRED in out:  # a mask to compare, a segmenting net
                 pred, gt = out[DecisionKeys.SEG_PRED][None], out[DecisionKeys.SEG_LABEL][None]
                 row["gt_area"] = int(gt.sum())

@@ -24,11 +24,13 @@ from monai.metrics import (
     get_confusion_matrix,
 )
 
+from .calibration import brier_score, expected_calibration_error
+
 BOUNDARY_METRICS = ("hd95", "asd")
 SEGMENTATION_METRICS = ("dice", "iou", "pixel_accuracy", "sensitivity", "precision", *BOUNDARY_METRICS)
 # the boundary metrics again in millimetres, for images whose record gives a pixel spacing
 MILLIMETRE_METRICS = tuple(f"{m}_mm" for m in BOUNDARY_METRICS)
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc")
+CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "ece", "brier")
 
 
 def segmentation_metrics(
@@ -96,7 +98,8 @@ def boundary_metrics(
 def classification_metrics(
     lesion_true: Sequence[int], lesion_pred: Sequence[int], lesion_prob: Sequence[float]
 ) -> dict[str, float]:
-    """Lesion-vs-normal accuracy, precision, recall, F1 (lesion positive) and ROC-AUC of ``lesion_prob``."""
+    """Lesion-vs-normal accuracy, precision, recall, F1 (lesion positive), and of ``lesion_prob`` the ROC-AUC and the
+    calibration: expected calibration error (10 bins) and Brier score (:mod:`custom.evaluation.calibration`)."""
     y = torch.as_tensor(np.asarray(lesion_true), dtype=torch.float32).reshape(-1, 1)
     y_hat = torch.as_tensor(np.asarray(lesion_pred), dtype=torch.float32).reshape(-1, 1)
     # one channel (lesion); MONAI returns one confusion matrix per sample: pool them
@@ -113,6 +116,8 @@ def classification_metrics(
     both_classes = 0 < float(y.sum()) < len(y)
     prob = torch.as_tensor(np.asarray(lesion_prob), dtype=torch.float32)
     metrics["auc"] = float(compute_roc_auc(prob, y[:, 0])) if both_classes else float("nan")
+    metrics["ece"] = expected_calibration_error(lesion_true, lesion_prob)
+    metrics["brier"] = brier_score(lesion_true, lesion_prob)
     return metrics
 
 

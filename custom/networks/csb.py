@@ -17,6 +17,7 @@ The gate has no parameters and only runs at inference; training losses see the r
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -54,6 +55,18 @@ def check_lesion_threshold(threshold: float | None) -> float | None:
     ):
         raise InputError(f"--lesion_threshold {threshold!r}: expected null or a probability in [0, 1].")
     return threshold
+
+
+def check_temperature(temperature: float) -> float:
+    """Returns ``temperature`` if it is a positive finite number (the logits' divisor), else raises :class:`InputError`.
+
+    At 0 or below the probabilities would be undefined or reversed, lesion read as normal.
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0.0 < temperature < math.inf:
+        raise InputError(
+            f"--temperature {temperature!r}: expected a positive number (1: the network's own probabilities)."
+        )
+    return float(temperature)
 
 
 def check_num_classes(num_classes: int) -> int:

@@ -78,7 +78,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
                 Figure(
                     f"figures/calibration_{i}.png",
                     f"{run.name}: reliability diagram of the lesion probability over the test images of all "
-                    "folds (10 equal-width bins), with the Brier score and the expected calibration error.",
+                    "folds (10 equal-width bins), with the Brier score and the expected calibration error; "
+                    "before and after temperature scaling where the folds were calibrated.",
                 )
             )
         if plot_gallery(run, out / "figures" / f"gallery_{i}.png", models):

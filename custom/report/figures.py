@@ -62,31 +62,40 @@ def plot_calibration(run: Run, path: Path, bins: int = 10) -> bool:
     """Reliability diagram of the lesion probability over the pooled test images, with Brier score and ECE.
 
     Each of ``bins`` equal-width probability bins is drawn at (mean predicted probability, share of
-    lesion images), sized by its number of images; a calibrated model lies on the diagonal. Returns
-    False (and draws nothing) when the run has no lesion probabilities.
+    lesion images), sized by its number of images; a calibrated model lies on the diagonal. Where the
+    probabilities were calibrated (temperature scaling: ``per_image.csv`` keeps the network's own in
+    ``lesion_prob_uncalibrated``), the diagram before calibration is drawn beside the one after.
+    Returns False (and draws nothing) when the run has no lesion probabilities.
     """
     rows = [r for r in run.per_image if is_number(r.get("lesion_prob"))]
     if not rows:
         return False
     truth = np.array([r["lesion"] for r in rows], dtype=float)
-    prob = np.array([r["lesion_prob"] for r in rows], dtype=float)
-    which = np.minimum((prob * bins).astype(int), bins - 1)
-    filled = [b for b in range(bins) if np.any(which == b)]
-    mean_prob = [prob[which == b].mean() for b in filled]
-    frequency = [truth[which == b].mean() for b in filled]
-    counts = np.array([np.sum(which == b) for b in filled])
+    curves = [("after calibration" if "lesion_prob_uncalibrated" in rows[0] else "", "lesion_prob", "k")]
+    if all(is_number(r.get("lesion_prob_uncalibrated")) for r in rows):
+        curves.insert(0, ("before calibration", "lesion_prob_uncalibrated", "tab:orange"))
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], ls=":", color="grey", label="calibrated")
-    ax.plot(mean_prob, frequency, color="k", lw=1)
-    ax.scatter(mean_prob, frequency, s=20 + 200 * counts / counts.max(), zorder=3, label="bins (area: images)")
-    brier, ece = brier_score(truth, prob), expected_calibration_error(truth, prob, bins)
+    scores = []
+    for name, column, colour in curves:
+        prob = np.array([r[column] for r in rows], dtype=float)
+        which = np.minimum((prob * bins).astype(int), bins - 1)
+        filled = [b for b in range(bins) if np.any(which == b)]
+        mean_prob = [prob[which == b].mean() for b in filled]
+        frequency = [truth[which == b].mean() for b in filled]
+        counts = np.array([np.sum(which == b) for b in filled])
+        brier, ece = brier_score(truth, prob), expected_calibration_error(truth, prob, bins)
+        label = f"{name + ': ' if name else ''}Brier {brier:.3f}, ECE {ece:.3f}"
+        ax.plot(mean_prob, frequency, color=colour, lw=1)
+        ax.scatter(mean_prob, frequency, s=20 + 200 * counts / counts.max(), color=colour, zorder=3, label=label)
+        scores.append(label)
     ax.set(
         xlabel="mean lesion probability",
-        ylabel="share of lesion images",
+        ylabel="share of lesion images (bins, area: images)",
         xlim=(0, 1),
         ylim=(0, 1.02),
         aspect="equal",
-        title=f"Calibration, {len(rows)} test images: {run.name}\nBrier {brier:.3f}, ECE {ece:.3f} ({bins} bins)",
+        title=f"Calibration, {len(rows)} test images: {run.name}\n{'; '.join(scores)} ({bins} bins)",
     )
     ax.legend(loc="upper left", fontsize=8)
     _save(fig, path)

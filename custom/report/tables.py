@@ -70,7 +70,8 @@ def classification_table(runs: Sequence[Run]) -> Table:
         "classification",
         CLASSIFICATION_METRICS,
         "N-Unet: lesion present (benign or malignant) is the positive class; every test image counts; "
-        "AUC of the lesion probability.",
+        "AUC, ECE (10 equal-width bins) and Brier score of the lesion probability (calibrated where the "
+        "model card has a temperature).",
     )
 
 

@@ -37,7 +37,14 @@ from custom.errors import InputError
 from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_file, atomic_write_json
 from custom.keys import DecisionKeys
-from custom.networks.csb import check_csb_mode, check_lesion_threshold, csb_gate, lesion_probability, predicted_class
+from custom.networks.csb import (
+    check_csb_mode,
+    check_lesion_threshold,
+    check_temperature,
+    csb_gate,
+    lesion_probability,
+    predicted_class,
+)
 from custom.paths import CONFIGS_DIR
 from custom.transforms.labels import class_names as default_class_names
 from custom.transforms.region import BOX_KEY, SOURCE_KEY
@@ -128,6 +135,10 @@ class MultiTaskDecisiond(MapTransform):
         refine: apply prediction refining (off by default).
         lesion_threshold: lesion-probability threshold of the class decision and the CSB gate, chosen on
             validation data (:mod:`custom.evaluation.calibration`); None keeps the paper's argmax.
+        temperature: the classification logits are divided by it before everything else (temperature
+            scaling, fitted on validation data, :func:`custom.evaluation.calibration.fit_temperature`),
+            so probabilities, threshold and gate are the calibrated ones; 1 keeps the network's own.
+            When it is not 1, ``result`` also holds ``lesion_probability_uncalibrated``.
     """
 
     def __init__(
@@ -140,9 +151,11 @@ class MultiTaskDecisiond(MapTransform):
         class_names: Sequence[str] | None = None,
         refine: bool = False,
         lesion_threshold: float | None = None,
+        temperature: float = 1.0,
     ) -> None:
         super().__init__(keys=[pred_key], allow_missing_keys=False)
         self.lesion_threshold = check_lesion_threshold(lesion_threshold)
+        self.temperature = check_temperature(temperature)
         self.csb_mode = check_csb_mode(csb_mode)
         self.num_classes = num_classes
         self.threshold = threshold
@@ -157,7 +170,8 @@ class MultiTaskDecisiond(MapTransform):
         result: dict = {}
         predicted: int | None = None
         if "cls" in pred:
-            cls_logits = pred["cls"].float().unsqueeze(0)
+            raw_logits = pred["cls"].float().unsqueeze(0)
+            cls_logits = raw_logits / self.temperature
             cls_prob = torch.softmax(cls_logits, dim=1)[0]
             lesion_p = lesion_probability(cls_logits)[0]
             predicted = int(predicted_class(cls_logits, self.lesion_threshold)[0])
@@ -170,15 +184,16 @@ class MultiTaskDecisiond(MapTransform):
             )
             if self.lesion_threshold is not None:
                 result["lesion_threshold"] = float(self.lesion_threshold)
+            if self.temperature != 1.0:
+                result["temperature"] = self.temperature
+                result["lesion_probability_uncalibrated"] = float(lesion_probability(raw_logits)[0])
         if "disagreement" in pred:  # test-time augmentation or an ensemble: the spread of the members
             result["tta_disagreement"] = float(pred["disagreement"])
         if "seg" in pred:
             seg_logits = pred["seg"].float().unsqueeze(0)
             # segmentation-only networks have no class decision to gate with
             mode = self.csb_mode if "cls" in pred else "off"
-            gate_input = (
-                pred["cls"].float().unsqueeze(0) if "cls" in pred else seg_logits.new_zeros(1, self.num_classes)
-            )
+            gate_input = cls_logits if "cls" in pred else seg_logits.new_zeros(1, self.num_classes)
             seg_prob = csb_gate(seg_logits, gate_input, mode, self.lesion_threshold)[0]
             seg_pred = (seg_prob >= self.threshold).float()
             if isinstance(d.get(self.label_key), Mapping):  # evaluation: what the gate changed is measured

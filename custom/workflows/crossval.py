@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from custom.data.sizes import size_thresholds, size_tier
 from custom.engine.checkpoint import latest_checkpoint
 from custom.errors import InputError
@@ -38,6 +40,9 @@ DEFAULT_CONFIG = TRAIN_CONFIG
 # on both sides of a split) and full precision; "duplicate-aware": the folds the data was prepared
 # with, duplicate groups and patients kept whole, and the config's own precision settings
 PROTOCOLS = ("duplicate-aware", "paper")
+
+
+DEFAULT_OPERATING_POINT = {"operating_point": "sensitivity", "target_sensitivity": 0.95}
 
 
 def data_grouping(data_dir: Path) -> list[str]:
@@ -124,35 +129,62 @@ def calibrate_fold(
     configs: Sequence[str],
     overrides: Mapping[str, Any],
     on_line: Callable[[str], None],
+    operating_point: str = "sensitivity",
+    target_sensitivity: float = 0.95,
 ) -> dict[str, Any]:
-    """Chooses the fold's lesion/normal threshold on its validation split and records it in the model card.
+    """Calibrates the fold on its validation split and records the result in the model card.
 
-    Evaluates ``<fold_dir>/model.pt`` on the validation split into ``<fold_dir>/validation/``, picks the
-    threshold with :func:`custom.evaluation.calibration.choose_lesion_threshold` and writes
-    ``<fold_dir>/model.json`` (threshold, input size, the validation figures, the weights' SHA-256),
-    which ``evaluate.json`` and ``inference.json`` read. The test split is not looked at.
+    Evaluates ``<fold_dir>/model.pt`` on the validation split into ``<fold_dir>/validation/`` (network
+    probabilities: temperature 1, argmax), fits the temperature of the classification logits
+    (:func:`custom.evaluation.calibration.fit_temperature`), then chooses the lesion/normal threshold
+    on the calibrated probabilities for ``operating_point`` (:func:`~custom.evaluation.calibration.choose_lesion_threshold`:
+    by default the highest keeping ``target_sensitivity`` of the lesion images). Writes
+    ``<fold_dir>/model.json`` (temperature, threshold, input size, the validation figures, the
+    weights' SHA-256), which ``evaluate.json`` and ``inference.json`` read. The test split is not looked at.
     """
     from custom.deploy.loading import bundle_parser
     from custom.deploy.release import write_card
-    from custom.evaluation.calibration import brier_score, choose_lesion_threshold, expected_calibration_error
+    from custom.evaluation.calibration import calibrated_lesion_probability, choose_lesion_threshold, fit_temperature
 
+    choose_lesion_threshold([1], [0.5], operating_point, target_sensitivity)  # the options, before the evaluation
     evaluate = str(Path(configs[0]).parent / "evaluate.json")
     validation_dir = fold_dir / "validation"
     settings = {**overrides, "dataset_dir": str(data_dir), "fold": fold, "output_dir": str(validation_dir)}
-    settings.update(ckpt_path=str(fold_dir / "model.pt"), val_split="validation", lesion_threshold=None)
+    settings.update(
+        ckpt_path=str(fold_dir / "model.pt"), val_split="validation", lesion_threshold=None, temperature=1.0
+    )
     args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *override_args(settings)]
     run_bundle(args, fold_dir / "bundle.log", on_line)
     rows = read_per_image(str(validation_dir / "per_image.csv"))
-    truth, prob = [int(r["lesion"]) for r in rows], [float(r["lesion_prob"]) for r in rows]
-    choice = choose_lesion_threshold(truth, prob)
+    truth = [int(r["lesion"]) for r in rows]
+    names = [k for k in rows[0] if k.startswith("prob_")]  # in class order, normal first (custom.transforms.labels)
+    class_prob = np.array([[float(r[k]) for k in names] for r in rows])
+    scaling = fit_temperature(truth, class_prob)
+    prob = calibrated_lesion_probability(class_prob, scaling["temperature"])
+    choice = choose_lesion_threshold(truth, prob, operating_point, target_sensitivity)
     parser = bundle_parser(configs, {**overrides, "dataset_dir": str(data_dir), "fold": fold})
     card = {
         "network": parser["network_def"].get("name"),
         "spatial_size": [int(s) for s in parser.get_parsed_content("spatial_size")],
         "lesion_threshold": choice["threshold"],
-        "calibration": {**choice, "brier": brier_score(truth, prob), "ece": expected_calibration_error(truth, prob)},
+        "temperature": scaling["temperature"],
+        "calibration": {
+            **choice,
+            "brier": scaling["brier_after"],
+            "ece": scaling["ece_after"],
+            "temperature_scaling": scaling,
+        },
     }
     return write_card(fold_dir / "model.pt", card)
+
+
+def _calibration_line(fold: int, card: Mapping[str, Any]) -> str:
+    c = card["calibration"]
+    return (
+        f"[fold {fold}] temperature {card['temperature']:.3f} (validation ECE {c['temperature_scaling']['ece_before']:.3f}"
+        f" -> {c['ece']:.3f}), lesion threshold {card['lesion_threshold']:.3f} ({c['rule']}: validation sensitivity "
+        f"{c['sensitivity']:.3f}, specificity {c['specificity']:.3f}, accuracy {c['accuracy']:.3f})"
+    )
 
 
 def cross_validate(
@@ -166,6 +198,8 @@ def cross_validate(
     log: Callable[[str], None] = print,
     calibrate: bool = False,
     protocol: str = "duplicate-aware",
+    operating_point: str = "sensitivity",
+    target_sensitivity: float = 0.95,
 ) -> dict:
     """Runs (or continues) a cross-validation and returns its summary (also written to ``<out>/summary.json``).
 
@@ -178,8 +212,10 @@ def cross_validate(
         resume: continue an interrupted fold from its last checkpoint instead of restarting it.
         overrides: bundle keys to override (``epochs``, ``csb_mode``, ...), the same for every fold.
         parallel: folds trained at the same time, each in its own process on the same device.
-        calibrate: choose each fold's lesion/normal threshold on its validation split before the test
-            evaluation (:func:`calibrate_fold`); off, the decision is the paper's argmax.
+        calibrate: fit each fold's temperature and choose its lesion/normal threshold on its validation
+            split before the test evaluation (:func:`calibrate_fold`); off, the decision is the paper's argmax.
+        operating_point / target_sensitivity: the threshold's rule with ``calibrate``
+            (:func:`custom.evaluation.calibration.choose_lesion_threshold`).
         protocol: ``"duplicate-aware"`` (the data's grouped folds) or ``"paper"`` (folds image by image,
             float32); see :data:`PROTOCOLS`. Recorded in run.json and summary.json.
     """
@@ -197,8 +233,10 @@ def cross_validate(
     overrides = {**protocol_overrides, **dict(overrides or {})}
     settings = {"data": str(data_dir), "config_files": configs, "overrides": overrides}
     # recorded only when not the default, so runs from before these options still resume
+    operating = {"operating_point": operating_point, "target_sensitivity": target_sensitivity}
     if calibrate:
         settings["calibrate"] = True
+        settings.update({k: v for k, v in operating.items() if v != DEFAULT_OPERATING_POINT[k]})
     if protocol != PROTOCOLS[0]:
         settings["protocol"] = protocol
 
@@ -239,11 +277,10 @@ def cross_validate(
                 train_args += ["--resume", "True"]
             run_bundle(train_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
             if calibrate:
-                card = calibrate_fold(fold_dir, data_dir, k, configs, overrides, lambda t: progress.line(k, t))
-                log(
-                    f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
-                    f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})"
+                card = calibrate_fold(
+                    fold_dir, data_dir, k, configs, overrides, lambda t: progress.line(k, t), **operating
                 )
+                log(_calibration_line(k, card))
             eval_args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *common]
             run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
@@ -256,12 +293,19 @@ def cross_validate(
     return summarize_run(data_dir, out_dir, chosen, protocol_record)
 
 
-def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[str], None] = print) -> dict:
+def calibrate_run(
+    out: str,
+    folds: Sequence[int] | None = None,
+    log: Callable[[str], None] = print,
+    operating_point: str = "sensitivity",
+    target_sensitivity: float = 0.95,
+) -> dict:
     """Calibrates the trained folds of an existing run, re-evaluates their test splits and re-summarises it.
 
-    For runs trained without ``calibrate``: each fold's threshold is chosen on its validation split
-    (:func:`calibrate_fold`), then its test split is evaluated again with it. ``run.json`` records the
-    stage (``"calibrate": "after training"``); returns the new summary.
+    For runs trained without ``calibrate`` (or calibrated again, e.g. for another operating point):
+    each fold's temperature and threshold are chosen on its validation split (:func:`calibrate_fold`),
+    then its test split is evaluated again with them. ``run.json`` records the stage (``"calibrate":
+    "after training"``) and the options; returns the new summary.
     """
     out_dir = Path(out).resolve()
     run_file = out_dir / "run.json"
@@ -275,16 +319,16 @@ def calibrate_run(out: str, folds: Sequence[int] | None = None, log: Callable[[s
         fold_dir = out_dir / f"fold{k}"
         if not (fold_dir / "model.pt").is_file():
             raise InputError(f"{fold_dir}: no model.pt; train the fold first (scripts/cross_validate.py --resume).")
-        card = calibrate_fold(fold_dir, data_dir, k, configs, overrides, lambda t: None)
-        log(
-            f"[fold {k}] lesion threshold {card['lesion_threshold']:.3f} (validation accuracy "
-            f"{card['calibration']['accuracy']:.3f}, at 0.5: {card['calibration']['accuracy_at_0.5']:.3f})"
+        card = calibrate_fold(
+            fold_dir, data_dir, k, configs, overrides, lambda t: None, operating_point, target_sensitivity
         )
+        log(_calibration_line(k, card))
         common = override_args({**overrides, "dataset_dir": str(data_dir), "fold": k, "output_dir": str(fold_dir)})
         eval_args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *common]
         run_bundle(eval_args, fold_dir / "bundle.log", lambda t: None)
     run["calibrate"] = "after training"
-    run["calibrated_by"] = provenance("calibrate_run", {"out": str(out_dir), "folds": chosen}, created=True)
+    options = {"operating_point": operating_point, "target_sensitivity": target_sensitivity}
+    run["calibrated_by"] = provenance("calibrate_run", {"out": str(out_dir), "folds": chosen, **options}, created=True)
     atomic_write_json(run_file, run)
     protocol_record, _ = protocol_settings(run.get("protocol", PROTOCOLS[0]), data_dir)
     return summarize_run(data_dir, out_dir, run["folds"], protocol_record)
