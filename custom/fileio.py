@@ -137,10 +137,20 @@ def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[st
         records: the inference records (``{"image": path}``).
         key: the record key of the input image path.
 
+    The folder is then created (with its parents), whatever the inputs' format: the writers of every
+    format (PNG, NIfTI, NRRD, the overlays, ``results.csv``) find it there.
+
     Raises:
-        InputError: naming the output folder and the input folder, or the output "folder" that is a file.
+        InputError: naming the output folder and the input folder, the output "folder" that is a file,
+            or a folder that cannot be created (a read-only location).
     """
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise InputError(f"--output_dir {output_dir}: is a file, not a folder.")
     check_outside(output_dir, {Path(record[key]).parent for record in records}, "--output_dir")
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(
+            f"--output_dir {output_dir}: cannot be created ({e.strerror or e}); choose a writable folder."
+        ) from e
     return True

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import CONFIGS, REPO, run_bundle
+from generated import write_dicom
 from monai.data import MetaTensor
 from PIL import Image, ImageDraw
 
 from custom.transforms import CropScanRegiond, LoadPictured
 from custom.transforms.region import find_scan_region
-from tests.conftest import CONFIGS, REPO, run_bundle
-from tests.generated import write_dicom
 
 # benign_002 of the prepared copy, in the test split of fold 0, the released model's fold
 BUSI_TEST_IMAGE = REPO / ".." / "shared" / "datasets" / "Dataset_BUSI_with_GT" / "benign" / "benign (2).png"

@@ -31,6 +31,7 @@ _EXPORTS = {
     "prepare_bus_uclm": "bus_uclm",
     "prepare_busi": "busi",
     "prepare_folder": "folder",
+    "readable_records": "inputs",
     "replication_factors": "oversampling",
 }
 __all__ = sorted(_EXPORTS)

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from custom.data.datalist import load_datalist
+from custom.data.errors import DataError
 from custom.data.io import file_stem, is_hidden, is_image_file, open_image
 from custom.data.medical import medical_format, read_frames
 from custom.errors import InputError
@@ -30,8 +31,11 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
     ``_mask_<n>``, as BUSI's); every other file skipped is named in a warning, never dropped silently.
     A file of several frames (a DICOM cine loop, a stack of slices) gives one record per frame,
     ``{"image": path, "frame": k}``. Otherwise ``split`` of ``datalist``.
-    Every image is decoded once here, so an unreadable file stops the run with a
-    :class:`custom.data.DataError` naming it, before MONAI's loader fails on it mid-run.
+    Every image of a folder is decoded once here, before MONAI's loader could fail on it mid-run: a
+    file that cannot be read becomes ``{"image": path, "error": <one line naming it>}``, logged as an
+    error, so one bad file of a batch is reported (``results.csv``) while the others are inferred;
+    :func:`readable_records` keeps the others for the loader. Problems of the folder itself (not a
+    folder, no image in it, a broken link) still stop the run.
     """
     if input_dir:
         if not os.path.isdir(input_dir):
@@ -56,11 +60,24 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
             raise InputError(
                 f"input_dir {input_dir!r} contains no PNG, JPEG, BMP, TIFF, DICOM, NIfTI, NRRD or MetaImage image."
             )
-        return [record for n in names for record in _records(Path(input_dir, n))]
+        return [record for n in names for record in _records_or_error(Path(input_dir, n))]
     if not datalist:
         raise InputError("give --input_dir <folder of images> or --datalist <datalist.json>.")
     records = load_datalist(datalist, split, labels=False)
     return [{"image": r["image"], **({"id": r["id"]} if "id" in r else {})} for r in records]
+
+
+def readable_records(records: list[dict]) -> list[dict]:
+    """The records of :func:`image_records` that can be inferred (those without an ``error``)."""
+    return [r for r in records if "error" not in r]
+
+
+def _records_or_error(path: Path) -> list[dict]:
+    try:
+        return _records(path)
+    except DataError as e:
+        logger.error("%s", e)
+        return [{"image": str(path), "error": str(e)}]
 
 
 def _records(path: Path) -> list[dict]:

@@ -5,6 +5,7 @@ from .intensity import RandSpeckleNoised
 from .labels import BinarizeMaskd, ClassLabeld, NormalizeChannelsd, class_names
 from .load import LoadPictured
 from .outputs import LesionMeasurementsd, MatchLabelSized, MultiTaskDecisiond, SaveMaskd, SaveResultd
+from .overlay import SaveOverlayd
 from .region import CropScanRegiond
 from .resize import AntiAliasedResize, AntiAliasedResized
 
@@ -22,6 +23,7 @@ __all__ = [
     "RandSpeckleNoised",
     "NormalizeChannelsd",
     "SaveMaskd",
+    "SaveOverlayd",
     "SaveResultd",
     "class_names",
 ]

@@ -14,6 +14,7 @@ and then trained / inferred together in one run each (marked slow).
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -24,10 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import CONFIGS, REPO
-from custom.data.io import file_stem, image_size
 from generated import (
     SHAPE,
     bundle_run,
@@ -39,6 +37,9 @@ from generated import (
     write_jpeg_dicom,
     write_pair,
 )
+from PIL import Image
+
+from custom.data.io import file_stem, image_size
 
 TINY = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 2, "num_workers": 0}
 
@@ -64,13 +65,22 @@ class Refused:
 
 
 @dataclass(frozen=True)
+class Failed:
+    """Inference of a folder goes on without ``file``: a ``failed`` row of ``results.csv`` whose warnings contain
+    ``problem``, the same line in the log, and exit status 1 (one file failed)."""
+
+    file: str
+    problem: str
+
+
+@dataclass(frozen=True)
 class NotApplicable:
     """The stage never reads this kind of input."""
 
     why: str
 
 
-Outcome = Handled | Refused | NotApplicable
+Outcome = Handled | Refused | Failed | NotApplicable
 
 
 @dataclass(frozen=True)
@@ -359,7 +369,7 @@ CASES = [
         _broken_image(lambda _: b""),
         Refused("images/x.png", "zero-byte file"),
         Refused("images/x.png", "is empty (0 bytes)"),
-        Refused("images/x.png", "zero-byte file"),
+        Failed("images/x.png", "zero-byte file"),
     ),
     Case(
         "truncated",
@@ -367,7 +377,7 @@ CASES = [
         _broken_image(lambda data: data[: len(data) // 2]),
         Refused("images/x.png", "not a readable image"),
         Refused("images/x.png", "not a readable image"),
-        Refused("images/x.png", "not a readable image"),
+        Failed("images/x.png", "not a readable image"),
     ),
     Case(
         "text-as-png",
@@ -375,7 +385,7 @@ CASES = [
         _broken_image(lambda _: b"this is not a picture\n"),
         Refused("images/x.png", "not a readable image"),
         Refused("images/x.png", "not a readable image"),
-        Refused("images/x.png", "not a readable image"),
+        Failed("images/x.png", "not a readable image"),
     ),
     Case("16-bit", "16-bit grayscale PNG", _gray16, Handled(BIT_DEPTH), Handled(BIT_DEPTH), Handled(BIT_DEPTH)),
     Case(
@@ -424,7 +434,7 @@ CASES = [
         _nan_tiff,
         Refused("images/x.tif", NON_FINITE),
         Refused("images/x.tif", NON_FINITE),
-        Refused("images/x.tif", NON_FINITE),
+        Failed("images/x.tif", NON_FINITE),
     ),
     Case("int32-tiff", "32-bit integer TIFF", _int32_tiff, Handled(BIT_DEPTH), Handled(BIT_DEPTH), Handled(BIT_DEPTH)),
     Case("1-bit", "1-bit (black and white) image", _one_bit, Handled(ONE_BIT), Handled(ONE_BIT), Handled(ONE_BIT)),
@@ -435,7 +445,7 @@ CASES = [
         _multi_page_tiff,
         Refused("images/x.tif", "a TIFF of 3 pages"),
         Refused("images/x.tif", "a TIFF of 3 pages"),
-        Refused("images/x.tif", "a TIFF of 3 pages"),
+        Failed("images/x.tif", "a TIFF of 3 pages"),
     ),
     Case(
         "dicom-rgb",
@@ -475,7 +485,7 @@ CASES = [
         _broken_dicom,
         Refused("images/x.dcm", "not a readable DICOM image"),
         Refused("images/x.dcm", "not a readable DICOM image"),
-        Refused("images/x.dcm", "not a readable DICOM image"),
+        Failed("images/x.dcm", "not a readable DICOM image"),
     ),
     Case(
         "nan-nifti",
@@ -483,7 +493,7 @@ CASES = [
         _nan_nifti,
         Refused("images/x.nii.gz", NON_FINITE),
         Refused("images/x.nii.gz", NON_FINITE),
-        Refused("images/x.nii.gz", NON_FINITE),
+        Failed("images/x.nii.gz", NON_FINITE),
     ),
     Case(
         "exif-rotated",
@@ -671,6 +681,8 @@ def _cases(stage: str, kind: type) -> list:
 def _describe(outcome: Outcome) -> str:
     if isinstance(outcome, Refused):
         return f'stops, naming `{outcome.file}`: "{outcome.problem}"'
+    if isinstance(outcome, Failed):
+        return f'a failed row of `results.csv` naming `{outcome.file}`: "{outcome.problem}"; the others inferred, exit status 1'
     if isinstance(outcome, Handled):
         return outcome.what
     return f"n/a ({outcome.why})"
@@ -898,6 +910,28 @@ def test_inference_refuses(case, tmp_path, untrained_checkpoint):
             **inference_input(case, tmp_path),
         )
     assert_one_line(error.value, tmp_path, case.infer)
+
+
+@pytest.mark.parametrize("case", _cases("infer", Failed))
+def test_inference_goes_on_past_a_file_it_cannot_read(case, tmp_path, untrained_checkpoint):
+    build(case, tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        bundle_run(
+            "run",
+            "inference.json",
+            output_dir=str(tmp_path / "out"),
+            ckpt_path=str(untrained_checkpoint),
+            spatial_size=[32, 32],
+            **inference_input(case, tmp_path),
+        )
+    assert stop.value.code == 1  # the number of failed files
+    with open(tmp_path / "out" / "results.csv", newline="") as f:
+        rows = {Path(r["file"]).name: r for r in csv.DictReader(f)}
+    failed = rows.pop(Path(case.infer.file).name)
+    assert failed["file"] == str(tmp_path / case.infer.file) and failed["status"] == "failed"
+    assert case.infer.problem in failed["warnings"]
+    assert sorted(rows) == [f"good_{i}.png" for i in range(3)] and {r["status"] for r in rows.values()} == {"ok"}
+    assert all((tmp_path / "out" / f"good_{i}_seg.png").is_file() for i in range(3))
 
 
 @pytest.mark.parametrize("case", _cases("infer", Handled))
