@@ -81,7 +81,7 @@ def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
         *TINY,
     )
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert set(metrics["classification"]) == {"accuracy", "precision", "recall", "f1", "auc"}
+    assert set(metrics["classification"]) == {"accuracy", "precision", "recall", "f1", "auc", "ece", "brier"}
     assert set(metrics["segmentation"]) == {"dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd"}
     test_split = json.loads((demo_dir / "fold0.json").read_text())["test"]
     assert metrics["n_images"] == len(test_split)

@@ -122,3 +122,26 @@ def test_the_temperature_is_read_from_the_model_card(tmp_path):
     write_card(weights, {"temperature": 1.7, "lesion_threshold": 0.3})
     assert calibration_temperature(str(weights)) == 1.7
     assert json.loads((tmp_path / "model.json").read_text())["temperature"] == 1.7
+
+
+def test_the_reliability_diagram_shows_before_and_after_calibration(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import custom.report.figures as figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
+    truth = [0, 0, 1, 1, 1, 1]
+    before, after = [0.3, 0.6, 0.97, 0.98, 0.99, 0.99], [0.2, 0.4, 0.8, 0.85, 0.9, 0.9]
+    rows = [{"lesion": y, "lesion_prob": a, "lesion_prob_uncalibrated": b} for y, a, b in zip(truth, after, before)]
+    assert figures.plot_calibration(SimpleNamespace(per_image=rows, name="run"), tmp_path / "c.png")
+    labels = [t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts()]
+    assert labels[1] == (
+        f"before calibration: Brier {brier_score(truth, before):.3f}, ECE {expected_calibration_error(truth, before):.3f}"
+    )
+    assert labels[2] == (
+        f"after calibration: Brier {brier_score(truth, after):.3f}, ECE {expected_calibration_error(truth, after):.3f}"
+    )
+    plain = [{"lesion": y, "lesion_prob": a} for y, a in zip(truth, after)]  # not calibrated: one diagram
+    assert figures.plot_calibration(SimpleNamespace(per_image=plain, name="run"), tmp_path / "d.png")
+    assert [t.get_text() for t in drawn[-1].axes[0].get_legend().get_texts()][1:] == [labels[2].split(": ", 1)[1]]

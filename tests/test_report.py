@@ -110,7 +110,7 @@ def test_report_of_one_run(two_runs, tmp_path):
 
     summary = json.loads((run_a / "summary.json").read_text())
     for section, metric in (
-        [("classification", m) for m in ("accuracy", "precision", "recall", "f1", "auc")]
+        [("classification", m) for m in ("accuracy", "precision", "recall", "f1", "auc", "ece", "brier")]
         + [("segmentation", m) for m in ("dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd")]
         + [("segmentation_all_images", "dice_all"), ("segmentation_all_images", "normal_false_positive_rate")]
     ):
