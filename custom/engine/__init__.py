@@ -2,7 +2,6 @@
 
 from .amp import AutocastInferer, amp_dtype_name, amp_supported, autocast_kwargs, engine_grad_scaler
 from .averaging import WeightAverage
-from .batch import BatchResults
 from .carry import CarriedState
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
 from .device import default_device, distributed, gpu_profile, memory_format, set_cudnn_benchmark
@@ -25,7 +24,6 @@ from .tta import FlipTTAInferer, average_probabilities
 
 __all__ = [
     "AutocastInferer",
-    "BatchResults",
     "CarriedState",
     "EarlyStopping",
     "EvaluationWriter",

@@ -5,6 +5,9 @@ A reviewer of a batch needs one place that lists every input, what became of it 
 included, each with its reason. They do not stop the batch (:func:`custom.data.image_records` turns
 them into error records); the process ends with their number as its exit status, so a script that
 runs inference knows that something needs a look.
+
+Not exported by :mod:`custom.engine` (configs name ``custom.engine.batch.BatchResults``): it reads the
+transforms' metadata helpers, and :mod:`custom.transforms` imports :mod:`custom.engine` through the networks.
 """
 
 from __future__ import annotations
