@@ -1,4 +1,5 @@
-"""Inference over a batch a reviewer can read: `results.csv` and overlays, files that cannot be read do not stop the batch, a read-only bundle infers."""
+"""Inference over a batch a reviewer can read: `results.csv` and overlays, files that cannot be read do not stop
+the batch, a read-only bundle infers."""
 
 from __future__ import annotations
 
