@@ -13,7 +13,7 @@ from generated import write_dicom
 from monai.data import MetaTensor
 from PIL import Image, ImageDraw
 
-from custom.transforms import CropScanRegiond, LoadPictured
+from custom.transforms import CropScanRegiond, LoadPictured, MatchLabelSized
 from custom.transforms.region import find_scan_region
 
 # benign_002 of the prepared copy, in the test split of fold 0, the released model's fold
@@ -116,6 +116,17 @@ def test_label_is_cropped_with_its_image(tmp_path):
     label[:, 20:25, 20:30] = 1
     d = CropScanRegiond(["image", "label"])({"image": image, "label": label})
     assert tuple(d["label"].shape[1:]) == (30, 40) and float(d["label"].sum()) == float(label.sum())
+
+
+def test_evaluation_pastes_the_prediction_of_the_scan_into_the_uncropped_target():
+    image = MetaTensor(torch.zeros(3, 32, 32), meta={"scan_region": [10, 5, 40, 45]})
+    pred = {"seg": torch.full((1, 32, 32), 5.0), "cls": torch.zeros(2)}
+    out = MatchLabelSized()({"image": image, "pred": pred, "label": {"seg": torch.zeros(1, 60, 50)}})["pred"]["seg"]
+    assert tuple(out.shape) == (1, 60, 50)
+    assert torch.all(out[:, 10:40, 5:45] == 5.0) and float(out.sum()) == 5.0 * 30 * 40 - 20.0 * (60 * 50 - 30 * 40)
+    # validation in training: target cropped and resized with the image, nothing to do
+    same = {"image": image, "pred": pred, "label": {"seg": torch.zeros(1, 32, 32)}}
+    assert MatchLabelSized()(same)["pred"] is pred
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:

@@ -85,19 +85,22 @@ class MatchLabelSized(MapTransform):
         if not (isinstance(pred, Mapping) and isinstance(label, Mapping) and self.task in pred and self.task in label):
             return d
         logits, size = pred[self.task], tuple(label[self.task].shape[1:])
+        if tuple(logits.shape[1:]) == size:  # validation in training: the target was cropped and resized alike
+            return d
         box = getattr(d.get(self.image_key), "meta", {}).get(BOX_KEY)
         box = None if box is None else [int(v) for v in box]
-        inner = size if box is None else (box[2] - box[0], box[3] - box[1])
-        if tuple(logits.shape[1:]) != inner:
-            logits = F.interpolate(
-                torch.as_tensor(logits)[None].float(), size=inner, mode="bilinear", align_corners=False
-            )[0]
-        if inner != size:
+        # the target is the uncropped original when the box lies inside it and is smaller
+        pasted = (
+            box is not None and box[2] <= size[0] and box[3] <= size[1] and (box[2] - box[0], box[3] - box[1]) != size
+        )
+        inner = (box[2] - box[0], box[3] - box[1]) if pasted else size
+        resized = F.interpolate(torch.as_tensor(logits)[None].float(), size=inner, mode="bilinear", align_corners=False)
+        logits = resized[0]
+        if pasted:
             frame = torch.full((logits.shape[0], *size), _BACKGROUND_LOGIT, dtype=logits.dtype, device=logits.device)
             frame[:, box[0] : box[2], box[1] : box[3]] = logits
             logits = frame
-        if logits is not pred[self.task]:
-            d[self.pred_key] = {**pred, self.task: logits}
+        d[self.pred_key] = {**pred, self.task: logits}
         return d
 
 
