@@ -123,7 +123,8 @@ def test_evaluation_pastes_the_prediction_of_the_scan_into_the_uncropped_target(
     pred = {"seg": torch.full((1, 32, 32), 5.0), "cls": torch.zeros(2)}
     out = MatchLabelSized()({"image": image, "pred": pred, "label": {"seg": torch.zeros(1, 60, 50)}})["pred"]["seg"]
     assert tuple(out.shape) == (1, 60, 50)
-    assert torch.all(out[:, 10:40, 5:45] == 5.0) and float(out.sum()) == 5.0 * 30 * 40 - 20.0 * (60 * 50 - 30 * 40)
+    assert torch.allclose(out[:, 10:40, 5:45], torch.tensor(5.0))
+    assert float(out.sum()) == pytest.approx(5.0 * 30 * 40 - 20.0 * (60 * 50 - 30 * 40))
     # validation in training: target cropped and resized with the image, nothing to do
     same = {"image": image, "pred": pred, "label": {"seg": torch.zeros(1, 32, 32)}}
     assert MatchLabelSized()(same)["pred"] is pred
