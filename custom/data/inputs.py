@@ -11,7 +11,7 @@ from pathlib import Path
 
 from custom.data.datalist import load_datalist
 from custom.data.errors import DataError
-from custom.data.io import file_stem, is_hidden, is_image_file, open_image
+from custom.data.io import decode, decode_pixels, file_stem, is_hidden, is_image_file, open_image
 from custom.data.medical import medical_format, read_frames
 from custom.errors import InputError
 
@@ -81,12 +81,16 @@ def _records_or_error(path: Path) -> list[dict]:
 
 
 def _records(path: Path) -> list[dict]:
+    # decoded here to the pixels (a NaN pixel is found by the decoder), so a bad file is known before the run
     if not medical_format(path):
-        open_image(path)
+        decode(open_image(path))
         return [{"image": str(path)}]
-    # decoded here, as every picture is, so a broken file stops the run before it starts
-    frames = len(read_frames(path))
-    return [{"image": str(path)}] if frames == 1 else [{"image": str(path), "frame": k} for k in range(frames)]
+    frames = read_frames(path)
+    for frame in frames:
+        decode_pixels(frame.pixels, str(path))
+    return (
+        [{"image": str(path)}] if len(frames) == 1 else [{"image": str(path), "frame": k} for k in range(len(frames))]
+    )
 
 
 def _some(names: list[str], shown: int = 5) -> str:

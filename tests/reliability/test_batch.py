@@ -56,7 +56,8 @@ def test_a_batch_goes_on_past_an_unreadable_file_and_lists_every_input(tmp_path)
         "--spatial_size", "[32,32]", check=False,
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-3000:]  # one file failed
-    assert f"{images / 'c.png'}: not a readable image" in proc.stderr and "Traceback" not in proc.stderr
+    log = proc.stdout + proc.stderr
+    assert f"{images / 'c.png'}: not a readable image" in log and "Traceback" not in log
     rows = read_rows(out / "results.csv")
     assert [Path(r["file"]).name for r in rows] == ["a.png", "b.nii.gz", "c.png"]
     assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
