@@ -360,7 +360,10 @@ def test_inference_creates_its_output_folder_for_every_input_family(name, masks,
     proc = run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(inputs), "--output_dir", str(out),
                "--dataset_dir", str(tmp_path), "--ckpt_path", str(untrained_checkpoint), "--spatial_size", "[32,32]",
                "--cpu_runtime", "torch")  # fmt: skip
-    assert sorted(p.name for p in out.iterdir()) == sorted([*masks, f"{file_stem(name)}.json"])
+    stem = file_stem(name)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*masks, f"{stem}.json", f"{stem}_overlay.png", "results.csv"]
+    )
     lesion = json.loads((out / f"{file_stem(name)}.json").read_text())["predicted_class"] != "normal"
     summary = f"inference: 1 images read, 0 skipped, {int(lesion)} with a lesion found; masks and JSON files in {out}"
     assert summary in proc.stdout
