@@ -18,12 +18,14 @@ TINY = ["--spatial_size", "[64,64]", "--batch_size", "4", "--num_workers", "0"]
 
 
 @pytest.mark.parametrize(("config", "workflow_type"), [("train.json", "train"), ("inference.json", "infer")])
-def test_configs_have_every_property_monai_tools_need(config, workflow_type):
+def test_configs_have_every_property_monai_tools_need(config, workflow_type, demo_dir, tmp_path):
     workflow = ConfigWorkflow(
         config_file=str(CONFIGS / config),
         meta_file=str(CONFIGS / "metadata.json"),
         logging_file=str(CONFIGS / "logging.conf"),
         workflow_type=workflow_type,
+        dataset_dir=str(demo_dir),
+        output_dir=str(tmp_path),
     )
     workflow.initialize()
     assert workflow.check_properties() == []

@@ -180,8 +180,8 @@ class UncertaintyStrategy(Strategy):
 
 
 class DefaultRunTrainTask(BundleTrainTask):
-    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty, whose
-    learning-rate schedule ends with the training, and that reads train.json's handlers given by reference."""
+    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty and whose
+    learning-rate schedule ends with the training."""
 
     def __call__(self, request: dict, datastore: Datastore) -> dict:
         return super().__call__({**request, "run_id": request.get("run_id") or "run"}, datastore)
@@ -190,14 +190,6 @@ class DefaultRunTrainTask(BundleTrainTask):
         # MONAI Label stops the trainer after the request's max_epochs, but the bundle's schedule (cosine,
         # warm-up) is as long as its own "epochs": 800 by default, so 50 epochs would end at the top of it
         overrides["epochs"] = overrides[self.const.key_train_trainer_max_epochs()]
-
-    def _load_checkpoint(self, model_pytorch: str, pretrained: bool, train_handlers: list) -> None:
-        # MONAI Label looks for a CheckpointLoader among the handlers as dicts, and fails on train.json's
-        # "@averaged_network" (a reference): it looks among the dicts, and the loader it adds goes first
-        handlers = [h for h in train_handlers if isinstance(h, Mapping)]
-        before = len(handlers)
-        super()._load_checkpoint(model_pytorch, pretrained, handlers)
-        train_handlers[:0] = handlers[: len(handlers) - before]
 
 
 class BundleApp(MONAILabelApp):
