@@ -23,7 +23,7 @@ from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
 from custom.data.errors import DataError
-from custom.data.inputs import output_stem
+from custom.data.inputs import OUTPUT_STEM, output_stem
 from custom.data.io import png_bytes
 from custom.data.medical import (
     DICOM_SUFFIXES,
@@ -273,6 +273,12 @@ def image_spacing(data: Mapping, image_key: str = "image") -> list[float] | None
     return None if spacing is None else [float(v) for v in spacing]
 
 
+def _output_stem(data: Mapping, image_key: str, source: str) -> str:
+    """The record's ``output_stem`` (unique within the run, :func:`custom.data.inputs.with_output_stems`), else
+    that of the input file alone (records not made by :func:`custom.data.image_records`)."""
+    return data.get(OUTPUT_STEM) or output_stem(source, _frame(data, image_key))
+
+
 def _frame(data: Mapping, image_key: str) -> int | None:
     frame = data[image_key].meta.get("frame")
     return None if frame is None else int(frame)
@@ -288,8 +294,9 @@ class SaveMaskd(MapTransform):
     - DICOM, besides: ``<stem>_seg.dcm``, the mask as a DICOM Segmentation referencing the source
       instance and frame (:func:`custom.data.medical.write_dicom_seg`), which a PACS stores with the study;
       a source without the UIDs to reference gets a warning instead.
-    The stem is :func:`custom.data.inputs.output_stem` of the input (``_frame<k>`` for frame ``k`` of a
-    file of several frames), the one :class:`SaveResultd` uses for the JSON beside it.
+    The stem is the record's ``output_stem``, unique within the run (:func:`custom.data.inputs.with_output_stems`:
+    ``_frame<k>`` for frame ``k`` of a file of several frames), the one :class:`SaveResultd` uses for the JSON
+    beside it.
 
     Args:
         output_dir: the folder of the outputs.
@@ -308,7 +315,7 @@ class SaveMaskd(MapTransform):
             source = str(d[self.image_key].meta[ImageMetaKey.FILENAME_OR_OBJ])
             frame = _frame(d, self.image_key)
             mask = (torch.as_tensor(d[key]).detach().cpu().numpy()[0].T > 0).astype(np.uint8)  # (H, W)
-            stem = self.output_dir / f"{output_stem(source, frame)}_seg"
+            stem = self.output_dir / f"{_output_stem(d, self.image_key, source)}_seg"
             suffix = mask_suffix(source)
             if suffix:
                 write_mask_like(Path(source), frame or 0, mask, stem.with_name(stem.name + suffix))
@@ -335,11 +342,11 @@ def _algorithm() -> tuple[str, str]:
 class SaveResultd(MapTransform):
     """Writes ``data[key]`` (the JSON summary of :class:`MultiTaskDecisiond`) to ``<output_dir>/<stem>.json``.
 
-    The stem is :func:`custom.data.inputs.output_stem` of the input file named in the image's
-    metadata (its name without extension, unless another image of its folder shares that stem), so
-    the JSON sits next to ``<stem>_seg.<ext>`` written by :class:`SaveMaskd` with the same rule. The
-    JSON also names the input's ``frame`` and ``pixel_spacing`` when it has them and, for a DICOM input,
-    its ``dicom`` UIDs (study, series, SOP instance, frame of reference). Written atomically.
+    The stem is the record's ``output_stem`` (the input's name without extension, made unique within the
+    run by :func:`custom.data.inputs.with_output_stems`), so the JSON sits next to ``<stem>_seg.<ext>``
+    written by :class:`SaveMaskd` with the same rule. The JSON also names the input's ``frame`` and
+    ``pixel_spacing`` when it has them and, for a DICOM input, its ``dicom`` UIDs (study, series, SOP
+    instance, frame of reference). Written atomically.
     """
 
     def __init__(self, output_dir: str, key: str = "result", image_key: str = "image") -> None:
@@ -359,7 +366,7 @@ class SaveResultd(MapTransform):
         # atomic but not fsync'ed: a per-image result is cheap to recompute, and an fsync per image
         # cost 5 ms of every image's time
         atomic_write_json(
-            os.path.join(self.output_dir, f"{output_stem(source, frame)}.json"),
+            os.path.join(self.output_dir, f"{_output_stem(d, self.image_key, source)}.json"),
             {**where, **d[self.keys[0]]},
             durable=False,
         )
