@@ -7,9 +7,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import CONFIGS
+from PIL import Image
 
 SHAPE = (40, 48)  # height, width of the ordinary generated images
 

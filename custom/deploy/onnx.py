@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from custom.deploy.loading import bundle_parser, network_from_config
+from custom.fileio import atomic_file, check_not_an_input
 from custom.paths import INFERENCE_CONFIG
 
 
@@ -58,7 +59,7 @@ def export_onnx(
     try:
         with torch.no_grad():
             tasks = list(network(example).keys())
-        target = io.BytesIO() if file is None else str(file)
+        target = io.BytesIO()  # written to ``file`` whole, atomically: a full disk leaves no truncated model
         axes = {"image": {0: "batch", 2: "height", 3: "width"}}
         axes.update({task: {0: "batch"} for task in tasks})
         with warnings.catch_warnings():
@@ -75,7 +76,11 @@ def export_onnx(
             )
     finally:
         network.train(was_training)
-    return (target.getvalue() if file is None else target), tasks
+    if file is None:
+        return target.getvalue(), tasks
+    with atomic_file(file, durable=True) as f:
+        f.write(target.getvalue())
+    return str(file), tasks
 
 
 DEFAULT_CONFIG = INFERENCE_CONFIG
@@ -110,6 +115,11 @@ def export_and_check(
     Returns:
         ``{"onnx", "checkpoint", "tasks", "check_input", "max_abs_diff": {task: difference}}``.
     """
+    from custom.deploy.release import card_path
+
+    check_not_an_input(
+        out, {"the checkpoint exported (--ckpt)": ckpt_path, "its model card": card_path(ckpt_path)}, "--out"
+    )
     parser = bundle_parser(config, overrides)
     if "ckpt_path" in parser and "ckpt_path" not in (overrides or {}):
         parser["ckpt_path"] = str(ckpt_path)  # inference.json reads the input size from this checkpoint's card

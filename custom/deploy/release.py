@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from custom.deploy.ensemble import CheckpointSpec, checkpoint_paths
 from custom.errors import InputError
-from custom.fileio import atomic_file, atomic_write_json
+from custom.fileio import atomic_file, atomic_write_json, check_not_an_input
 from custom.networks.csb import csb_gate, predicted_class
 from custom.provenance import file_sha256
 
@@ -207,6 +207,10 @@ def release_from_run(
     for needed in (meta_file, fold_dir / "model.pt", fold_dir / "metrics.json"):
         if not needed.is_file():
             raise InputError(f"{needed}: missing; train and evaluate the fold first (scripts/cross_validate.py).")
+    weights, card = fold_dir / "model.pt", card_path(fold_dir / "model.pt")
+    released = {"the fold's weights": weights, "the fold's model card": card}
+    for written in (Path(out_dir) / "model.pt", card_path(Path(out_dir) / "model.pt")):
+        check_not_an_input(written, released, "--out")
     meta = json.loads(meta_file.read_text())
     overrides = {
         **meta.get("overrides", {}),

@@ -24,10 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import CONFIGS, REPO
-from custom.data.io import file_stem, image_size
 from generated import (
     SHAPE,
     bundle_run,
@@ -40,6 +37,9 @@ from generated import (
     write_pair,
     write_png16,
 )
+from PIL import Image
+
+from custom.data.io import file_stem, image_size
 
 TINY = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 2, "num_workers": 0}
 
