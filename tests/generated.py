@@ -89,7 +89,8 @@ def write_dicom(
     signed: bool = False,
     modality: str = "US",
 ) -> Path:
-    """An ultrasound (or ``modality``) DICOM of ``pixels``: ``(H, W)``, ``(H, W, 3)``, or ``(frames, H, W[, 3])`` with ``frames`` > 1.
+    """An ultrasound (or ``modality``) DICOM of ``pixels``: ``(H, W)``, ``(H, W, 3)``, or ``(frames, H, W[, 3])``
+    with ``frames`` > 1.
 
     8-bit samples, or 16-bit ones holding ``bits_stored`` bits when that is more than 8 (two's complement
     when ``signed``); uncompressed, with the study, series and instance UIDs every scanner writes.

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from custom.data.errors import DataError
-from custom.data.medical import MEDICAL_SUFFIXES, medical_format, read_frames
+from custom.data.medical import MEDICAL_SUFFIXES, frame_count, medical_format, read_frames
 from custom.fileio import atomic_file
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -305,11 +305,15 @@ def has_orientation_tag(path: Path) -> bool:
 
 
 def check_mask_size(image: Path, mask: Path) -> None:
-    """Raises :class:`DataError` naming ``mask`` when it does not have ``image``'s size (headers only).
+    """Raises :class:`DataError` naming ``mask`` when it does not have ``image``'s size (headers only), or when a
+    mask of several frames has another number of frames than its image.
 
     A mask of another size cannot be aligned with its image: resizing both to the network input
     would silently pair pixels that do not belong together.
     """
+    image_frames, mask_frames = (frame_count(p) if medical_format(p) else 1 for p in (image, mask))
+    if mask_frames > 1 and mask_frames != image_frames:  # the frames beyond the image's were dropped without a word
+        raise DataError(f"{mask}: mask has {mask_frames} frames but its image {image} has {image_frames}")
     image_wh, mask_wh = image_size(image), image_size(mask)
     if mask_wh != image_wh:
         hint = ""

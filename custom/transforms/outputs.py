@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from custom.data.medical import (
     write_dicom_seg,
     write_mask_like,
 )
-from custom.errors import InputError
+from custom.errors import check_list, is_positive
 from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_file, atomic_write_json
 from custom.keys import DecisionKeys
@@ -248,12 +247,8 @@ class LesionMeasurementsd(MapTransform):
         super().__init__(keys=[mask_key], allow_missing_keys=True)
         self.mask_key, self.result_key = mask_key, result_key
         if pixel_spacing is not None:
-            spacing = [float(v) for v in pixel_spacing]
-            if len(spacing) != 2 or not all(math.isfinite(v) and v > 0 for v in spacing):
-                raise InputError(
-                    f"--pixel_spacing {list(pixel_spacing)}: give two positive millimetre values per pixel, rows and columns."
-                )
-            pixel_spacing = spacing
+            expected = "two positive millimetre values per pixel, rows and columns, e.g. [0.1,0.1]"
+            pixel_spacing = [float(v) for v in check_list("--pixel_spacing", pixel_spacing, 2, is_positive, expected)]
         self.pixel_spacing = pixel_spacing
         self.reverse_indexing = reverse_indexing
 

@@ -171,3 +171,214 @@ def test_calibrating_a_fold_whose_training_was_interrupted_is_refused_naming_it(
     with pytest.raises(InputError, match=r"fold1: fold 1 has not finished .* --resume True"):
         calibrate_run(str(run))
     assert not (run / "fold0" / "model.json").exists()  # nothing calibrated before the refusal
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model cards and checkpoints
+# ---------------------------------------------------------------------------------------------------
+
+
+def _carded(folder: Path, untrained: Path, **fields) -> Path:
+    """A copy of the untrained weights in ``folder`` with a card of ``fields`` (and the weights' true SHA-256)."""
+    from custom.provenance import file_sha256
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "model.pt"
+    weights.write_bytes(untrained.read_bytes())
+    (folder / "model.json").write_text(json.dumps({**fields, "weights": {"sha256": file_sha256(weights)}}))
+    return weights
+
+
+BAD_CARD_FIELDS = {
+    "lesion_threshold": [True, "0.4", 1.5, [0.4], {"value": 0.4}],
+    "spatial_size": [96, "96,96", [96], [96, "96"], [True, 96], [0, 96]],
+    "num_classes": [1, "2", 2.0],
+    "in_channels": [0, "3"],
+    "network": ["", 3],
+    "calibration": ["none", [1]],
+    "note": [3],
+}
+
+
+@pytest.mark.parametrize("field", list(BAD_CARD_FIELDS))
+def test_every_card_field_of_the_wrong_type_is_one_line_naming_the_card_and_field(field, tmp_path, untrained):
+    from custom.deploy.release import decision_threshold, trained_input_size
+    from custom.errors import InputError
+
+    for i, value in enumerate(BAD_CARD_FIELDS[field]):
+        weights = _carded(tmp_path / str(i), untrained, **{field: value})
+        for read in (decision_threshold, lambda p: trained_input_size(p, [32, 32])):
+            with pytest.raises(InputError, match=f"model.json: '{field}' is .*; expected"):
+                read(str(weights))
+
+
+def test_a_card_that_is_not_an_object_or_lacks_the_weights_hash_is_one_line(tmp_path, untrained):
+    from custom.deploy.release import decision_threshold
+    from custom.errors import InputError
+
+    weights = _carded(tmp_path, untrained)
+    for content, problem in (([0.4], "is a JSON object, this one is a list"), ("0.4", "this one is a str"),
+                             ({"lesion_threshold": 0.4}, "'weights' must be an object"),
+                             ({"weights": "x"}, "'weights' must be an object")):  # fmt: skip
+        (tmp_path / "model.json").write_text(json.dumps(content))
+        with pytest.raises(InputError, match=problem):
+            decision_threshold(str(weights))
+
+
+def test_a_card_error_stops_inference_in_one_line(tmp_path, untrained):
+    from conftest import run_bundle
+
+    weights = _carded(tmp_path / "m", untrained, lesion_threshold="0.4")
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture()).save(tmp_path / "in" / "a.png")
+    proc = run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "in"),
+                      "--output_dir", str(tmp_path / "out"), "--ckpt_path", str(weights), check=False)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'm' / 'model.json'}: 'lesion_threshold' is \"0.4\"; expected null or a probability in [0, 1]."
+    )
+    assert not (tmp_path / "out" / "a.json").exists()
+
+
+def test_weights_that_differ_from_their_card_are_refused_not_run(tmp_path, untrained):
+    """A flipped byte or a truncated copy: the SHA-256 the card records no longer matches."""
+    from custom.deploy.release import decision_threshold, trained_input_size
+    from custom.errors import InputError
+
+    weights = _carded(tmp_path, untrained, lesion_threshold=0.4, spatial_size=[32, 32])
+    data = bytearray(weights.read_bytes())
+    for damaged in (data[: len(data) // 2], data[:-100] + bytes(b ^ 1 for b in data[-100:])):
+        weights.write_bytes(bytes(damaged))
+        for read in (decision_threshold, lambda p: trained_input_size(p, [96, 96])):
+            with pytest.raises(InputError, match="its SHA-256 is not the one its model card .* records"):
+                read(str(weights))
+
+
+def test_an_ensemble_member_without_a_threshold_is_refused_and_a_full_ensemble_records_the_mean(
+    tmp_path, untrained, caplog
+):
+    from custom.deploy.release import decision_threshold
+    from custom.errors import InputError
+
+    calibrated = _carded(tmp_path / "fold0", untrained, lesion_threshold=0.3)
+    plain = tmp_path / "fold1" / "model.pt"
+    plain.parent.mkdir()
+    plain.write_bytes(untrained.read_bytes())
+    uncalibrated = _carded(tmp_path / "fold2", untrained, lesion_threshold=None)
+    for members in ([calibrated, plain], [calibrated, uncalibrated], str(tmp_path)):
+        with pytest.raises(
+            InputError, match=r"--ckpt_path: [12] of the [23] ensemble members have no lesion threshold"
+        ):
+            decision_threshold(members if isinstance(members, str) else [str(m) for m in members])
+    _carded(tmp_path / "fold1", untrained, lesion_threshold=0.5)
+    _carded(tmp_path / "fold2", untrained, lesion_threshold=0.4)
+    with caplog.at_level("INFO", logger="nunet"):
+        assert decision_threshold(str(tmp_path)) == pytest.approx(0.4)
+    assert "ensemble lesion threshold 0.4000" in caplog.text
+    assert decision_threshold([str(plain.parent.parent / "nothing.pt")]) is None  # no card at all: the argmax
+
+
+def test_a_training_run_folder_as_ckpt_path_is_its_model_pt_not_an_ensemble(tmp_path, caplog):
+    from custom.deploy.ensemble import checkpoint_paths
+    from custom.errors import InputError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint_epoch=30.pt").write_bytes(b"last epoch")
+    with pytest.raises(InputError, match="no \\*.pt model other than training checkpoints"):
+        checkpoint_paths(str(run))
+    (run / "model.pt").write_bytes(b"best epoch")
+    with caplog.at_level("INFO", logger="nunet"):
+        assert checkpoint_paths(str(run)) == [run / "model.pt"]
+    assert "a training run; using its model.pt" in caplog.text
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("a.pt", "b.pt"):
+        (models / name).write_bytes(b"")
+    assert checkpoint_paths(str(models)) == [models / "a.pt", models / "b.pt"]  # a folder of models stays an ensemble
+
+
+# ---------------------------------------------------------------------------------------------------
+# Options that take a list, and what the input files say about themselves
+# ---------------------------------------------------------------------------------------------------
+
+LIST_OPTIONS = {
+    "tta_flips": [0, "[0]", [0], [[2]], [["a"]], [[True]], [[0], 1], {"a": 1}],
+    "pixel_spacing": [0.1, "0.1,0.1", [0.1], [0.1, "a"], [0.1, -1], [0.1, float("nan")], [True, 0.1], [0.1] * 3],
+    "spatial_size": [32, "32,32", [32], [32, 32.5], [32, "a"], [True, 32], [32, 40]],
+}
+
+
+@pytest.mark.parametrize("option", list(LIST_OPTIONS))
+def test_every_option_that_takes_a_list_refuses_malformed_values_in_one_line(option, untrained):
+    from custom.engine.options import check_spatial_size
+    from custom.engine.tta import FlipTTAInferer
+    from custom.errors import InputError
+    from custom.networks import get_network
+    from custom.transforms import LesionMeasurementsd
+
+    build = {
+        "tta_flips": FlipTTAInferer,
+        "pixel_spacing": lambda v: LesionMeasurementsd(pixel_spacing=v),
+        "spatial_size": lambda v: check_spatial_size(v, get_network("nunet", in_channels=3, num_classes=2)),
+    }[option]
+    for value in LIST_OPTIONS[option]:
+        with pytest.raises(InputError, match=f"^--{option} "):
+            build(value)
+
+
+def test_list_options_on_the_command_line_are_one_line(tmp_path, untrained):
+    from conftest import run_bundle, run_script
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture()).save(tmp_path / "in" / "a.png")
+    common = ("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "in"), "--output_dir",
+              str(tmp_path / "out"), "--ckpt_path", str(untrained), "--spatial_size", "[32,32]")  # fmt: skip
+    results = {
+        "tta_flips": run_bundle(*common, "--tta_flips", "[0]", check=False),
+        "pixel_spacing": run_bundle(*common, "--pixel_spacing", "0.1", check=False),
+        "spatial_size": run_script("export_onnx.py", "--ckpt", str(untrained), "--out", str(tmp_path / "m.onnx"),
+                                   "--spatial_size", "[40,40]"),  # fmt: skip
+    }
+    for option, proc in results.items():
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, (option, proc.stderr[-3000:])
+        assert proc.stderr.strip().splitlines()[-1].startswith(f"error: --{option} "), (option, proc.stderr[-500:])
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "out" / "a.json").exists()
+
+
+def test_a_nifti_without_qform_or_sform_has_no_spacing_and_one_with_them_has(tmp_path):
+    import nibabel
+
+    from custom.data.medical import read_frames
+
+    pixels = picture().T.copy()
+    plain = nibabel.Nifti1Image(pixels, None)  # nibabel's unit voxel sizes, no orientation stated
+    plain.header["qform_code"] = plain.header["sform_code"] = 0
+    nibabel.save(plain, str(tmp_path / "plain.nii.gz"))
+    scanned = nibabel.Nifti1Image(pixels, np.diag([0.2, 0.1, 1.0, 1.0]))
+    scanned.header.set_xyzt_units("mm")
+    nibabel.save(scanned, str(tmp_path / "scanned.nii.gz"))
+    metres = nibabel.Nifti1Image(pixels, np.diag([0.0002, 0.0001, 0.001, 1.0]))
+    metres.header.set_xyzt_units("meter")
+    nibabel.save(metres, str(tmp_path / "metres.nii.gz"))
+    assert read_frames(tmp_path / "plain.nii.gz")[0].spacing is None
+    assert read_frames(tmp_path / "scanned.nii.gz")[0].spacing == pytest.approx((0.1, 0.2))
+    assert read_frames(tmp_path / "metres.nii.gz")[0].spacing == pytest.approx((0.1, 0.2))
+
+
+def test_a_mask_with_another_number_of_frames_than_its_image_is_refused(tmp_path):
+    import nibabel
+
+    from custom.data.errors import DataError
+    from custom.data.io import check_mask_size
+
+    def stack(name: str, frames: int) -> Path:
+        nibabel.save(nibabel.Nifti1Image(np.stack([picture().T] * frames, -1), np.eye(4)), str(tmp_path / name))
+        return tmp_path / name
+
+    image = stack("image.nii.gz", 2)
+    check_mask_size(image, stack("same.nii.gz", 2))
+    check_mask_size(image, stack("one.nii.gz", 1))  # one mask for the whole clip
+    for frames in (3, 5):
+        with pytest.raises(DataError, match=f"mask has {frames} frames but its image .* has 2"):
+            check_mask_size(image, stack(f"more{frames}.nii.gz", frames))
