@@ -67,14 +67,10 @@ class Frame:
     Attributes:
         pixels: ``(H, W)`` or ``(H, W, C)`` array (rows first, channels last), in the file's own values.
         spacing: millimetres per pixel along rows and columns, or None when the file states none.
-        affine: the frame's 3x3 affine (axis 0 the columns, x; axis 1 the rows, y; world millimetres, RAS) when the
-            file places its pixels in space (NIfTI: direction, spacing and origin of the frame's slice), so a
-            mask written from the loaded image lies where the image does; None: spacing only.
     """
 
     pixels: np.ndarray
     spacing: tuple[float, float] | None = None
-    affine: np.ndarray | None = None
 
 
 def medical_suffix(name: str) -> str | None:
@@ -270,18 +266,7 @@ def _nifti_frames(path: Path) -> list[Frame]:
     colour = volume.dtype.names is not None  # RGB24 / RGBA32: one record of 8-bit samples per voxel
     if colour:
         volume = np.stack([volume[name] for name in volume.dtype.names], axis=-1)
-    spacing = _nifti_spacing(image)
-    return [
-        Frame(s, spacing, _nifti_frame_affine(image.affine, k)) for k, s in enumerate(_slices(volume, path, colour))
-    ]
-
-
-def _nifti_frame_affine(affine: np.ndarray, frame: int) -> np.ndarray:
-    """The in-plane 3x3 affine of slice ``frame`` of a NIfTI's 4x4 ``affine`` (its origin moved along the third axis)."""
-    origin = affine[:3, 3] + affine[:3, 2] * frame
-    plane = np.eye(3)
-    plane[:2, :2], plane[:2, 2] = affine[:2, :2], origin[:2]
-    return plane
+    return [Frame(s, _nifti_spacing(image)) for s in _slices(volume, path, channels=colour)]
 
 
 # NIfTI's spatial units and their size in millimetres; "unknown" counts as millimetres when the header

@@ -23,6 +23,9 @@ bundle:
   for each bundle when the app serves several) scores every unlabelled image with the bundle's own
   inference, mirror test-time augmentation added, and serves the one whose lesion probability has
   the highest entropy. ``random`` and ``first`` (MONAI Label's) remain.
+- The mask of a NIfTI, NRRD or MetaImage study is written with the study's geometry (spacing,
+  direction, origin: ``custom.data.medical.write_mask_like``, as the bundle's inference writes it);
+  MONAI Label's own writer drops the affine of a 2D image.
 - A bad request is answered with a 4xx status and a one-line message instead of a bare HTTP 500: an
   unknown model or bad parameters 400, an image id the datastore does not hold 404, an image the
   bundle's decoder refuses (an unreadable file, a CT image) 422 with the decoder's message.
@@ -50,9 +53,13 @@ import logging
 import math
 import os
 import sys
+import tempfile
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 try:
     import torchvision.utils  # noqa: F401
@@ -131,6 +138,20 @@ class OverrideInferTask(BundleInferTask):
         for key, value in self.config_overrides.items():
             parser[key] = value
         return parser
+
+    def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+        """The mask of a NIfTI, NRRD or MetaImage study written in its family with the study's geometry, others as
+        MONAI Label writes them: its writer drops the affine of a 2D image (unit spacing, no origin)."""
+        from custom.data.medical import mask_suffix, write_mask_like
+
+        source = data.get("image_path")
+        suffix = mask_suffix(source) if isinstance(source, str) else None
+        if not suffix:
+            return super().writer(data, extension, dtype)
+        mask = np.asarray(data[self.output_label_key], dtype=np.uint8)  # (x, y), as the study lays it out
+        output = os.path.join(tempfile.mkdtemp(), f"label{suffix}")  # MONAI Label removes it once sent
+        write_mask_like(Path(source), 0, mask.T, Path(output))
+        return output, data.get(self.output_json_key, {})
 
 
 def binary_entropy(p: float) -> float:

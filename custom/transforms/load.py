@@ -106,8 +106,6 @@ class LoadPictured(LoadImaged):
         if spacing is not None:
             meta["pixel_spacing"] = list(spacing)
             affine[0, 0], affine[1, 1] = spacing[1], spacing[0]  # axis 0 is x (columns), axis 1 y (rows)
-        if frames[frame].affine is not None:  # where the file puts the frame (MONAI Label writes its mask with it)
-            affine = torch.as_tensor(frames[frame].affine, dtype=torch.float64)
         meta["affine"] = meta["original_affine"] = affine
         # float32, as LoadImage gives every other file
         return MetaTensor(torch.from_numpy(np.ascontiguousarray(pixels.T, dtype=np.float32))[None], meta=meta)
