@@ -51,6 +51,11 @@ def average_probabilities(outputs: Sequence[dict[str, torch.Tensor]]) -> dict[st
     return averaged
 
 
+def _is_view(axes: object) -> bool:
+    """Whether ``axes`` is one view of ``--tta_flips``: a list of the spatial axes 0 and 1 it flips."""
+    return isinstance(axes, (list, tuple)) and all(is_whole(a) and a in (0, 1) for a in axes)
+
+
 class FlipTTAInferer(Inferer):
     """Runs ``inferer`` on flipped copies of the input and averages the predictions' probabilities.
 
@@ -67,15 +72,10 @@ class FlipTTAInferer(Inferer):
             "a list of views, each a list of the axes it flips: 0 (left-right mirror) and 1 (up-down mirror), "
             "e.g. [[],[0]]"
         )
-        views = check_list("--tta_flips", flips, None, lambda _: True, expected)
+        views = check_list("--tta_flips", flips, None, _is_view, expected)
         if not views:
             raise InputError("--tta_flips []: give at least [[]] (the image itself).")
-        self.flips = [
-            tuple(
-                int(a) for a in check_list("--tta_flips", axes, None, lambda a: is_whole(a) and a in (0, 1), expected)
-            )
-            for axes in views
-        ]
+        self.flips = [tuple(int(a) for a in axes) for axes in views]
         self.inferer = inferer if inferer is not None else SimpleInferer()
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
