@@ -18,10 +18,14 @@ the formatted ``OSError``, printed as ``<file>: cannot write it (<reason>)``.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral, Real
 from types import TracebackType
+from typing import Any
 
 
 class UserError(Exception):
@@ -34,6 +38,34 @@ class InputError(UserError, ValueError):
 
 class OutputError(UserError):
     """A file that could not be written (disk full, read-only or missing folder); the message names it."""
+
+
+def check_list(option: str, value: Any, count: int | None, valid: Callable[[Any], bool], expected: str) -> list:
+    """``value`` as a list when it is a list (or tuple) of ``count`` items (any number when None), each ``valid``;
+    else :class:`InputError` ``"<option> <value>: expected <expected>."``.
+
+    The one check of every option that takes a list (``--spatial_size``, ``--pixel_spacing``, each view of
+    ``--tta_flips``), so a single number, a text, a list of the wrong length or of the wrong items stops in
+    one line, not in a traceback from where the value is first used.
+    """
+    if (
+        isinstance(value, (str, bytes, Mapping))
+        or not isinstance(value, Sequence)
+        or (count is not None and len(value) != count)
+        or not all(valid(item) for item in value)
+    ):
+        raise InputError(f"{option} {value!r}: expected {expected}.")
+    return list(value)
+
+
+def is_whole(value: Any, least: int | None = None) -> bool:
+    """Whether ``value`` is a whole number (not a boolean) of at least ``least``."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and (least is None or value >= least)
+
+
+def is_positive(value: Any) -> bool:
+    """Whether ``value`` is a finite number above 0 (not a boolean)."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 # MONAI's SaveImage failure: "SaveImage cannot find a suitable writer for <file>.\n ... OSError: [Errno 28] <reason>"

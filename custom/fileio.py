@@ -125,6 +125,29 @@ def check_outside(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], o
             )
 
 
+def check_not_an_input(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike], option: str) -> None:
+    """Refuses an output file that is one of the files the tool reads from (after resolving links).
+
+    An export named like its checkpoint (``--out model.pt``), or a release into the fold it is made
+    from, replaced the weights it was made from: the tool's own input, lost for good.
+
+    Args:
+        out: the file the tool writes.
+        inputs: what each input is (for the message) -> its path.
+        option: the option that names ``out``.
+
+    Raises:
+        InputError: naming the option, the output and the input it would replace.
+    """
+    target = Path(out).resolve()
+    for what, source in inputs.items():
+        if Path(source).resolve() == target:
+            raise InputError(
+                f"{option} {out}: is {what} ({source}); writing it would replace what it is made from, "
+                "choose another name."
+            )
+
+
 def check_output_dir(output_dir: str | os.PathLike, records: Iterable[Mapping[str, Any]], key: str = "image") -> bool:
     """Refuses an inference output folder that is, or lies inside, the folder of an input image; returns True otherwise.
 

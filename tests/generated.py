@@ -7,9 +7,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from conftest import CONFIGS
+from PIL import Image
 
 SHAPE = (40, 48)  # height, width of the ordinary generated images
 
@@ -43,6 +42,25 @@ def write_pair(
     (mask or Image.fromarray(lesion().astype(np.uint8) * 255)).save(masks / f"{stem}.png")
 
 
+def write_png16(path: Path, samples: np.ndarray) -> Path:
+    """A 16-bit PNG of ``samples`` (``(H, W, C)`` uint16: 2 grey and alpha, 3 RGB, 4 RGBA), which PIL cannot write."""
+    import struct
+    import zlib
+
+    height, width, channels = samples.shape
+    colour_type = {2: 4, 3: 2, 4: 6}[channels]
+    rows = b"".join(b"\0" + samples[r].astype(">u2").tobytes() for r in range(height))  # filter 0 per row
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
+    return path
+
+
 def bundle_run(run_id: str, config: str, **overrides):
     """``python -m monai.bundle run`` in this process (same entry point, no new interpreter per case)."""
     from monai.bundle import run
@@ -69,8 +87,10 @@ def write_dicom(
     pixel_spacing: tuple[float, float] | None = None,
     bits_stored: int = 8,
     signed: bool = False,
+    modality: str = "US",
 ) -> Path:
-    """An ultrasound DICOM of ``pixels``: ``(H, W)``, ``(H, W, 3)``, or ``(frames, H, W[, 3])`` with ``frames`` > 1.
+    """An ultrasound (or ``modality``) DICOM of ``pixels``: ``(H, W)``, ``(H, W, 3)``, or ``(frames, H, W[, 3])``
+    with ``frames`` > 1.
 
     8-bit samples, or 16-bit ones holding ``bits_stored`` bits when that is more than 8 (two's complement
     when ``signed``); uncompressed, with the study, series and instance UIDs every scanner writes.
@@ -92,7 +112,7 @@ def write_dicom(
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.PatientID = "US", "P0"
+    ds.Modality, ds.PatientID = modality, "P0"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
     ds.SamplesPerPixel = 3 if colour else 1

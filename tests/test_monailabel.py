@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from importlib.util import find_spec
@@ -28,6 +29,7 @@ from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 from PIL import Image
 
+from custom.provenance import file_sha256
 from custom.workflows.monailabel import APP_MAIN, BUNDLE, create_app, server_command, start_server
 
 NAME = "nunet_breast_ultrasound"
@@ -203,6 +205,26 @@ def test_monailabel_override_ends_postprocessing_with_the_2d_uint8_mask(tmp_path
     assert out["result"]["predicted_class"] == "lesion"
 
 
+def test_the_card_is_rewritten_for_the_weights_a_training_wrote(tmp_path):
+    """The served card of the old weights (threshold, size, figures) must not stay beside new weights."""
+    from custom.deploy.release import read_card, write_card
+    from custom.provenance import file_sha256
+    from custom.workflows.monailabel import card_after_training
+
+    weights = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2)}, weights)
+    write_card(weights, {"network": "nunet", "spatial_size": [96, 96], "lesion_threshold": 0.3, "note": "released"})
+    bundle = create_app(tmp_path / "app", model=weights, overrides={"spatial_size": [64, 64]})
+    served = bundle / "models" / "model.pt"
+    assert card_after_training(bundle, {"max_epochs": 1})["note"] == "released"  # same weights: card kept
+    torch.save({"w": torch.ones(2)}, served)  # what a training writes
+    card = card_after_training(bundle, {"max_epochs": 1, "labelled_images": 8})
+    assert read_card(served) == card and card["weights"]["sha256"] == file_sha256(served)
+    assert card["lesion_threshold"] is None and card["spatial_size"] == [64, 64] and card["network"] == "nunet"
+    assert card["trained_with"]["by"] == "MONAI Label" and card["trained_with"]["labelled_images"] == 8
+    assert card["trained_with"]["previous_weights"]["sha256"] == file_sha256(weights)
+
+
 class _Datastore:
     """The datastore calls of the uncertainty strategy, over ``{image id: labelled}``."""
 
@@ -337,5 +359,63 @@ def test_monailabel_server_infers_serves_samples_takes_labels_and_trains_the_bun
         assert [record["epoch"] for record in log] == [1]  # one epoch, trained once
         assert log[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the cosine is as long as max_epochs: it ended
         assert (bundle / "models" / "model.pt").stat().st_mtime > (tmp_path / "model.pt").stat().st_mtime
+        # the served card now describes the new weights (before: the old one stayed, threshold and all)
+        card = json.loads((bundle / "models" / "model.json").read_text())
+        assert card["weights"]["sha256"] == file_sha256(bundle / "models" / "model.pt")
+        assert card["lesion_threshold"] is None and card["trained_with"]["by"] == "MONAI Label"
+    finally:
+        _stop(server)
+
+
+def _http_error(url: str) -> tuple[int, str]:
+    """The status and ``detail`` of a POST to ``url`` that the server refuses."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _request(url, body=b"", method="POST")
+    body = refused.value.read().decode()
+    try:
+        return refused.value.code, json.loads(body).get("detail", "")
+    except ValueError:  # a bare "Internal Server Error"
+        return refused.value.code, body
+
+
+@needs_monailabel
+@pytest.mark.slow
+def test_monailabel_server_keeps_a_nifti_study_in_place_and_answers_bad_requests_with_4xx(tmp_path):
+    import nibabel
+
+    studies = tmp_path / "studies"
+    (studies / "labels" / "final").mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 255, (48, 40), dtype=np.uint8)  # x (columns), y (rows)
+    affine = np.array([[0.0, -0.2, 0, 12.5], [0.1, 0.0, 0, -7.0], [0, 0, 1.0, 3.0], [0, 0, 0, 1]])  # turned, placed
+    nibabel.save(nibabel.Nifti1Image(pixels, affine), str(studies / "scan.nii.gz"))
+    (studies / "broken.png").write_text("not a picture")
+    Image.fromarray(pixels.T).save(tmp_path / "plain.png")
+    weights = _lesion_weights(tmp_path / "model.pt", [tmp_path / "plain.png"])
+    app = tmp_path / "app"
+    create_app(app, NAME, model=weights, overrides=OVERRIDES)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        command = server_command(app, studies, port=port, models=NAME) + ["--conf", "skip_trainers", "true"]
+        server = start_server(command, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_info(base, server, log)
+        body, _ = _request(f"{base}/infer/{NAME}?image=scan&output=image", body=b"", method="POST")
+        (tmp_path / "label.nii.gz").write_bytes(body)
+        label = nibabel.load(str(tmp_path / "label.nii.gz"))
+        assert label.shape[:2] == pixels.shape and np.all(np.asarray(label.dataobj) == 1)
+        np.testing.assert_allclose(label.affine[:2, :2], affine[:2, :2], atol=1e-6)  # spacing and direction
+        np.testing.assert_allclose(label.affine[:2, 3], affine[:2, 3], atol=1e-6)  # origin
+        refused = {
+            "unknown image": _http_error(f"{base}/infer/{NAME}?image=nothing"),
+            "unreadable image": _http_error(f"{base}/infer/{NAME}?image=broken"),
+            "unknown model": _http_error(f"{base}/infer/no_such_model?image=scan"),
+        }
+        assert refused["unknown image"] == (404, "image 'nothing': not in the datastore"), log.read_text()[-3000:]
+        status, detail = refused["unreadable image"]
+        assert status == 422 and "broken.png" in detail and "not a readable image" in detail, log.read_text()[-3000:]
+        status, detail = refused["unknown model"]
+        assert status == 400 and "no_such_model" in detail, log.read_text()[-3000:]
     finally:
         _stop(server)

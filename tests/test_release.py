@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from conftest import CONFIGS
 
 from custom.deploy import bundle_parser, load_model_weights
 from custom.deploy.release import check_half_storage, read_card, trained_input_size, write_release
+from custom.errors import InputError
 from custom.networks import get_network
 
 
@@ -43,7 +45,12 @@ def test_inference_runs_the_released_model_at_its_recorded_size_and_other_weight
     assert trained_input_size(ckpt, [256, 256]) == [96, 96]
     parser = bundle_parser(str(CONFIGS / "inference.json"), {"ckpt_path": str(ckpt)})
     assert parser.get_parsed_content("spatial_size") == [96, 96]
-    torch.save(_network(seed=2).state_dict(), ckpt)  # retrained in place: the card no longer describes it
+    # retrained in place, or damaged: the card no longer describes the weights, which are refused rather than run
+    # without it (with a warning, before); once the stale card is removed they run at the config's size
+    torch.save(_network(seed=2).state_dict(), ckpt)
+    with pytest.raises(InputError, match="its SHA-256 is not the one its model card .* records"):
+        trained_input_size(ckpt, [256, 256])
+    (tmp_path / "model.json").unlink()
     assert read_card(ckpt) is None and trained_input_size(ckpt, [256, 256]) == [256, 256]
     assert trained_input_size(tmp_path / "missing.pt", [128, 128]) == [128, 128]
 

@@ -53,8 +53,8 @@ def test_views_of_an_ensemble_spread_over_every_member_and_view():
 
 
 def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
-    from monai.bundle import run
     from generated import save_untrained_checkpoint
+    from monai.bundle import run
 
     images = tmp_path / "images"
     images.mkdir()
@@ -83,8 +83,8 @@ def test_inference_with_flip_tta_writes_the_disagreement(tmp_path):
 
 def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
     """``--ckpt_path <run>``: one member per fold*/model.pt, probabilities averaged, thresholds averaged."""
-    from monai.bundle import run
     from generated import save_untrained_checkpoint
+    from monai.bundle import run
 
     from custom.deploy import checkpoint_paths
     from custom.deploy.release import decision_threshold, write_card

@@ -25,6 +25,7 @@ from scipy.ndimage import gaussian_filter
 
 from custom.data.busi import prepare_busi
 from custom.data.errors import DataError
+from custom.fileio import atomic_file
 
 COUNTS = {"benign": 20, "malignant": 12, "normal": 10}
 SIDES = (96, 160)
@@ -96,17 +97,23 @@ def write_raw(raw: Path, seed: int = 0) -> None:
             pixels = _ultrasound(rng, shape, [(m, malignant) for m in masks])
             stem = f"{class_name} ({n})"
             image = np.repeat(pixels[..., None], 3, axis=-1) if (class_name, n) in RGB_IMAGES else pixels
-            Image.fromarray(image).save(folder / f"{stem}.png")
+            _save_png(image, folder / f"{stem}.png")
             if not masks:
                 # all-zero RGB, as BUSI's normal masks
-                Image.fromarray(np.zeros((*shape, 3), dtype=np.uint8)).save(folder / f"{stem}_mask.png")
+                _save_png(np.zeros((*shape, 3), dtype=np.uint8), folder / f"{stem}_mask.png")
             for k, mask in enumerate(masks):
                 name = f"{stem}_mask.png" if k == 0 else f"{stem}_mask_{k}.png"
                 if (class_name, n) == RGBA_EXTRA_MASK and k > 0:
                     rgba = np.dstack([mask * 255] * 3 + [np.full(shape, 255)]).astype(np.uint8)
-                    Image.fromarray(rgba).save(folder / name)
+                    _save_png(rgba, folder / name)
                 else:
-                    Image.fromarray(mask).save(folder / name)  # 1-bit, as BUSI's main masks
+                    _save_png(mask, folder / name)  # 1-bit, as BUSI's main masks
+
+
+def _save_png(pixels: np.ndarray, path: Path) -> None:
+    """``pixels`` (bool: a 1-bit PNG) written atomically, as every file a later stage reads."""
+    with atomic_file(path) as f:
+        Image.fromarray(pixels).save(f, format="PNG")
 
 
 def make_demo_dataset(out: str, seed: int = 0) -> dict[str, Any]:

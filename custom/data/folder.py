@@ -156,10 +156,6 @@ def load_folder_case(case: CaseSource) -> LoadedCase:
     """Grayscale image and binary mask of the same size; class from the labels or from the mask."""
     check_mask_size(case.image, case.masks[0])
     mask_frames = frame_count(case.masks[0]) if medical_format(case.masks[0]) else 1
-    if mask_frames > 1 and case.frame >= mask_frames:
-        raise DataError(
-            f"{case.masks[0]}: mask has {mask_frames} frames, its image {case.image} at least {case.frame + 1}"
-        )
     image, mask = read_gray(case.image, case.frame), read_mask(case.masks[0], case.frame if mask_frames > 1 else 0)
     class_name = case.class_name or ("lesion" if mask.any() else "normal")
     return LoadedCase(image, mask, class_name)

@@ -60,11 +60,39 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
             raise InputError(
                 f"input_dir {input_dir!r} contains no PNG, JPEG, BMP, TIFF, DICOM, NIfTI, NRRD or MetaImage image."
             )
-        return [record for n in names for record in _records_or_error(Path(input_dir, n))]
+        return with_output_stems([record for n in names for record in _records_or_error(Path(input_dir, n))])
     if not datalist:
         raise InputError("give --input_dir <folder of images> or --datalist <datalist.json>.")
     records = load_datalist(datalist, split, labels=False)
-    return [{"image": r["image"], **({"id": r["id"]} if "id" in r else {})} for r in records]
+    return with_output_stems([{"image": r["image"], **({"id": r["id"]} if "id" in r else {})} for r in records])
+
+
+OUTPUT_STEM = "output_stem"  # the record key of the stem of an input's outputs
+
+
+def with_output_stems(records: list[dict]) -> list[dict]:
+    """``records``, each with its own ``output_stem``: no two inputs of a run share an output name.
+
+    Each starts from :func:`output_stem`. Names that still collide within the run (case ignored, as on
+    macOS and Windows file systems): one name in two folders of a datalist, the same file listed twice,
+    or a generated name equal to another input's (frame 0 of ``a.dcm`` and ``a_frame0.png``; ``a_png``
+    made for ``a.png`` beside ``a.tif`` and an input ``a_png.jpg``) get their folder's name in front and,
+    if that is not enough, a number behind (``_2``, ``_3``, ...), never a name another input keeps. A
+    collision used to write the second result over the first without a word.
+    """
+    stems = [output_stem(r["image"], r.get("frame")) for r in records]
+    counts = collections.Counter(s.lower() for s in stems)
+    taken = {s.lower() for s in stems if counts[s.lower()] == 1}
+    named = []
+    for record, stem in zip(records, stems):
+        if counts[stem.lower()] > 1:
+            base = stem = f"{Path(record['image']).resolve().parent.name}_{stem}"
+            number = 2
+            while stem.lower() in taken:
+                stem, number = f"{base}_{number}", number + 1
+            taken.add(stem.lower())
+        named.append({**record, OUTPUT_STEM: stem})
+    return named
 
 
 def readable_records(records: list[dict]) -> list[dict]:
@@ -98,7 +126,8 @@ def _some(names: list[str], shown: int = 5) -> str:
 
 
 def output_stem(image: str, frame: int | None = None) -> str:
-    """The stem of an input image's outputs (``<stem>_seg.png``, ``<stem>.json``).
+    """The stem of an input image's outputs (``<stem>_seg.png``, ``<stem>.json``), before a run's other inputs
+    are considered (:func:`with_output_stems` makes the names of a run unique).
 
     The file name without its extension; when another image in the same folder has the same stem
     (``a.png`` beside ``a.tif``), the extension is kept in it (``a_png``, ``a_tif``), so the two

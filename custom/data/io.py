@@ -17,7 +17,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from custom.data.errors import DataError
-from custom.data.medical import MEDICAL_SUFFIXES, medical_format, read_frames
+from custom.data.medical import MEDICAL_SUFFIXES, frame_count, medical_format, read_frames
 from custom.fileio import atomic_file
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -84,7 +84,8 @@ def decode(img: Image.Image) -> Image.Image:
       alpha is dropped (it carries no anatomy). BUSI's RGB files have three equal channels, for which
       luma is exact.
     - Integer data wider than 8 bits (16-bit containers holding 10, 12 or 14-bit scanner data, 32-bit
-      integers) is scaled by its real bit depth, the smallest even number of bits that holds the
+      integers, and 16-bit colour or grey-and-alpha samples, which PIL alone would cut to their high
+      byte: those are read at full depth by ITK) is scaled by its real bit depth, the smallest even number of bits that holds the
       image's maximum, not by the container's: a 12-bit image in a 16-bit PNG keeps its contrast
       instead of collapsing into the 16 darkest grey levels.
     - Floating-point data in [0, 1] is scaled by 255; other floating-point data by its own range.
@@ -95,6 +96,9 @@ def decode(img: Image.Image) -> Image.Image:
     """
     source = getattr(img, "filename", "") or "image"
     check_single_page(img)
+    channels = _wide_channels(img) if img.mode in _WIDE_COLOUR_MODES else 0
+    if channels > 1:
+        return _upright(Image.fromarray(decode_pixels(_read_wide_colour(source, channels), source)), img)
     img = ImageOps.exif_transpose(img)
     if img.mode in ("L", "1", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
         if img.mode in ("P", "PA"):
@@ -114,16 +118,25 @@ def decode(img: Image.Image) -> Image.Image:
 
 
 def decode_pixels(pixels: np.ndarray, source: str = "image") -> np.ndarray:
-    """A frame of a medical file (``(H, W)``, or ``(H, W, C)`` colour) as the ``(H, W)`` uint8 picture :func:`decode` makes.
+    """A frame of a medical file or a wide colour picture (``(H, W)``, or ``(H, W, C)``: grey and alpha, colour,
+    colour and alpha) as the ``(H, W)`` uint8 picture :func:`decode` makes.
 
-    Colour becomes ITU-R 601-2 luma (8-bit colour exactly as PIL converts it), wider data is scaled as in
-    :func:`decode`; :class:`DataError` naming ``source`` for non-finite pixels or an unusable shape.
+    Colour becomes ITU-R 601-2 luma (8-bit colour exactly as PIL converts it), alpha is dropped, and wider
+    data is scaled as in :func:`decode`: integer colour by the bit depth of its largest sample over all
+    channels (luma is a weighted mean, so scaling before or after it is the same), never by its high byte.
+    :class:`DataError` naming ``source`` for non-finite pixels or an unusable shape.
     """
+    if pixels.ndim == 3 and pixels.shape[-1] == 2:  # grey and alpha
+        pixels = pixels[..., 0]
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
         rgb = pixels[..., :3]
         if rgb.dtype == np.uint8:
             return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).convert("L"))
-        pixels = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        try:
+            return _to_uint8(luma, rgb)
+        except DataError as e:
+            raise DataError(f"{source}: {e}") from None
     if pixels.ndim != 2 or pixels.size == 0:
         raise DataError(f"{source}: a frame of shape {pixels.shape} is not a picture this package reads")
     try:
@@ -132,19 +145,76 @@ def decode_pixels(pixels: np.ndarray, source: str = "image") -> np.ndarray:
         raise DataError(f"{source}: {e}") from None
 
 
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Wide integer pixels scaled by their bit depth, floating-point pixels by 255 or their own range, as uint8."""
+def _to_uint8(pixels: np.ndarray, samples: np.ndarray | None = None) -> np.ndarray:
+    """Wide integer pixels scaled by their bit depth, floating-point pixels by 255 or their own range, as uint8.
+
+    ``samples``: the stored samples ``pixels`` were computed from (the colour channels of a luma), whose
+    type and largest value set the bit depth; ``pixels`` themselves by default.
+    """
+    samples = pixels if samples is None else samples
     values = pixels.astype(np.float64)
     if not np.isfinite(values).all():
         raise DataError("the image has non-finite (NaN or infinite) pixels")
     low, high = float(values.min()), float(values.max())
-    if np.issubdtype(pixels.dtype, np.integer) and low >= 0:
-        bits = max(8, int(np.ceil(np.log2(high + 1))))
+    if samples.size and np.issubdtype(samples.dtype, np.integer) and int(samples.min()) >= 0:
+        bits = max(8, int(np.ceil(np.log2(float(samples.max()) + 1))))
         return np.round(values * (255.0 / (2 ** (bits + bits % 2) - 1))).astype(np.uint8)
     if low >= 0 and high <= 1:
         return np.round(values * 255).astype(np.uint8)
     span = high - low
     return np.round((values - low) * (255.0 / span if span else 0.0)).astype(np.uint8)
+
+
+# colour modes whose samples PIL narrows to 8 bits on loading: a 16-bit RGB or grey+alpha PNG, a 16-bit RGB TIFF
+_WIDE_COLOUR_MODES = ("RGB", "RGBA", "RGBX", "LA")
+_EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _wide_channels(img: Image.Image) -> int:
+    """How many channels ``img``'s file stores with more than 8 bits per sample (PIL keeps only their high byte),
+    or 0.
+
+    The decoder's raw mode says so (``RGB;16B``, ``LA;16B``, ``RGBA;16L``; PIL shows a 16-bit grey+alpha PNG
+    as RGBA); PIL forgets it once the pixels are loaded, so a loaded image's header is read again from its file.
+    """
+    tile = img.tile
+    if not tile and getattr(img, "filename", ""):
+        try:
+            with Image.open(img.filename) as header:
+                tile = header.tile
+        except OSError:
+            return 0
+    for t in tile:
+        rawmode = t.args if isinstance(t.args, str) else (t.args[0] if t.args else "")
+        if isinstance(rawmode, str) and (";16" in rawmode or ";32" in rawmode):
+            return len(rawmode.split(";")[0])
+    return 0
+
+
+def _upright(picture: Image.Image, stored: Image.Image) -> Image.Image:
+    """``picture`` (made from the samples of ``stored``) turned by ``stored``'s EXIF orientation."""
+    method = _EXIF_TRANSPOSE.get(_orientation(stored))
+    return picture if method is None else picture.transpose(method)
+
+
+def _read_wide_colour(source: str, channels: int) -> np.ndarray:
+    """The ``(H, W, channels)`` samples of a wide colour PNG or TIFF at their full depth (ITK reads them all)."""
+    import itk
+
+    try:
+        image = itk.imread(source, itk.Vector[itk.F, channels])
+    except Exception as e:  # ITK raises RuntimeError, TemplateTypeError, ... for what it cannot read
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"{source}: {channels}-channel samples wider than 8 bits could not be read ({reason})") from e
+    return np.rint(itk.array_from_image(image).reshape(image.shape[:2] + (channels,))).astype(np.uint32)
 
 
 def to_gray(img: Image.Image) -> np.ndarray:
@@ -157,6 +227,12 @@ def decode_mask(img: Image.Image) -> Image.Image:
     palette replaced by its colours; channels and alpha are kept, for ``BinarizeMaskd`` to read. A JPEG
     mask is thresholded first (:func:`unring_lossy_mask`)."""
     check_single_page(img)
+    channels = _wide_channels(img) if img.mode in _WIDE_COLOUR_MODES else 0
+    if channels > 1:  # 16-bit colour: values below 256 would vanish with PIL's high byte
+        samples = _read_wide_colour(getattr(img, "filename", "") or "mask", channels)
+        colour, alpha = (samples[..., :-1], samples[..., -1]) if channels in (2, 4) else (samples, None)
+        on = colour.any(axis=-1) & (True if alpha is None else alpha > 0)
+        return _upright(Image.fromarray(on.astype(np.uint8) * 255), img)
     lossy = img.format in _LOSSY_FORMATS
     img = expand_palette(ImageOps.exif_transpose(img))
     return unring_lossy_mask(img) if lossy else img
@@ -229,11 +305,15 @@ def has_orientation_tag(path: Path) -> bool:
 
 
 def check_mask_size(image: Path, mask: Path) -> None:
-    """Raises :class:`DataError` naming ``mask`` when it does not have ``image``'s size (headers only).
+    """Raises :class:`DataError` naming ``mask`` when it does not have ``image``'s size (headers only), or when a
+    mask of several frames has another number of frames than its image.
 
     A mask of another size cannot be aligned with its image: resizing both to the network input
     would silently pair pixels that do not belong together.
     """
+    image_frames, mask_frames = (frame_count(p) if medical_format(p) else 1 for p in (image, mask))
+    if mask_frames > 1 and mask_frames != image_frames:  # the frames beyond the image's were dropped without a word
+        raise DataError(f"{mask}: mask has {mask_frames} frames but its image {image} has {image_frames}")
     image_wh, mask_wh = image_size(image), image_size(mask)
     if mask_wh != image_wh:
         hint = ""

@@ -6,14 +6,16 @@ DICOM (a cine loop) gives one frame per image, and so does the third axis of a N
 MetaImage volume, whose slices are the frames. :func:`custom.data.io.decode_pixels` then makes each
 frame the 8-bit grayscale picture the network reads, by the same rules as every PNG or JPEG.
 
-- **DICOM** (pydicom 3 with the pylibjpeg and pyjpegls plugins): every transfer syntax scanners write
+- **DICOM** (pydicom 3 with the pylibjpeg and pyjpegls plugins): ultrasound only (a CT, MR or X-ray
+  Modality is refused, :data:`ULTRASOUND_MODALITIES`); every transfer syntax scanners write
   (uncompressed, JPEG baseline and extended, JPEG lossless, JPEG-LS, JPEG 2000, RLE); grayscale
   (``MONOCHROME2``; ``MONOCHROME1`` is inverted over its bit range, its 0 being white), signed and up to
   16-bit samples, ``RGB``, ``YBR_FULL`` and ``YBR_FULL_422`` (converted to RGB), palette colour;
   spacing from the Sequence of Ultrasound Regions (``PhysicalDeltaX/Y`` of the first region measured
   in centimetres) or else ``PixelSpacing``.
 - **NIfTI** (nibabel), **NRRD**, **MHA/MHD** (ITK): the first two axes are the picture's columns and
-  rows (x and y, as MONAI lays out 2D images), spacing from the header's voxel sizes.
+  rows (x and y, as MONAI lays out 2D images), spacing from the header's voxel sizes (a NIfTI without
+  qform and sform states none); an RGB NIfTI (RGB24, RGBA32) is colour like an RGB PNG.
 
 A file whose name has no image extension (PACS exports name files by number or UID) is recognised by
 its content (:func:`medical_format`): the DICOM preamble's ``DICM``, a NIfTI-1/2 header (gzipped or
@@ -48,6 +50,11 @@ _FORMAT_NAMES = {
     ".nhdr": "NRRD",
 }
 _FORMAT_NAMES |= {".mha": "MetaImage", ".mhd": "MetaImage"}
+
+# The modalities read as ultrasound: ultrasound itself, intravascular ultrasound, "other" (secondary captures
+# and converted files often say OT) and none stated. A CT, MR, X-ray, ... image would be classified as if it
+# were breast ultrasound, a meaningless answer given without a word.
+ULTRASOUND_MODALITIES = ("US", "IVUS", "OT", "")
 
 # The Sequence of Ultrasound Regions states its deltas in these units; 3 is centimetres (DICOM PS3.3 C.8.5.5.1.15)
 _CENTIMETRES = 3
@@ -178,6 +185,12 @@ def _dicom_frames(path: Path) -> list[Frame]:
     ds = pydicom.dcmread(path)
     if "PixelData" not in ds:
         raise DataError(f"{path}: DICOM file without pixel data")
+    modality = str(getattr(ds, "Modality", "") or "").upper()
+    if modality not in ULTRASOUND_MODALITIES:
+        raise DataError(
+            f"{path}: a {modality} image (DICOM Modality {modality}), not ultrasound; the model reads breast "
+            "ultrasound only and would classify it as one"
+        )
     # as_rgb: YBR_FULL and YBR_FULL_422, stored or JPEG-compressed, come back as RGB
     pixels = pixel_array(ds, as_rgb=True)
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
@@ -235,13 +248,14 @@ def _dicom_region(ds: Any) -> tuple[int, int, int, int] | None:
 
 
 # ---------------------------------------------------------------- NIfTI, NRRD, MetaImage
-def _slices(volume: np.ndarray, path: Path) -> list[np.ndarray]:
-    """``(H, W)`` pictures from an array whose first two axes are x (columns) and y (rows)."""
-    if volume.ndim == 2:
-        volume = volume[..., None]
-    if volume.ndim != 3 or min(volume.shape[:2]) < 1:
+def _slices(volume: np.ndarray, path: Path, channels: bool = False) -> list[np.ndarray]:
+    """``(H, W)`` pictures (``(H, W, C)`` with ``channels``, last axis) from an array whose first two axes are x
+    (columns) and y (rows)."""
+    if volume.ndim == 2 + channels:
+        volume = volume[:, :, None]
+    if volume.ndim != 3 + channels or min(volume.shape[:2]) < 1:
         raise DataError(f"{path}: expected a 2D image or a stack of 2D frames, got shape {volume.shape}")
-    return [np.ascontiguousarray(volume[:, :, k].T) for k in range(volume.shape[2])]
+    return [np.ascontiguousarray(volume[:, :, k].swapaxes(0, 1)) for k in range(volume.shape[2])]
 
 
 def _load_nifti(path: Path) -> Any:
@@ -270,9 +284,32 @@ def _nifti_frames(path: Path) -> list[Frame]:
     volume = np.asarray(image.dataobj)
     while volume.ndim > 3 and volume.shape[-1] == 1:
         volume = volume[..., 0]
-    zooms = image.header.get_zooms()
-    spacing = (float(zooms[1]), float(zooms[0])) if len(zooms) >= 2 and min(zooms[:2]) > 0 else None
-    return [Frame(s, spacing) for s in _slices(volume, path)]
+    colour = volume.dtype.names is not None  # RGB24 / RGBA32: one record of 8-bit samples per voxel
+    if colour:
+        volume = np.stack([volume[name] for name in volume.dtype.names], axis=-1)
+    return [Frame(s, _nifti_spacing(image)) for s in _slices(volume, path, channels=colour)]
+
+
+# NIfTI's spatial units and their size in millimetres; "unknown" counts as millimetres when the header
+# states a real orientation (the NIfTI default), see _nifti_spacing
+_NIFTI_UNIT_MM = {"mm": 1.0, "meter": 1000.0, "micron": 0.001, "unknown": 1.0}
+
+
+def _nifti_spacing(image: Any) -> tuple[float, float] | None:
+    """Millimetres per pixel (rows, columns), or None when the header states no real geometry.
+
+    A NIfTI with neither a qform nor an sform (both codes 0, "method 1" of the standard) has voxel sizes
+    that mean nothing, usually the 1.0 every writer fills in: millimetres measured with them would be
+    invented, so such a file has no spacing, like a PNG.
+    """
+    header = image.header
+    if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        return None
+    zooms = header.get_zooms()
+    if len(zooms) < 2 or min(zooms[:2]) <= 0:
+        return None
+    unit = _NIFTI_UNIT_MM.get(header.get_xyzt_units()[0], 1.0)
+    return (float(zooms[1]) * unit, float(zooms[0]) * unit)
 
 
 def _itk_frames(path: Path) -> list[Frame]:

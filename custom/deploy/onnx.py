@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 
 from custom.deploy.loading import bundle_parser, network_from_config
+from custom.engine.options import check_spatial_size, check_whole_number
+from custom.fileio import atomic_file, check_not_an_input
 from custom.paths import INFERENCE_CONFIG
 
 
@@ -58,7 +60,7 @@ def export_onnx(
     try:
         with torch.no_grad():
             tasks = list(network(example).keys())
-        target = io.BytesIO() if file is None else str(file)
+        target = io.BytesIO()  # written to ``file`` whole, atomically: a full disk leaves no truncated model
         axes = {"image": {0: "batch", 2: "height", 3: "width"}}
         axes.update({task: {0: "batch"} for task in tasks})
         with warnings.catch_warnings():
@@ -75,7 +77,11 @@ def export_onnx(
             )
     finally:
         network.train(was_training)
-    return (target.getvalue() if file is None else target), tasks
+    if file is None:
+        return target.getvalue(), tasks
+    with atomic_file(file, durable=True) as f:
+        f.write(target.getvalue())
+    return str(file), tasks
 
 
 DEFAULT_CONFIG = INFERENCE_CONFIG
@@ -104,20 +110,31 @@ def export_and_check(
     """Exports the checkpoint's network to ``out`` and compares ONNX Runtime with PyTorch on a random batch.
 
     The network, its input channels and its input size come from the bundle configs (``network_def``,
-    ``in_channels``, ``spatial_size``). The check runs a batch of ``check_batch`` at half the height,
-    other than the export example, so it also proves the dynamic axes.
+    ``in_channels``, ``spatial_size``: refused in one line unless the network can take it). The check runs
+    a batch of ``check_batch`` at about half the height, other than the export example, so it also proves the
+    dynamic axes.
 
     Returns:
         ``{"onnx", "checkpoint", "tasks", "check_input", "max_abs_diff": {task: difference}}``.
     """
+    from custom.deploy.release import card_path
+
+    check_not_an_input(
+        out, {"the checkpoint exported (--ckpt)": ckpt_path, "its model card": card_path(ckpt_path)}, "--out"
+    )
     parser = bundle_parser(config, overrides)
     if "ckpt_path" in parser and "ckpt_path" not in (overrides or {}):
         parser["ckpt_path"] = str(ckpt_path)  # inference.json reads the input size from this checkpoint's card
+    check_whole_number("check_batch", check_batch)
     network = network_from_config(parser, ckpt_path)
     channels = int(parser.get_parsed_content("in_channels"))
-    height, width = (int(s) for s in parser.get_parsed_content("spatial_size"))
+    spatial_size = parser.get_parsed_content("spatial_size")
+    check_spatial_size(spatial_size, network)  # a size the network cannot halve failed deep in the exporter
+    height, width = spatial_size
     _, tasks = export_onnx(network, torch.zeros(1, channels, height, width), out)
-    probe = torch.rand(check_batch, channels, height // 2, width, generator=torch.Generator().manual_seed(0))
+    divisor = getattr(network, "size_divisor", 1) or 1
+    probe_height = max(divisor, height // 2 // divisor * divisor)  # another height the network takes
+    probe = torch.rand(check_batch, channels, probe_height, width, generator=torch.Generator().manual_seed(0))
     diff = max_abs_difference(network, out, tasks, probe)
     return {
         "onnx": str(out),

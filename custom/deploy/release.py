@@ -26,7 +26,7 @@ import torch.nn as nn
 
 from custom.deploy.ensemble import CheckpointSpec, checkpoint_paths
 from custom.errors import InputError
-from custom.fileio import atomic_file, atomic_write_json
+from custom.fileio import atomic_file, atomic_write_json, check_not_an_input
 from custom.networks.csb import csb_gate, predicted_class
 from custom.provenance import file_sha256
 
@@ -41,18 +41,69 @@ def card_path(ckpt_path: str | os.PathLike) -> Path:
 
 
 def read_card(ckpt_path: str | os.PathLike) -> dict[str, Any] | None:
-    """The card of ``ckpt_path`` when it exists and describes this very file (same SHA-256), else None."""
+    """The card of ``ckpt_path`` (None when it has none), checked field by field (:func:`check_card`).
+
+    The card records the SHA-256 of its weights: weights that differ are damaged (a truncated copy, a
+    flipped bit) or were replaced, and are refused in one line rather than run, with or without the
+    card's threshold and size.
+    """
     card = card_path(ckpt_path)
     if not (card.is_file() and Path(ckpt_path).is_file()):
         return None
     try:
-        content = json.loads(card.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        content = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
         raise InputError(f"{card}: unreadable model card ({e}).") from e
-    if content.get("weights", {}).get("sha256") != file_sha256(ckpt_path):
-        logger.warning("%s describes other weights than %s (SHA-256 differs): ignoring it.", card, ckpt_path)
-        return None
+    check_card(content, card)
+    if content["weights"]["sha256"] != file_sha256(ckpt_path):
+        raise InputError(
+            f"{ckpt_path}: its SHA-256 is not the one its model card {card} records: the weights are damaged or "
+            "were replaced; restore them, or remove the card if these are other weights on purpose."
+        )
     return content
+
+
+def _whole(value: Any, least: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _probability(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+# every field a tool reads from a card: what it must be (None is always allowed: the field is not known)
+CARD_FIELDS: dict[str, tuple[Any, str]] = {
+    "network": (lambda v: isinstance(v, str) and bool(v), "a network name"),
+    "spatial_size": (
+        lambda v: isinstance(v, list) and len(v) == 2 and all(_whole(s) for s in v),
+        "two positive whole numbers, e.g. [96, 96]",
+    ),
+    "in_channels": (_whole, "a whole number of at least 1"),
+    "num_classes": (lambda v: _whole(v, 2), "a whole number of at least 2"),
+    "csb_mode": (lambda v: isinstance(v, str), "a CSB mode name"),
+    "lesion_threshold": (_probability, "null or a probability in [0, 1]"),
+    "calibration": (lambda v: isinstance(v, dict), "an object"),
+    "trained_with": (lambda v: isinstance(v, dict), "an object"),
+    "test_metrics": (lambda v: isinstance(v, dict), "an object"),
+    "half_storage_check": (lambda v: isinstance(v, dict), "an object"),
+    "note": (lambda v: isinstance(v, str), "a text"),
+}
+
+
+def check_card(content: Any, card: str | os.PathLike) -> None:
+    """Raises :class:`InputError` naming ``card`` and the field unless ``content`` is a model card every tool can
+    read: a JSON object whose ``weights`` object records the weights' ``sha256`` and whose every known field
+    (:data:`CARD_FIELDS`) has its type and range. A threshold of ``true`` or ``"0.4"`` used to be taken as a
+    number (or to stop with a traceback); a card that is a list, to stop with one."""
+    if not isinstance(content, dict):
+        raise InputError(f"{card}: a model card is a JSON object, this one is a {type(content).__name__}.")
+    weights = content.get("weights")
+    if not (isinstance(weights, dict) and isinstance(weights.get("sha256"), str)):
+        raise InputError(f"{card}: 'weights' must be an object with the weights' 'sha256' (written by the tools).")
+    for field, (valid, expected) in CARD_FIELDS.items():
+        value = content.get(field)
+        if value is not None and not valid(value):
+            raise InputError(f"{card}: '{field}' is {json.dumps(value)}; expected {expected}.")
 
 
 def trained_input_size(ckpt_path: CheckpointSpec, default: Sequence[int]) -> list[int]:
@@ -117,12 +168,25 @@ def decision_threshold(ckpt_path: CheckpointSpec) -> float | None:
     """The lesion/normal threshold chosen on validation data, from the card of ``ckpt_path``; None: the argmax.
 
     For several checkpoints, the mean of their thresholds (each chosen on its own fold's validation
-    split; the ensemble has no validation split of its own), or None unless every card has one.
+    split; the ensemble has no validation split of its own), logged with its members. When some members
+    have a threshold and others none (no card, or a card of an uncalibrated fold), the ensemble is refused
+    in one line naming them: the calibrated threshold used to be dropped without a word, the ensemble
+    deciding by the argmax.
     """
-    thresholds = [(read_card(path) or {}).get("lesion_threshold") for path in checkpoint_paths(ckpt_path)]
-    if any(t is None for t in thresholds):
-        return None
-    return float(sum(thresholds) / len(thresholds))
+    paths = checkpoint_paths(ckpt_path)
+    thresholds = [(read_card(path) or {}).get("lesion_threshold") for path in paths]
+    lacking = [str(p) for p, t in zip(paths, thresholds) if t is None]
+    if not lacking:
+        threshold = float(sum(thresholds) / len(thresholds))
+        if len(paths) > 1:
+            logger.info("ensemble lesion threshold %.4f: the mean of its members' %s", threshold, thresholds)
+        return threshold
+    if len(lacking) < len(paths):
+        raise InputError(
+            f"--ckpt_path: {len(lacking)} of the {len(paths)} ensemble members have no lesion threshold in a model "
+            f"card ({', '.join(lacking)}); calibrate them (scripts/calibrate.py) or set --lesion_threshold."
+        )
+    return None
 
 
 def calibration_temperature(ckpt_path: CheckpointSpec) -> float:
@@ -228,6 +292,10 @@ def release_from_run(
     for needed in (meta_file, fold_dir / "model.pt", fold_dir / "metrics.json"):
         if not needed.is_file():
             raise InputError(f"{needed}: missing; train and evaluate the fold first (scripts/cross_validate.py).")
+    weights, card = fold_dir / "model.pt", card_path(fold_dir / "model.pt")
+    released = {"the fold's weights": weights, "the fold's model card": card}
+    for written in (Path(out_dir) / "model.pt", card_path(Path(out_dir) / "model.pt")):
+        check_not_an_input(written, released, "--out")
     meta = json.loads(meta_file.read_text())
     overrides = {
         **meta.get("overrides", {}),

@@ -19,7 +19,7 @@ import torch
 from monai.utils import set_determinism as monai_set_determinism
 from torch import nn
 
-from custom.errors import InputError
+from custom.errors import InputError, check_list, is_whole
 from custom.networks.csb import check_csb_mode, check_lesion_threshold
 
 
@@ -87,13 +87,9 @@ def check_override_keys() -> bool:
 def check_spatial_size(spatial_size: Sequence[int], network: nn.Module | None = None) -> bool:
     """Raises :class:`InputError` unless ``spatial_size`` is two positive whole numbers, each a multiple of the
     ``network``'s ``size_divisor`` when it has one (N-Unet: 16); returns True so configs can list it."""
-    if (
-        isinstance(spatial_size, (str, bytes))
-        or not isinstance(spatial_size, Sequence)
-        or len(spatial_size) != 2
-        or not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in spatial_size)
-    ):
-        raise InputError(f"--spatial_size {spatial_size!r}: expected two positive whole numbers, e.g. [256,256].")
+    check_list(
+        "--spatial_size", spatial_size, 2, lambda s: is_whole(s, 1), "two positive whole numbers, e.g. [256,256]"
+    )
     divisor = getattr(network, "size_divisor", None)
     if divisor and any(s % divisor for s in spatial_size):
         fitted = [max(divisor, round(s / divisor) * divisor) for s in spatial_size]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from monai.inferers import Inferer, SimpleInferer
 
-from custom.errors import InputError
+from custom.errors import InputError, check_list, is_whole
 
 __all__ = ["FlipTTAInferer", "average_probabilities"]
 
@@ -51,6 +51,11 @@ def average_probabilities(outputs: Sequence[dict[str, torch.Tensor]]) -> dict[st
     return averaged
 
 
+def _is_view(axes: object) -> bool:
+    """Whether ``axes`` is one view of ``--tta_flips``: a list of the spatial axes 0 and 1 it flips."""
+    return isinstance(axes, (list, tuple)) and all(is_whole(a) and a in (0, 1) for a in axes)
+
+
 class FlipTTAInferer(Inferer):
     """Runs ``inferer`` on flipped copies of the input and averages the predictions' probabilities.
 
@@ -63,14 +68,14 @@ class FlipTTAInferer(Inferer):
 
     def __init__(self, flips: Sequence[Sequence[int]] = ((), (0,)), inferer: Inferer | None = None) -> None:
         super().__init__()
-        if not flips:
+        expected = (
+            "a list of views, each a list of the axes it flips: 0 (left-right mirror) and 1 (up-down mirror), "
+            "e.g. [[],[0]]"
+        )
+        views = check_list("--tta_flips", flips, None, _is_view, expected)
+        if not views:
             raise InputError("--tta_flips []: give at least [[]] (the image itself).")
-        wrong = [axes for axes in flips if not all(a in (0, 1) for a in axes)]
-        if wrong:
-            raise InputError(
-                f"--tta_flips {wrong}: the spatial axes of a 2D image are 0 (left-right mirror) and 1 (up-down mirror)."
-            )
-        self.flips = [tuple(int(a) for a in axes) for axes in flips]
+        self.flips = [tuple(int(a) for a in axes) for axes in views]
         self.inferer = inferer if inferer is not None else SimpleInferer()
 
     def __call__(self, inputs: torch.Tensor, network: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

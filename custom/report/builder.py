@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from custom.fileio import atomic_write_text
+
 from .comparison import comparison_table
 from .document import Document, Figure, Heading, Paragraph, to_html, to_markdown
 from .figures import plot_calibration, plot_confusion, plot_roc, plot_size_tiers, plot_training
@@ -100,8 +102,8 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path) -> Path:
                 )
             )
 
-    (out / "report.md").write_text(to_markdown(doc))
-    (out / "report.html").write_text(to_html(doc, out))
+    atomic_write_text(out / "report.md", to_markdown(doc))
+    atomic_write_text(out / "report.html", to_html(doc, out))
     return out
 
 

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from custom.evaluation.calibration import brier_score, expected_calibration_error  # noqa: E402
+from custom.fileio import atomic_file  # noqa: E402
 
 from .runs import Run, is_number  # noqa: E402
 from .tables import SIZE_TIERS, lookup  # noqa: E402
@@ -55,7 +56,7 @@ def plot_roc(run: Run, path: Path) -> None:
         aspect="equal",
     )
     ax.legend(loc="lower right", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_calibration(run: Run, path: Path, bins: int = 10) -> bool:
@@ -98,7 +99,7 @@ def plot_calibration(run: Run, path: Path, bins: int = 10) -> bool:
         title=f"Calibration, {len(rows)} test images: {run.name}\n{'; '.join(scores)} ({bins} bins)",
     )
     ax.legend(loc="upper left", fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
     return True
 
 
@@ -126,7 +127,7 @@ def plot_confusion(run: Run, path: Path) -> None:
         ylabel="ground truth",
         title=f"Confusion, all folds: {run.name}",
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_size_tiers(runs: Sequence[Run], path: Path) -> None:
@@ -152,7 +153,7 @@ def plot_size_tiers(runs: Sequence[Run], path: Path) -> None:
         title="Dice by lesion size (mean ± std over folds)",
     )
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_training(run: Run, path: Path) -> None:
@@ -185,10 +186,12 @@ def plot_training(run: Run, path: Path) -> None:
         ax.set(title=title, xlabel="epoch")
         ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4, frameon=False)
     fig.suptitle(f"Training curves: {run.name}")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
+    """Lays out ``fig`` and writes it to ``path`` as a PNG, atomically (a full disk leaves no half figure)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=100)
     plt.close(fig)

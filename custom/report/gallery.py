@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .figures import save_figure  # noqa: E402
 from .inference import FoldModel, display_image  # noqa: E402
 from .runs import Run, is_number, lesion_rows  # noqa: E402
 
@@ -64,8 +65,7 @@ def plot_gallery(run: Run, path: Path, models: dict[int, FoldModel]) -> int:
             fontsize=8,
         )
     fig.suptitle(f"Cases of {run.name}: ground truth (green) and CSB-gated prediction (red)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return len(cases)
 

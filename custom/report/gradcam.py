@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from monai.visualize import GradCAM  # noqa: E402
 
+from .figures import save_figure  # noqa: E402
 from .gallery import draw_contour, models_for, truth_name  # noqa: E402
 from .inference import FoldModel, display_image, to_display  # noqa: E402
 from .runs import Run  # noqa: E402
@@ -78,7 +79,6 @@ def plot_gradcam(run: Run, path: Path, models: dict[int, FoldModel], per_class: 
         f"Grad-CAM of the predicted class, the classification head's input: {run.name} (top: image and ground truth)",
         fontsize=11,
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
     return len(cases)

@@ -23,6 +23,15 @@ bundle:
   for each bundle when the app serves several) scores every unlabelled image with the bundle's own
   inference, mirror test-time augmentation added, and serves the one whose lesion probability has
   the highest entropy. ``random`` and ``first`` (MONAI Label's) remain.
+- The mask of a NIfTI, NRRD or MetaImage study is written with the study's geometry (spacing,
+  direction, origin: ``custom.data.medical.write_mask_like``, as the bundle's inference writes it);
+  MONAI Label's own writer drops the affine of a 2D image.
+- A bad request is answered with a 4xx status and a one-line message instead of a bare HTTP 500: an
+  unknown model or bad parameters 400, an image id the datastore does not hold 404, an image the
+  bundle's decoder refuses (an unreadable file, a CT image) 422 with the decoder's message.
+- After a training, ``models/model.json`` is rewritten for the new weights
+  (:func:`custom.workflows.monailabel.card_after_training`): the card of the old weights (their input
+  size, threshold and figures) no longer applies, and its SHA-256 would refuse them.
 - The label map says ``{"lesion": 1}``: the mask has value 1 on lesion pixels, whereas
   ``metadata.json`` names the channels of the network's logits (channel 0 = lesion), which MONAI Label
   would otherwise report as label value 0.
@@ -44,9 +53,13 @@ import logging
 import math
 import os
 import sys
+import tempfile
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 try:
     import torchvision.utils  # noqa: F401
@@ -67,9 +80,11 @@ if "pydicom._storage_sopclass_uids" not in sys.modules:  # pydicom-seg's import 
     sys.modules["pydicom._storage_sopclass_uids"] = pydicom.uid
 
 import monailabel
+from fastapi import HTTPException
 from monai.bundle import ConfigParser
 from monailabel.interfaces.app import MONAILabelApp
 from monailabel.interfaces.datastore import Datastore
+from monailabel.interfaces.exception import MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.infer_v2 import InferTask
 from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
@@ -123,6 +138,20 @@ class OverrideInferTask(BundleInferTask):
         for key, value in self.config_overrides.items():
             parser[key] = value
         return parser
+
+    def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+        """The mask of a NIfTI, NRRD or MetaImage study written in its family with the study's geometry, others as
+        MONAI Label writes them: its writer drops the affine of a 2D image (unit spacing, no origin)."""
+        from custom.data.medical import mask_suffix, write_mask_like
+
+        source = data.get("image_path")
+        suffix = mask_suffix(source) if isinstance(source, str) else None
+        if not suffix:
+            return super().writer(data, extension, dtype)
+        mask = np.asarray(data[self.output_label_key], dtype=np.uint8)  # (x, y), as the study lays it out
+        output = os.path.join(tempfile.mkdtemp(), f"label{suffix}")  # MONAI Label removes it once sent
+        write_mask_like(Path(source), 0, mask.T, Path(output))
+        return output, data.get(self.output_json_key, {})
 
 
 def binary_entropy(p: float) -> float:
@@ -179,12 +208,31 @@ class UncertaintyStrategy(Strategy):
         return float(data["result"]["lesion_probability"])
 
 
+def user_error(exc: BaseException | None) -> str | None:
+    """The one-line message of the bundle's own user error (``custom.errors.UserError``: a file or option the
+    user can fix) in ``exc``'s chain of causes, if any; matched by class name, as the app does not import the
+    bundle's package."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if any(cls.__name__ == "UserError" for cls in type(exc).__mro__):
+            return " ".join(str(exc).split())
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 class DefaultRunTrainTask(BundleTrainTask):
-    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty and whose
-    learning-rate schedule ends with the training."""
+    """``BundleTrainTask`` that runs the bundle's ``run`` id when the request's ``run_id`` is empty, whose
+    learning-rate schedule ends with the training, and that rewrites the model card for the new weights."""
 
     def __call__(self, request: dict, datastore: Datastore) -> dict:
-        return super().__call__({**request, "run_id": request.get("run_id") or "run"}, datastore)
+        result = super().__call__({**request, "run_id": request.get("run_id") or "run"}, datastore)
+        # the bundle's package is imported by the training just run (from the bundle's folder)
+        from custom.workflows.monailabel import card_after_training
+
+        trained_with = {k: request.get(k) for k in ("max_epochs", "val_split") if k in request}
+        card_after_training(self.bundle_path, {**trained_with, "labelled_images": len(datastore.get_labeled_images())})
+        return result
 
     def _update_overrides(self, overrides: dict) -> None:
         # MONAI Label stops the trainer after the request's max_epochs, but the bundle's schedule (cosine,
@@ -206,6 +254,25 @@ class BundleApp(MONAILabelApp):
             version=monailabel.__version__,
             labels=LABELS,
         )
+
+    def infer(self, request: dict, datastore: Datastore | None = None) -> dict:
+        """MONAI Label's inference, with a 4xx status and the problem for a request the user can fix."""
+        image = request.get("image")
+        store = datastore or self.datastore()
+        if isinstance(image, str) and image and not os.path.exists(image) and not store.get_image_uri(image):
+            raise HTTPException(status_code=404, detail=f"image {image!r}: not in the datastore")
+        try:
+            return super().infer(request, datastore)
+        except MONAILabelException as e:
+            status = 400 if e.error == MONAILabelError.INVALID_INPUT else 500
+            raise HTTPException(status_code=status, detail=e.msg) from e
+        except HTTPException:
+            raise
+        except Exception as e:
+            message = user_error(e)
+            if message is None:  # a bug: its traceback is logged and the client gets a 500
+                raise
+            raise HTTPException(status_code=422, detail=message) from e
 
     def init_infers(self) -> dict[str, InferTask]:
         infers: dict[str, InferTask] = {}

@@ -28,6 +28,7 @@ from monai.data import ImageReader, MetaTensor, PILReader
 from monai.transforms import LoadImaged
 from monai.utils import ImageMetaKey
 
+from custom.data.errors import DataError
 from custom.data.io import decode, decode_mask, decode_pixels, mask_pixels
 from custom.data.medical import medical_format, read_frames
 from custom.transforms.region import REGION_KEY
@@ -84,7 +85,13 @@ class LoadPictured(LoadImaged):
                 image = self._load_frame(Path(path), int(d.get(FRAME_KEY, 0)))
                 loaded = image if self._loader.image_only else (image, dict(image.meta))
             else:
-                loaded = self._loader(d[key], reader or self.reader)
+                try:
+                    loaded = self._loader(d[key], reader or self.reader)
+                except DataError:
+                    raise
+                except Exception as e:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ... for bad files
+                    # named in one line wherever nothing read the file before (a MONAI Label request)
+                    raise DataError(f"{path}: not a readable image ({e})") from e
             if self._loader.image_only:
                 d[key] = loaded
             else:  # MONAI Label asks for the metadata beside the image, as LoadImaged gives it

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
 from custom.data.errors import DataError
-from custom.data.inputs import output_stem
+from custom.data.inputs import OUTPUT_STEM, output_stem
 from custom.data.io import png_bytes
 from custom.data.medical import (
     DICOM_SUFFIXES,
@@ -33,7 +32,7 @@ from custom.data.medical import (
     write_dicom_seg,
     write_mask_like,
 )
-from custom.errors import InputError
+from custom.errors import check_list, is_positive
 from custom.evaluation.measurements import measure_lesion
 from custom.fileio import atomic_file, atomic_write_json
 from custom.keys import DecisionKeys
@@ -283,12 +282,8 @@ class LesionMeasurementsd(MapTransform):
         super().__init__(keys=[mask_key], allow_missing_keys=True)
         self.mask_key, self.result_key = mask_key, result_key
         if pixel_spacing is not None:
-            spacing = [float(v) for v in pixel_spacing]
-            if len(spacing) != 2 or not all(math.isfinite(v) and v > 0 for v in spacing):
-                raise InputError(
-                    f"--pixel_spacing {list(pixel_spacing)}: give two positive millimetre values per pixel, rows and columns."
-                )
-            pixel_spacing = spacing
+            expected = "two positive millimetre values per pixel, rows and columns, e.g. [0.1,0.1]"
+            pixel_spacing = [float(v) for v in check_list("--pixel_spacing", pixel_spacing, 2, is_positive, expected)]
         self.pixel_spacing = pixel_spacing
         self.reverse_indexing = reverse_indexing
 
@@ -321,6 +316,12 @@ def scan_region(data: Mapping, image_key: str = "image") -> dict | None:
     return {"box": [int(v) for v in meta[BOX_KEY]], "source": str(source[0] if isinstance(source, list) else source)}
 
 
+def _output_stem(data: Mapping, image_key: str, source: str) -> str:
+    """The record's ``output_stem`` (unique within the run, :func:`custom.data.inputs.with_output_stems`), else
+    that of the input file alone (records not made by :func:`custom.data.image_records`)."""
+    return data.get(OUTPUT_STEM) or output_stem(source, _frame(data, image_key))
+
+
 def _frame(data: Mapping, image_key: str) -> int | None:
     frame = data[image_key].meta.get("frame")
     return None if frame is None else int(frame)
@@ -336,8 +337,9 @@ class SaveMaskd(MapTransform):
     - DICOM, besides: ``<stem>_seg.dcm``, the mask as a DICOM Segmentation referencing the source
       instance and frame (:func:`custom.data.medical.write_dicom_seg`), which a PACS stores with the study;
       a source without the UIDs to reference gets a warning instead.
-    The stem is :func:`custom.data.inputs.output_stem` of the input (``_frame<k>`` for frame ``k`` of a
-    file of several frames), the one :class:`SaveResultd` uses for the JSON beside it.
+    The stem is the record's ``output_stem``, unique within the run (:func:`custom.data.inputs.with_output_stems`:
+    ``_frame<k>`` for frame ``k`` of a file of several frames), the one :class:`SaveResultd` uses for the JSON
+    beside it.
 
     Args:
         output_dir: the folder of the outputs.
@@ -356,7 +358,7 @@ class SaveMaskd(MapTransform):
             source = str(d[self.image_key].meta[ImageMetaKey.FILENAME_OR_OBJ])
             frame = _frame(d, self.image_key)
             mask = (torch.as_tensor(d[key]).detach().cpu().numpy()[0].T > 0).astype(np.uint8)  # (H, W)
-            stem = self.output_dir / f"{output_stem(source, frame)}_seg"
+            stem = self.output_dir / f"{_output_stem(d, self.image_key, source)}_seg"
             suffix = mask_suffix(source)
             if suffix:
                 write_mask_like(Path(source), frame or 0, mask, stem.with_name(stem.name + suffix))
@@ -383,12 +385,11 @@ def _algorithm() -> tuple[str, str]:
 class SaveResultd(MapTransform):
     """Writes ``data[key]`` (the JSON summary of :class:`MultiTaskDecisiond`) to ``<output_dir>/<stem>.json``.
 
-    The stem is :func:`custom.data.inputs.output_stem` of the input file named in the image's
-    metadata (its name without extension, unless another image of its folder shares that stem), so
-    the JSON sits next to ``<stem>_seg.<ext>`` written by :class:`SaveMaskd` with the same rule. The
-    JSON also names the input's ``frame``, ``pixel_spacing`` and the ``scan_region`` it was cropped to
-    (:func:`scan_region`) when it has them and, for a DICOM input, its ``dicom`` UIDs (study, series,
-    SOP instance, frame of reference). Written atomically.
+    The stem is the record's ``output_stem`` (the input's name without extension, made unique within the
+    run by :func:`custom.data.inputs.with_output_stems`), so the JSON sits next to ``<stem>_seg.<ext>``
+    written by :class:`SaveMaskd` with the same rule. The JSON also names the input's ``frame``,
+    ``pixel_spacing`` and the ``scan_region`` it was cropped to (:func:`scan_region`) when it has them and,
+    for a DICOM input, its ``dicom`` UIDs (study, series, SOP instance, frame of reference). Written atomically.
     """
 
     def __init__(self, output_dir: str, key: str = "result", image_key: str = "image") -> None:
@@ -410,7 +411,7 @@ class SaveResultd(MapTransform):
         # atomic but not fsync'ed: a per-image result is cheap to recompute, and an fsync per image
         # cost 5 ms of every image's time
         atomic_write_json(
-            os.path.join(self.output_dir, f"{output_stem(source, frame)}.json"),
+            os.path.join(self.output_dir, f"{_output_stem(d, self.image_key, source)}.json"),
             {**where, **d[self.keys[0]]},
             durable=False,
         )

@@ -304,8 +304,9 @@ def calibrate_run(
 
     For runs trained without ``calibrate`` (or calibrated again, e.g. for another operating point):
     each fold's temperature and threshold are chosen on its validation split (:func:`calibrate_fold`),
-    then its test split is evaluated again with them. ``run.json`` records the stage (``"calibrate":
-    "after training"``) and the options; returns the new summary.
+    then its test split is evaluated again with them. A fold whose training has not finished (no
+    ``metrics.json``; an interrupted run keeps its best ``model.pt`` so far) is refused. ``run.json``
+    records the stage (``"calibrate": "after training"``) and the options; returns the new summary.
     """
     out_dir = Path(out).resolve()
     run_file = out_dir / "run.json"
@@ -315,10 +316,18 @@ def calibrate_run(
     data_dir, configs, overrides = Path(run["data"]), run["config_files"], run.get("overrides", {})
     chosen = list(folds if folds is not None else run["folds"])
     evaluate = str(Path(configs[0]).parent / "evaluate.json")
-    for k in chosen:
+    for k in chosen:  # every fold checked before any is calibrated
         fold_dir = out_dir / f"fold{k}"
         if not (fold_dir / "model.pt").is_file():
             raise InputError(f"{fold_dir}: no model.pt; train the fold first (scripts/cross_validate.py --resume).")
+        if not (fold_dir / "metrics.json").is_file():  # written once the fold's training ran to its end
+            raise InputError(
+                f"{fold_dir}: fold {k} has not finished (no metrics.json: its training was interrupted), so its "
+                f"model.pt is a half-trained network; finish it first: scripts/cross_validate.py --out {out_dir} "
+                "--resume True and the options it was started with."
+            )
+    for k in chosen:
+        fold_dir = out_dir / f"fold{k}"
         card = calibrate_fold(
             fold_dir, data_dir, k, configs, overrides, lambda t: None, operating_point, target_sensitivity
         )

@@ -28,10 +28,10 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 
-from custom.deploy.release import card_path
+from custom.deploy.release import card_path, write_card
 from custom.fileio import atomic_write_json, atomic_write_text
 from custom.paths import BUNDLE_DIR, REPO_ROOT
-from custom.provenance import provenance
+from custom.provenance import file_sha256, provenance
 
 PACKAGE = REPO_ROOT / "custom"
 BUNDLE = BUNDLE_DIR
@@ -108,6 +108,39 @@ def _apply_overrides(configs: Path, overrides: dict[str, Any]) -> None:
             atomic_write_text(configs / filename, json.dumps(parser.get(), indent=4) + "\n")
     if unused:
         raise KeyError(f"override key(s) {sorted(unused)} are in none of {list(SERVED_CONFIGS)}")
+
+
+def card_after_training(bundle: str | os.PathLike, trained_with: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Rewrites ``<bundle>/models/model.json`` for the weights a MONAI Label training wrote; returns the card.
+
+    The served card described the weights the app started with: their input size, lesion threshold (chosen
+    on their validation split) and test figures. The new card records the network and input size of the
+    bundle's ``train.json``, no threshold (the class decision falls back to the argmax until the weights
+    are calibrated) and how they were trained; the previous weights' hash stays under ``previous_weights``.
+    Nothing is written when the training left ``model.pt`` as the card describes it (or there is none).
+    """
+    weights = Path(bundle) / "models" / "model.pt"
+    if not weights.is_file():
+        return None
+    card = card_path(weights)
+    try:
+        previous = json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
+    except ValueError:  # a broken card is replaced like a stale one
+        previous = {}
+    previous = previous if isinstance(previous, dict) else {}
+    previous_weights = previous.get("weights") if isinstance(previous.get("weights"), dict) else None
+    if previous_weights and previous_weights.get("sha256") == file_sha256(weights):
+        return previous
+    config = ConfigParser.load_config_file(Path(bundle) / "configs" / "train.json")
+    content = {
+        "network": config["network_def"]["name"],
+        **{key: config[key] for key in ("spatial_size", "in_channels", "num_classes", "csb_mode")},
+        "lesion_threshold": None,
+        "trained_with": {"by": "MONAI Label", **dict(trained_with), "previous_weights": previous_weights},
+        "note": "trained by MONAI Label on its datastore; no lesion threshold or test figures measured for these "
+        "weights yet (the previous card's do not apply to them)",
+    }
+    return write_card(weights, content)
 
 
 def has_model(app: str | os.PathLike, name: str = DEFAULT_NAME) -> bool:

@@ -37,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from custom.errors import InputError
+from custom.fileio import atomic_file
 from custom.paths import BUNDLE_DIR, REPO_ROOT
 from custom.provenance import file_sha256
 
@@ -181,24 +182,18 @@ def export_bundle(
 
     os.makedirs(out_dir, exist_ok=True)
     target = Path(out_dir) / f"{name}_v{metadata['version']}.zip"
-    partial = target.with_name(f"{target.name}.tmp{os.getpid()}")
-    try:
-        with zipfile.ZipFile(partial, "w") as archive:
-            _add(archive, f"{name}/")
-            _add(archive, f"{name}/LICENSE", source=license_path)
-            _add(archive, f"{name}/large_files.yml", yaml.safe_dump({"large_files": entries}, sort_keys=False).encode())
-            for folder in ("configs", "docs", "tests"):
-                for path in _tree(bundle / folder):
-                    _add(archive, f"{name}/{folder}/{path.relative_to(bundle / folder).as_posix()}", source=path)
-            for path in _tree(package):
-                _add(archive, f"{name}/custom/{path.relative_to(package).as_posix()}", source=path)
-            _add(archive, f"{name}/models/")
-            for path in weights:
-                _add(archive, f"{name}/models/{path.name}", source=path)
-            if (models / MODEL_CARD).is_file():  # the input size and figures of the weights, downloaded or not
-                _add(archive, f"{name}/models/{MODEL_CARD}", source=models / MODEL_CARD)
-        os.replace(partial, target)
-    finally:
-        if partial.exists():
-            partial.unlink()
+    with atomic_file(target, durable=True) as f, zipfile.ZipFile(f, "w") as archive:
+        _add(archive, f"{name}/")
+        _add(archive, f"{name}/LICENSE", source=license_path)
+        _add(archive, f"{name}/large_files.yml", yaml.safe_dump({"large_files": entries}, sort_keys=False).encode())
+        for folder in ("configs", "docs", "tests"):
+            for path in _tree(bundle / folder):
+                _add(archive, f"{name}/{folder}/{path.relative_to(bundle / folder).as_posix()}", source=path)
+        for path in _tree(package):
+            _add(archive, f"{name}/custom/{path.relative_to(package).as_posix()}", source=path)
+        _add(archive, f"{name}/models/")
+        for path in weights:
+            _add(archive, f"{name}/models/{path.name}", source=path)
+        if (models / MODEL_CARD).is_file():  # the input size and figures of the weights, downloaded or not
+            _add(archive, f"{name}/models/{MODEL_CARD}", source=models / MODEL_CARD)
     return str(target)

@@ -36,6 +36,7 @@ from generated import (
     write_dicom,
     write_jpeg_dicom,
     write_pair,
+    write_png16,
 )
 from PIL import Image
 
@@ -235,6 +236,57 @@ def _nan_nifti(root: Path) -> None:
     Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
 
 
+def _twelve_bits() -> np.ndarray:
+    """12-bit scanner data in 16-bit samples: their high byte alone would leave the picture in 16 grey levels."""
+    return np.round(picture() * (4095 / 255)).astype(np.uint16)
+
+
+def _wide_colour(channels: int, ext: str = ".png") -> Callable[[Path], Reference]:
+    """A 16-bit colour (3), colour and alpha (4) or grey and alpha (2) picture holding 12-bit data."""
+
+    def make(root: Path) -> Reference:
+        images, masks = pair_folders(root)
+        wide = _twelve_bits()
+        opaque = np.full_like(wide, 65535)
+        samples = np.dstack({2: [wide, opaque], 3: [wide] * 3, 4: [wide] * 3 + [opaque]}[channels])
+        if ext == ".tif":
+            import tifffile
+
+            tifffile.imwrite(images / "x.tif", samples, photometric="rgb")
+        else:
+            write_png16(images / "x.png", samples)
+        Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
+        return Reference(picture(), lesion())
+
+    return make
+
+
+def _mask_rgb16(root: Path) -> Reference:
+    """A 16-bit RGB mask whose lesion is 1 (of 65535) in the red channel: its high byte is 0 everywhere."""
+    images, masks = pair_folders(root)
+    Image.fromarray(picture()).save(images / "x.png")
+    red = lesion().astype(np.uint16)
+    write_png16(masks / "x.png", np.dstack([red, np.zeros_like(red), np.zeros_like(red)]))
+    return Reference(picture(), lesion())
+
+
+def _rgb_nifti(root: Path) -> Reference:
+    import nibabel
+
+    images, masks = pair_folders(root)
+    rgb = np.dstack([picture()] * 3).transpose(1, 0, 2).copy()  # x (columns) first, as NIfTI stores it
+    records = rgb.view([("R", "u1"), ("G", "u1"), ("B", "u1")])[..., 0]
+    nibabel.save(nibabel.Nifti1Image(records, np.eye(4)), str(images / "x.nii.gz"))
+    Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
+    return Reference(picture(), lesion())
+
+
+def _ct_dicom(root: Path) -> None:
+    images, masks = pair_folders(root)
+    write_dicom(images / "x.dcm", picture(), modality="CT")
+    Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
+
+
 EXIF_ROTATE_90 = 6  # EXIF orientation "rotate 90 degrees clockwise to display"
 
 
@@ -361,6 +413,7 @@ LUMA = "converted to RGB, then luma"
 DICOM_LUMA = "colour as luma, as for a colour PNG"
 DICOM_BY_CONTENT = "recognised by its content (the DICOM preamble), read as x.dcm"
 EXIF = "turned upright by its EXIF orientation"
+WIDE_COLOUR = "every sample at its full depth (not its high byte), scaled by its real bit depth, then luma"
 
 CASES = [
     Case(
@@ -487,6 +540,20 @@ CASES = [
         Refused("images/x.dcm", "not a readable DICOM image"),
         Failed("images/x.dcm", "not a readable DICOM image"),
     ),
+    Case("rgb16-png", "16-bit RGB PNG of 12-bit data", _wide_colour(3), *[Handled(WIDE_COLOUR)] * 3),
+    Case("rgba16-png", "16-bit RGBA PNG of 12-bit data", _wide_colour(4), *[Handled(WIDE_COLOUR)] * 3),
+    Case("gray-alpha16-png", "16-bit grey+alpha PNG of 12-bit data", _wide_colour(2), *[Handled(WIDE_COLOUR)] * 3),
+    Case("rgb16-tiff", "16-bit RGB TIFF of 12-bit data", _wide_colour(3, ".tif"), *[Handled(WIDE_COLOUR)] * 3),
+    Case(
+        "mask-rgb16",
+        "16-bit RGB mask, lesion 1 in the red channel",
+        _mask_rgb16,
+        Handled(ANY_NON_ZERO),
+        Handled("any non-zero value in any channel is lesion"),
+        NotApplicable(READS_NO_MASKS),
+    ),
+    Case("rgb-nifti", "RGB NIfTI (RGB24)", _rgb_nifti, *[Handled(DICOM_LUMA)] * 3),
+    Case("ct-dicom", "CT DICOM (Modality CT)", _ct_dicom, *[Refused("images/x.dcm", "not ultrasound")] * 3),
     Case(
         "nan-nifti",
         "floating-point NIfTI with a NaN pixel",
@@ -711,6 +778,7 @@ def test_every_kind_of_bad_input_file_has_a_case():
     # one decoder for every bit depth, colour mode and orientation
     decoding = {"12-bit", "10-bit", "float-tiff", "nan-tiff", "int32-tiff", "1-bit", "cmyk"}
     decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-jpeg-ybr", "dicom-no-extension", "dicom-truncated", "nan-nifti"}
+    decoding |= {"rgb-nifti", "ct-dicom", "rgb16-png", "rgba16-png", "gray-alpha16-png", "rgb16-tiff", "mask-rgb16"}
     assert decoding | {"exif-rotated", "exif-mask-mismatch", "multi-page-tiff", "mask-jpeg"} <= set(IDS)
 
 
@@ -800,7 +868,7 @@ def test_preparation_handles(case, tmp_path):
     reference = build(case, tmp_path)
     prepare_folder(str(tmp_path / "images"), str(tmp_path / "masks"), str(tmp_path / "out"), folds=3)
     (source,) = [p for p in (tmp_path / "images").iterdir() if not p.stem.startswith("good_")]
-    stem = source.stem
+    stem = file_stem(source.name)
     record = {r["id"]: r for r in json.loads((tmp_path / "out" / "datalist.json").read_text())["all"]}[stem]
     assert record["image"] == f"images/{stem}.png"
     image = np.asarray(Image.open(tmp_path / "out" / record["image"]))

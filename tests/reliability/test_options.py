@@ -99,8 +99,8 @@ def test_the_bundle_checks_the_options_before_loading_data(tmp_path):
     [
         ({"spatial_size": [30, 30]}, "--spatial_size [30, 30]: each side must be a multiple of 16"),
         ({"cpu_runtime": "tensorrt"}, "--cpu_runtime 'tensorrt': use one of onnxruntime, torch."),
-        ({"tta_flips": [[2]]}, "--tta_flips [[2]]: the spatial axes of a 2D image are 0"),
-        ({"pixel_spacing": [0.1]}, "--pixel_spacing [0.1]: give two positive millimetre values"),
+        ({"tta_flips": [[2]]}, "--tta_flips [[2]]: expected a list of views, each a list of the axes it flips: 0"),
+        ({"pixel_spacing": [0.1]}, "--pixel_spacing [0.1]: expected two positive millimetre values"),
         ({"lesion_threshold": 2}, "--lesion_threshold 2: expected null or a probability in [0, 1]."),
     ],
 )

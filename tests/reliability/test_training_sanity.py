@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import CONFIGS, TINY_RUN, run_bundle
+from generated import save_untrained_checkpoint
 from ignite.engine import Engine, Events
 from PIL import Image
-from generated import save_untrained_checkpoint
 
 from custom.deploy import load_model_weights
 from custom.engine import NonFiniteGuard, TrainingDiverged
