@@ -132,13 +132,16 @@ def test_a_carried_state_continues_the_learning_rate_curve_exactly(demo_dir, tmp
     assert saved["trainer"]["iteration"] == 2 * saved["trainer"]["epoch_length"] and state.stat().st_size < 40e6
     assert {t.dtype for t in saved["network"].values() if t.is_floating_point()} == {torch.float16}
     assert saved["averaged"] and saved["best_model"]["_saved"]  # the average and the best score travel
+    best = torch.load(state.with_suffix(".best.pt"), weights_only=True)  # and the best weights, beside the state
+    assert best["score"] == saved["best_model"]["_saved"][-1][0]
     run_bundle(*_v2_args(demo_dir, tmp_path / "block2", 4, *planned, "--carry_state", str(state)))
     straight, second = _log(tmp_path / "straight"), _log(tmp_path / "block2")
     assert [r["epoch"] for r in second] == [3, 4]
     assert [r["lr"] for r in _log(tmp_path / "block1")] + [r["lr"] for r in second] == [r["lr"] for r in straight]
     trainer = torch.load(state, weights_only=True)["trainer"]
     assert trainer["iteration"] == 4 * trainer["epoch_length"]
-    assert (tmp_path / "block2" / "model.pt").is_file()  # a new folder saves the best of its own epochs
+    # a new folder starts from the carried best weights: its model.pt is never worse than the best so far
+    assert (tmp_path / "block2" / "model.pt").is_file()
 
 
 def test_a_carried_state_of_another_network_is_refused_in_one_line(demo_dir, tmp_path):

@@ -7,9 +7,12 @@ state keeps what the schedule needs to go on, under a size cap (40 MB by default
 
 - the network's and the weight average's tensors in float16 (about 18 MB each for N-Unet);
 - the AMTL task parameters, the learning-rate scheduler, the trainer's epoch and iteration, the
-  best validation score so far (a run continued beside its ``model.pt`` replaces it only when it beats
-  it; elsewhere the best epoch of the continued run is saved) and the random generators of the
-  process and of every random transform.
+  best validation score so far and the random generators of the process and of every random transform.
+
+Beside it, ``<state>.best.pt`` holds the best validated weights so far in the same precision (18 MB
+for N-Unet), rewritten only when the best score improves: a continued run in a new folder writes its
+``model.pt`` from it and replaces it only with a better epoch, so the best epoch of the whole schedule
+survives a change of machine.
 
 Adam's moments are left out: a resumed run starts Adam afresh, whose bias-corrected first steps have
 the size of ordinary steps, so the learning-rate curve itself continues exactly. A resumed run works
@@ -84,6 +87,9 @@ class CarriedState:
         if weights_dtype not in ("float16", "float32"):
             raise InputError(f"carried state weights_dtype {weights_dtype!r}: expected float16 or float32.")
         self.path = None if path in (None, "") else Path(path)
+        # the best weights so far, beside the state: the run folder (and its model.pt) may not survive the block
+        self.best_path = None if self.path is None else self.path.with_suffix(".best.pt")
+        self._best_written: float | None = None
         self.network = network
         self.averaged = averaged
         self.loss = loss
@@ -134,25 +140,52 @@ class CarriedState:
         if size > self.max_bytes:
             raise InputError(
                 f"carried state {self.path}: the weights alone take {size / 1e6:.1f} MB, above the cap of "
-                f"{self.max_bytes / 1e6:.0f} MB (--carry_max_megabytes)."
+                f"{self.max_bytes / 1e6:.0f} MB (train#handlers#0#max_megabytes)."
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.path, durable=True) as f:
             torch.save(state, f)
+        self._save_best()
         written = os.path.getsize(self.path)
         if written > self.max_bytes:
             logger.warning(
                 "carried state %s is %.1f MB, above the cap of %.0f MB", self.path, written / 1e6, self.max_bytes / 1e6
             )
 
+    def _best_score(self) -> float | None:
+        saved = self.best_model._key_metric_checkpoint._saved if self.best_model is not None else []
+        return float(saved[-1].priority) if saved else None
+
+    def _save_best(self) -> None:
+        """Writes ``<state>.best.pt`` (the validated weights in ``weights_dtype``) when the best score changed: the
+        best saver has just written ``model.pt`` from the same weights."""
+        score = self._best_score()
+        if score is None or score == self._best_written:
+            return
+        validated = self.averaged.module if self.averaged is not None else self.network
+        with atomic_file(self.best_path, durable=True) as f:
+            torch.save({"score": score, "weights": _compact(validated.state_dict(), self.dtype)}, f)
+        self._best_written = score
+
     def _restore_best(self, best: dict[str, Any]) -> None:
-        """Carries the best score only when its ``model.pt`` is on disk (the same folder, the same block):
-        in a new folder the first validation writes ``model.pt``, so a run always ends with its best epoch saved."""
+        """Carries the best score when its weights are on disk: ``model.pt`` beside the run (the same folder), or
+        ``<state>.best.pt``, from which ``model.pt`` is written again in a new folder. Without either, the
+        continued run saves its own best, so a run always ends with its best epoch in ``model.pt``."""
         checkpoint = self.best_model._key_metric_checkpoint
         handler = checkpoint.save_handler
         path = Path(handler.dirname) / (handler.filename or "model.pt")
+        carried = (
+            torch.load(self.best_path, map_location="cpu", weights_only=True) if self.best_path.is_file() else None
+        )
+        if not path.is_file() and carried is not None:
+            validated = self.averaged.module if self.averaged is not None else self.network
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path, durable=True) as f:
+                torch.save(_expand(carried["weights"], validated.state_dict()), f)
+            logger.info("%s: the best weights so far (score %.4f) from %s", path, carried["score"], self.best_path)
         if path.is_file():
             checkpoint.load_state_dict(best)
+            self._best_written = carried["score"] if carried is not None else None
         else:
             logger.info("the carried best score is not kept: %s does not exist; this run saves its own best", path)
 
