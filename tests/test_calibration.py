@@ -130,7 +130,7 @@ def test_the_reliability_diagram_shows_before_and_after_calibration(tmp_path, mo
     import custom.report.figures as figures
 
     drawn = []
-    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig))
     truth = [0, 0, 1, 1, 1, 1]
     before, after = [0.3, 0.6, 0.97, 0.98, 0.99, 0.99], [0.2, 0.4, 0.8, 0.85, 0.9, 0.9]
     rows = [{"lesion": y, "lesion_prob": a, "lesion_prob_uncalibrated": b} for y, a, b in zip(truth, after, before)]

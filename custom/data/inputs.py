@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -68,6 +69,19 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
 
 
 OUTPUT_STEM = "output_stem"  # the record key of the stem of an input's outputs
+# the longest name an output adds to its stem ("<stem>_overlay.png"), within the 255 bytes of a file name
+LONGEST_OUTPUT_SUFFIX = len("_overlay.png")
+MAX_STEM_BYTES = 255 - LONGEST_OUTPUT_SUFFIX
+
+
+def fit_stem(stem: str) -> str:
+    """``stem``, or when its outputs' names would pass the file system's 255 bytes, its start and a hash of the whole
+    (so two long names that share their start still get different outputs)."""
+    if len(stem.encode()) <= MAX_STEM_BYTES:
+        return stem
+    digest = hashlib.sha1(stem.encode()).hexdigest()[:8]
+    start = stem.encode()[: MAX_STEM_BYTES - len(digest) - 1].decode(errors="ignore")
+    return f"{start}_{digest}"
 
 
 def with_output_stems(records: list[dict]) -> list[dict]:
@@ -91,7 +105,7 @@ def with_output_stems(records: list[dict]) -> list[dict]:
             while stem.lower() in taken:
                 stem, number = f"{base}_{number}", number + 1
             taken.add(stem.lower())
-        named.append({**record, OUTPUT_STEM: stem})
+        named.append({**record, OUTPUT_STEM: fit_stem(stem)})
     return named
 
 
@@ -138,7 +152,7 @@ def output_stem(image: str, frame: int | None = None) -> str:
     stem = file_stem(name)
     if _stem_counts(folder, os.stat(folder).st_mtime_ns)[stem.lower()] > 1 and name != stem:
         stem = f"{stem}_{name[len(stem):].lstrip('.').replace('.', '_').lower()}"
-    return stem if frame is None else f"{stem}_frame{frame}"
+    return fit_stem(stem if frame is None else f"{stem}_frame{frame}")
 
 
 @functools.lru_cache(maxsize=8)

@@ -1,7 +1,7 @@
 """Engine glue between the configs and MONAI's trainers/evaluators."""
 
 from .amp import AutocastInferer, amp_dtype_name, amp_supported, autocast_kwargs, engine_grad_scaler
-from .averaging import WeightAverage
+from .averaging import WeightAverage, as_handler
 from .carry import CarriedState
 from .checkpoint import ResumableCheckpoint, latest_checkpoint
 from .device import default_device, distributed, gpu_profile, memory_format, set_cudnn_benchmark
@@ -40,6 +40,7 @@ __all__ = [
     "WeightAverage",
     "amp_dtype_name",
     "amp_supported",
+    "as_handler",
     "autocast_kwargs",
     "average_probabilities",
     "batch_size_of",

@@ -16,7 +16,15 @@ from ignite.engine import Engine, Events
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["WeightAverage"]
+__all__ = ["WeightAverage", "as_handler"]
+
+
+def as_handler(handler: Any) -> Any:
+    """``handler`` itself, for a config's handler list: MONAI's property checks and MONAI Label read every
+    entry of ``train#handlers`` as a dict, so an object defined elsewhere in the config (the weight
+    average, which validation and checkpoints also refer to) is listed as ``{"_target_": "custom.engine.as_handler", ...}``
+    rather than as a bare ``"@reference"``."""
+    return handler
 
 
 class WeightAverage:

@@ -16,7 +16,7 @@ from monai.utils import ImageMetaKey
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from custom.data.inputs import output_stem
+from custom.data.inputs import OUTPUT_STEM, output_stem
 from custom.fileio import atomic_file
 from custom.keys import DecisionKeys
 from custom.transforms.load import FRAME_KEY, LoadPictured
@@ -88,6 +88,7 @@ class SaveOverlayd(MapTransform):
         key = next(iter(self.key_iterator(d)), None)
         mask = np.zeros(grey.shape, bool) if key is None else torch.as_tensor(d[key]).detach().cpu().numpy()[0].T > 0
         picture = overlay_picture(grey, mask, caption_of(d.get(self.result_key, {})))
-        with atomic_file(self.output_dir / f"{output_stem(source, frame)}_overlay.png") as f:
+        stem = d.get(OUTPUT_STEM) or output_stem(source, frame)  # unique within the run, as the mask's
+        with atomic_file(self.output_dir / f"{stem}_overlay.png") as f:
             picture.save(f, format="PNG")
         return d

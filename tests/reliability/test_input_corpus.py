@@ -41,6 +41,7 @@ from generated import (
 from PIL import Image
 
 from custom.data.io import file_stem, image_size
+from custom.data.medical import is_dicom_name, medical_suffix, read_frames
 
 TINY = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 2, "num_workers": 0}
 
@@ -553,7 +554,13 @@ CASES = [
         NotApplicable(READS_NO_MASKS),
     ),
     Case("rgb-nifti", "RGB NIfTI (RGB24)", _rgb_nifti, *[Handled(DICOM_LUMA)] * 3),
-    Case("ct-dicom", "CT DICOM (Modality CT)", _ct_dicom, *[Refused("images/x.dcm", "not ultrasound")] * 3),
+    Case(
+        "ct-dicom",
+        "CT DICOM (Modality CT)",
+        _ct_dicom,
+        *[Refused("images/x.dcm", "not ultrasound")] * 2,
+        Failed("images/x.dcm", "not ultrasound"),
+    ),
     Case(
         "nan-nifti",
         "floating-point NIfTI with a NaN pixel",
@@ -1038,7 +1045,13 @@ def test_inference_runs_on_every_handled_case_together(tmp_path, untrained_check
     assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # inputs untouched
     for name in before:
         stem = file_stem(name)
-        with Image.open(out / f"{stem}_seg.png") as mask:
-            assert mask.size == image_size(inputs / name), name  # the displayed size (EXIF orientation applied)
-            assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}, name
+        suffix = medical_suffix(name)
+        if suffix is not None and not is_dicom_name(name):  # a volume format: the mask in the input's format
+            (frame,) = read_frames(out / f"{stem}_seg{suffix}")
+            assert frame.pixels.shape[:2] == read_frames(inputs / name)[0].pixels.shape[:2], name
+            assert set(np.unique(frame.pixels).tolist()) <= {0, 1, 255}, name
+        else:
+            with Image.open(out / f"{stem}_seg.png") as mask:
+                assert mask.size == image_size(inputs / name), name  # the displayed size (EXIF orientation applied)
+                assert set(np.unique(np.asarray(mask)).tolist()) <= {0, 255}, name
         assert json.loads((out / f"{stem}.json").read_text())["predicted_class"] in ("normal", "lesion")
