@@ -217,12 +217,14 @@ def test_acsnet_learns_a_fixed_batch():
 
 
 # ---------------------------------------------------------------- bundle
-def test_peer_config_has_every_property_monai_tools_need():
+def test_peer_config_has_every_property_monai_tools_need(demo_dir, tmp_path):
     workflow = ConfigWorkflow(
         config_file=[str(CONFIGS / "train.json"), str(PEER_CONFIG)],
         meta_file=str(CONFIGS / "metadata.json"),
         logging_file=str(CONFIGS / "logging.conf"),
         workflow_type="train",
+        dataset_dir=str(demo_dir),
+        output_dir=str(tmp_path),
     )
     workflow.initialize()
     assert workflow.check_properties() == []

@@ -304,7 +304,7 @@ def test_multi_gpu_training_keeps_every_peer_setting(config):
                 assert multi.get(key) == single.get(key), f"{config.name} + multi_gpu_train.json drops {key}"
 
 
-def test_plateau_peer_keeps_its_schedule_and_stopping_under_ddp(demo_dir, monkeypatch):
+def test_plateau_peer_keeps_its_schedule_and_stopping_under_ddp(demo_dir, monkeypatch, tmp_path):
     """Aumente-Maestro et al. under ``multi_gpu_train.json`` (one gloo process) builds its trainer with the
     peer's network, its ``ReduceLROnPlateau`` stepped on the validation loss and its early stopping."""
     import socket
@@ -323,7 +323,8 @@ def test_plateau_peer_keeps_its_schedule_and_stopping_under_ddp(demo_dir, monkey
         CONFIGS / "train.json", CONFIGS / "peers" / "aumente_maestro.json", CONFIGS / "multi_gpu_train.json"
     )
     parser.update(
-        {"dataset_dir": str(demo_dir), "spatial_size": [SIZE, SIZE], "num_workers": 0, "cache_rate": 0.0}
+        {"dataset_dir": str(demo_dir), "output_dir": str(tmp_path), "spatial_size": [SIZE, SIZE], "num_workers": 0}
+        | {"cache_rate": 0.0}
         | {f"network_def#{k}": list(v) for k, v in SMALL["mt_unetpp"].items()}
     )
     try:
