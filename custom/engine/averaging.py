@@ -70,6 +70,11 @@ class WeightAverage:
     def _update(self, engine: Engine) -> None:
         self.averaged.update_parameters(self._source)
 
+    def restart(self) -> None:
+        """Starts the average again: the next update copies the network, then the decay warms up anew."""
+        if self.averaged is not None:
+            self.averaged.n_averaged.zero_()
+
     def state_dict(self) -> dict[str, Any]:
         return self.averaged.state_dict() if self.averaged is not None else {}
 

@@ -3,11 +3,15 @@
 A schedule of 150-200 CPU epochs does not fit into one working block, and a run folder does not
 survive a change of machine. The full training checkpoint (:class:`~custom.engine.checkpoint.ResumableCheckpoint`)
 holds Adam's moments in float32, about 109 MB for N-Unet, too large to commit every block. The carried
-state keeps what the schedule needs to go on, under a size cap (40 MB by default):
+state keeps what the schedule needs to go on, under a size cap (25 MB by default, the repository's
+limit for one file):
 
-- the network's and the weight average's tensors in float16 (about 18 MB each for N-Unet);
+- the network's tensors in float16 (18.2 MB for N-Unet);
 - the AMTL task parameters, the learning-rate scheduler, the trainer's epoch and iteration, the
   best validation score so far and the random generators of the process and of every random transform.
+
+The weight average is not carried (a second 18 MB would pass the cap): a continued run restarts it
+from the network with its warm-up, and it follows the network again within a few hundred iterations.
 
 Beside it, ``<state>.best.pt`` holds the best validated weights so far in the same precision (18 MB
 for N-Unet), rewritten only when the best score improves: a continued run in a new folder writes its
@@ -41,7 +45,7 @@ __all__ = ["CarriedState"]
 
 logger = logging.getLogger("nunet")
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _compact(state: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
@@ -63,13 +67,13 @@ class CarriedState:
     Args:
         path: the state file (one fixed path, overwritten atomically), or None.
         network: the network being trained.
-        averaged: its weight average (:class:`WeightAverage`; its state is empty when averaging is off).
+        averaged: its weight average (:class:`WeightAverage`), restarted from the network on continuing.
         loss: the training loss (the AMTL task parameters).
         lr_scheduler: the learning-rate scheduler.
         best_model: the validator's saver of the best ``model.pt``, whose best score is carried.
         save_interval: epochs between writes.
         max_megabytes: the cap on the file's size; a state that would exceed it is an error.
-        weights_dtype: ``"float16"`` or ``"float32"`` for the network and its average.
+        weights_dtype: ``"float16"`` or ``"float32"`` for the network and the best weights.
     """
 
     def __init__(
@@ -81,7 +85,7 @@ class CarriedState:
         lr_scheduler: LRScheduler | None = None,
         best_model: AtomicCheckpointSaver | None = None,
         save_interval: int = 1,
-        max_megabytes: float = 40.0,
+        max_megabytes: float = 25.0,
         weights_dtype: str = "float16",
     ) -> None:
         if weights_dtype not in ("float16", "float32"):
@@ -120,7 +124,6 @@ class CarriedState:
             "format": FORMAT,
             "trainer": dict(engine.state_dict()),
             "network": _compact(self.network.state_dict(), self.dtype),
-            "averaged": _compact(self.averaged.state_dict(), self.dtype) if self.averaged is not None else {},
             "loss": self.loss.state_dict() if self.loss is not None else {},
             "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else {},
             "best_model": self.best_model.state_dict() if self.best_model is not None else {},
@@ -131,12 +134,7 @@ class CarriedState:
         if idist.get_rank() != 0:
             return
         state = self.state_dict(engine)
-        size = sum(
-            t.numel() * t.element_size()
-            for part in ("network", "averaged")
-            for t in state[part].values()
-            if torch.is_tensor(t)
-        )
+        size = sum(t.numel() * t.element_size() for t in state["network"].values() if torch.is_tensor(t))
         if size > self.max_bytes:
             raise InputError(
                 f"carried state {self.path}: the weights alone take {size / 1e6:.1f} MB, above the cap of "
@@ -200,8 +198,8 @@ class CarriedState:
             device = next(self.network.parameters()).device
             self.network.load_state_dict(_expand(state["network"], self.network.state_dict()))
             self.network.to(device)
-            if self.averaged is not None and state["averaged"]:
-                self.averaged.load_state_dict(_expand(state["averaged"], self.averaged.state_dict()))
+            if self.averaged is not None:
+                self.averaged.restart()
             if self.loss is not None and state["loss"]:
                 self.loss.load_state_dict(state["loss"])
         except RuntimeError as e:  # a state of another network or class count
