@@ -61,6 +61,15 @@ def nothing_written_into_the_work_tree():
     assert not new, f"the test wrote into the work tree (use tmp_path): {[str(p.relative_to(REPO)) for p in new]}"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def onnx_cache_in_tmp_path(tmp_path_factory):
+    """The ONNX models inference exports (custom.deploy.cache) go to a folder of the session's tmp_path, not to the
+    user's cache; the bundle runs in subprocesses inherit it. A test of the cache itself sets its own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NUNET_ONNX_CACHE", str(tmp_path_factory.mktemp("onnx_cache")))
+        yield
+
+
 def run_bundle(
     *args: str, cwd: Path = REPO, check: bool = True, in_process: bool = True
 ) -> subprocess.CompletedProcess:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from custom.deploy.release import calibration_temperature, write_card
+from custom.checkpoints import TrainedModel, write_card
 from custom.errors import InputError
 from custom.evaluation.calibration import (
     brier_score,
@@ -118,9 +118,9 @@ def test_the_decision_transform_applies_the_temperature_to_probabilities_thresho
 def test_the_temperature_is_read_from_the_model_card(tmp_path):
     weights = tmp_path / "model.pt"
     weights.write_bytes(b"weights")
-    assert calibration_temperature(str(weights)) == 1.0  # no card: the network's own probabilities
+    assert TrainedModel(str(weights)).temperature == 1.0  # no card: the network's own probabilities
     write_card(weights, {"temperature": 1.7, "lesion_threshold": 0.3})
-    assert calibration_temperature(str(weights)) == 1.7
+    assert TrainedModel(str(weights)).temperature == 1.7
     assert json.loads((tmp_path / "model.json").read_text())["temperature"] == 1.7
 
 

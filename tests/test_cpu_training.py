@@ -13,7 +13,7 @@ from ignite.engine import Engine
 from sklearn.metrics import roc_auc_score
 
 from custom.data import balanced_sampler
-from custom.deploy import bundle_parser
+from custom.configs import bundle_parser
 from custom.engine import AutocastInferer, IterationProgress, amp_supported
 
 RECIPE = [str(CONFIGS / "train.json"), str(CONFIGS / "recipes" / "cpu_budget.json")]

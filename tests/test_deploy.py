@@ -1,4 +1,5 @@
-"""ONNX export and the ONNX Runtime CPU path: same outputs as PyTorch, any batch and input size."""
+"""ONNX export and the ONNX Runtime CPU path: same outputs as PyTorch, any batch and input size, exported once per
+weights file."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 import torch
 from conftest import REPO, run_script
 
-from custom.deploy import OnnxRuntimeNetwork, accelerate
+from custom.checkpoints import TrainedModel
+from custom.deploy import OnnxRuntimeNetwork, accelerate, inference_network
 from custom.networks import get_network
 
 pytest.importorskip("onnxruntime")
@@ -59,6 +61,56 @@ def test_accelerate_uses_onnx_runtime_only_on_the_cpu_when_asked():
     assert accelerate(network, "cuda:0") is network
     with pytest.raises(ValueError, match="cpu_runtime"):
         accelerate(network, "cpu", cpu_runtime="tensorrt")
+
+
+def test_the_onnx_model_is_exported_once_per_weights_file_and_again_when_damaged(tmp_path, monkeypatch):
+    """Inference exported the network at the start of every run (5.5 s for N-Unet); now once per weights file, into
+    a cache keyed by the file's SHA-256: a second run reads it, changed weights or a damaged file export again."""
+    import custom.deploy.cache
+
+    monkeypatch.setenv("NUNET_ONNX_CACHE", str(tmp_path / "cache"))
+    exports = []
+    export = custom.deploy.cache.export_onnx
+    monkeypatch.setattr(custom.deploy.cache, "export_onnx", lambda *a, **k: exports.append(1) or export(*a, **k))
+    weights, x = tmp_path / "model.pt", torch.rand(1, 3, 32, 32)
+
+    def run(seed: int) -> dict[str, torch.Tensor]:
+        """A new inference run on the weights file: a fresh network with other initial weights, loaded from it."""
+        return inference_network(TrainedModel(weights), small_nunet(seed=seed), "cpu")(x)
+
+    def assert_matches(out: dict[str, torch.Tensor], network: torch.nn.Module) -> None:
+        with torch.no_grad():
+            reference = network(x)
+        assert max(float((out[t] - reference[t]).abs().max()) for t in reference) <= TOLERANCE
+
+    first = small_nunet(seed=0)
+    torch.save(first.state_dict(), weights)
+    assert_matches(run(seed=1), first)
+    cached = sorted((tmp_path / "cache").glob("*.onnx"))
+    assert len(exports) == 1 and [p.name.split("-")[0] for p in cached] == TrainedModel(weights).sha256
+    assert_matches(run(seed=2), first)
+    assert len(exports) == 1  # the second run read the cached model
+    second = small_nunet(seed=3)
+    torch.save(second.state_dict(), weights)  # retrained in place: other weights, another SHA-256
+    assert_matches(run(seed=4), second)
+    assert len(exports) == 2 and len(list((tmp_path / "cache").glob("*.onnx"))) == 2
+    damaged = next(p for p in (tmp_path / "cache").glob("*.onnx") if p not in cached)
+    damaged.write_bytes(damaged.read_bytes()[:-1000])  # a truncated copy
+    assert_matches(run(seed=5), second)
+    assert len(exports) == 3
+
+
+def test_an_unwritable_onnx_cache_costs_the_export_and_nothing_else(tmp_path, monkeypatch, caplog):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NUNET_ONNX_CACHE", str(tmp_path / "file" / "cache"))  # a folder under a file
+    weights, x = tmp_path / "model.pt", torch.rand(1, 3, 32, 32)
+    network = small_nunet(seed=0)
+    torch.save(network.state_dict(), weights)
+    with caplog.at_level("WARNING", logger="nunet"):
+        out = inference_network(TrainedModel(weights), small_nunet(seed=1), "cpu")(x)
+    with torch.no_grad():
+        assert float((out["cls"] - network(x)["cls"]).abs().max()) <= TOLERANCE
+    assert "the ONNX model is exported for this run only" in caplog.text
 
 
 def test_export_onnx_script_checks_dynamic_axes_against_pytorch(tmp_path):

@@ -14,7 +14,7 @@ from conftest import CONFIGS, TINY_RUN, run_bundle
 from ignite.engine import Engine
 
 from custom.data import lesion_share_sampler
-from custom.deploy import bundle_parser
+from custom.configs import bundle_parser
 from custom.engine import WeightAverage
 from custom.errors import InputError
 from custom.transforms import AntiAliasedResized, RandSpeckleNoised

@@ -8,8 +8,9 @@ import pytest
 import torch
 from conftest import CONFIGS
 
-from custom.deploy import bundle_parser, load_model_weights
-from custom.deploy.release import check_half_storage, read_card, trained_input_size, write_release
+from custom.checkpoints import TrainedModel, load_model_weights, read_card
+from custom.configs import bundle_parser
+from custom.deploy.release import check_half_storage, write_release
 from custom.errors import InputError
 from custom.networks import get_network
 
@@ -42,17 +43,18 @@ def test_half_storage_check_compares_masks_and_decisions():
 def test_inference_runs_the_released_model_at_its_recorded_size_and_other_weights_at_the_config_size(tmp_path):
     write_release(_network(), tmp_path, {"network": "nunet", "spatial_size": [96, 96]})
     ckpt = tmp_path / "model.pt"
-    assert trained_input_size(ckpt, [256, 256]) == [96, 96]
+    assert TrainedModel(ckpt, [256, 256]).spatial_size == [96, 96]
     parser = bundle_parser(str(CONFIGS / "inference.json"), {"ckpt_path": str(ckpt)})
     assert parser.get_parsed_content("spatial_size") == [96, 96]
     # retrained in place, or damaged: the card no longer describes the weights, which are refused rather than run
     # without it (with a warning, before); once the stale card is removed they run at the config's size
     torch.save(_network(seed=2).state_dict(), ckpt)
     with pytest.raises(InputError, match="its SHA-256 is not the one its model card .* records"):
-        trained_input_size(ckpt, [256, 256])
+        TrainedModel(ckpt, [256, 256])
     (tmp_path / "model.json").unlink()
-    assert read_card(ckpt) is None and trained_input_size(ckpt, [256, 256]) == [256, 256]
-    assert trained_input_size(tmp_path / "missing.pt", [128, 128]) == [128, 128]
+    assert read_card(ckpt) is None and TrainedModel(ckpt, [256, 256]).spatial_size == [256, 256]
+    with pytest.raises(InputError, match="missing.pt' does not exist"):
+        TrainedModel(tmp_path / "missing.pt", [128, 128])
 
 
 def test_evaluation_reads_the_input_size_from_the_card_as_inference_does(tmp_path):

@@ -170,3 +170,35 @@ def _expected(summary: dict, section: str, metric: str) -> str:
         return "n/a" if value is None or value != value else f"{value:.4f}"  # JSON null is a NaN
 
     return f"{four(summary['mean'][section][metric])} ± {four(summary['std'][section][metric])}"
+
+
+def test_gallery_and_gradcam_decide_by_the_calibrated_threshold_the_table_was_scored_with(demo_dir, tmp_path):
+    """The figures classified and gated with the argmax (0.5), the per-image table with the card's calibrated
+    threshold and temperature: the committed report's pictures could disagree with its numbers."""
+    import torch
+    from generated import save_untrained_checkpoint
+
+    from custom.checkpoints import write_card
+    from custom.report.inference import FoldModel
+    from custom.report.runs import Run
+
+    run = tmp_path / "run"
+    (run / "fold0").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"data": str(demo_dir), "config_files": [TRAIN], "folds": [0]}))
+    (run / "summary.json").write_text("{}")
+    weights = save_untrained_checkpoint(run / "fold0" / "model.pt")
+    state = torch.load(weights, weights_only=True)
+    # a network sure of the lesion everywhere (segmentation logit 5) and leaning to "lesion" (class logits 0, 0.5:
+    # p(lesion) 0.62 by the argmax rule, 0.56 at temperature 2), below the calibrated threshold 0.8
+    for name, value in state["model"].items():
+        if name.startswith(("segmentation_head.", "classification_head.fc2.")):
+            value.zero_()
+    state["model"]["segmentation_head.bias"].fill_(5.0)
+    state["model"]["classification_head.fc2.bias"].copy_(torch.tensor([0.0, 0.5]))
+    torch.save(state, weights)
+    write_card(weights, {"spatial_size": [32, 32], "lesion_threshold": 0.8, "temperature": 2.0})
+    image_id = json.loads((demo_dir / "fold0.json").read_text())["test"][0]["id"]
+    case = FoldModel(Run(run), 0).predict(image_id)
+    assert case.input.shape[-2:] == (32, 32)  # the card's input size
+    assert case.cls_prob[1] == pytest.approx(float(torch.sigmoid(torch.tensor(0.25))), abs=1e-5)  # calibrated
+    assert case.cls_pred == 0 and not case.mask.any()  # normal by the threshold: the hard gate empties the mask

@@ -1,4 +1,4 @@
-"""Test-time augmentation by flips (custom/engine/tta.py), checkpoint ensembles (custom/deploy/ensemble.py), in inference.json."""
+"""Test-time augmentation by flips (custom/engine/tta.py), checkpoint ensembles (custom/networks/ensemble.py), in inference.json."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import torch
 from conftest import CONFIGS
 from PIL import Image
 
-from custom.engine import FlipTTAInferer, average_probabilities
+from custom.engine import FlipTTAInferer
+from custom.networks import average_probabilities
 
 
 class PixelNetwork(torch.nn.Module):
@@ -86,8 +87,7 @@ def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
     from generated import save_untrained_checkpoint
     from monai.bundle import run
 
-    from custom.deploy import checkpoint_paths
-    from custom.deploy.release import decision_threshold, write_card
+    from custom.checkpoints import TrainedModel, write_card
 
     images = tmp_path / "images"
     images.mkdir()
@@ -98,8 +98,9 @@ def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
         (run_dir / f"fold{k}").mkdir(parents=True)
         checkpoint = save_untrained_checkpoint(run_dir / f"fold{k}" / "model.pt")
         write_card(checkpoint, {"spatial_size": [32, 32], "lesion_threshold": threshold})
-    assert [p.parent.name for p in checkpoint_paths(run_dir)] == ["fold0", "fold1", "fold10"]
-    assert decision_threshold(run_dir) == pytest.approx(0.4)
+    trained = TrainedModel(run_dir)
+    assert [p.parent.name for p in trained.paths] == ["fold0", "fold1", "fold10"]
+    assert trained.lesion_threshold == pytest.approx(0.4) and len(set(trained.sha256)) == 3
     common = {"input_dir": str(images), "dataset_dir": str(tmp_path), "logging_file": False}
     config = str(CONFIGS / "inference.json")  # the ensemble through ONNX Runtime (the CPU default), members in PyTorch
     for name, flips in (("plain", [[]]), ("mirror", [[], [0]])):  # without and with flip TTA

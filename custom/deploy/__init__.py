@@ -1,21 +1,17 @@
-"""Deployment of trained networks: ONNX export and the ONNX Runtime path used for CPU inference."""
+"""Deployment of trained networks: the release (weights and card), ONNX export and the ONNX Runtime path of CPU
+inference. The trained model on disk itself (weights files, cards, ensembles of them) is :mod:`custom.checkpoints`."""
 
-from custom.deploy.ensemble import ProbabilityEnsemble, checkpoint_paths, ensemble_of
-from custom.deploy.loading import bundle_parser, load_model_weights, network_from_config
+from custom.deploy.cache import onnx_cache_dir
 from custom.deploy.onnx import MultiTaskOutputs, export_and_check, export_onnx
-from custom.deploy.runtime import CPU_RUNTIMES, OnnxRuntimeNetwork, accelerate
+from custom.deploy.runtime import CPU_RUNTIMES, OnnxRuntimeNetwork, accelerate, inference_network
 
 __all__ = [
     "CPU_RUNTIMES",
     "MultiTaskOutputs",
     "OnnxRuntimeNetwork",
-    "ProbabilityEnsemble",
     "accelerate",
-    "bundle_parser",
-    "checkpoint_paths",
-    "ensemble_of",
     "export_and_check",
     "export_onnx",
-    "load_model_weights",
-    "network_from_config",
+    "inference_network",
+    "onnx_cache_dir",
 ]

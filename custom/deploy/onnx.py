@@ -12,8 +12,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from custom.deploy.loading import bundle_parser, network_from_config
-from custom.engine.options import check_spatial_size, check_whole_number
+from custom.checkpoints import TrainedModel, card_path
+from custom.configs import bundle_parser
+from custom.engine import check_spatial_size, check_whole_number
 from custom.fileio import atomic_file, check_not_an_input
 from custom.paths import INFERENCE_CONFIG
 
@@ -35,16 +36,19 @@ class MultiTaskOutputs(nn.Module):
         return tuple(out[task] for task in self.tasks)
 
 
+OPSET = 18  # the ONNX opset of every export
+
+
 def export_onnx(
-    network: nn.Module, example: torch.Tensor, file: str | os.PathLike | None = None, opset: int = 18
+    network: nn.Module, example: torch.Tensor, file: str | os.PathLike | None = None, opset: int = OPSET
 ) -> tuple[bytes | str, list[str]]:
     """Exports ``network`` (in eval mode) to ONNX with input ``image`` and one output per task.
 
     The batch and both spatial axes are dynamic, so one file serves any batch size and any input
     size the network accepts (N-Unet: multiples of 16). This uses the TorchScript-based exporter
     (``dynamo=False``): the torch.export-based one needs the spatial sizes declared as multiples of
-    the network's stride and took about ten times longer on this network, which matters because
-    inference exports at start-up.
+    the network's stride and took about ten times longer on this network (inference exports each
+    weights file once, :mod:`custom.deploy.cache`).
 
     Args:
         network: a registered network (forward returns a dict of task outputs).
@@ -110,27 +114,27 @@ def export_and_check(
     """Exports the checkpoint's network to ``out`` and compares ONNX Runtime with PyTorch on a random batch.
 
     The network, its input channels and its input size come from the bundle configs (``network_def``,
-    ``in_channels``, ``spatial_size``: refused in one line unless the network can take it). The check runs
-    a batch of ``check_batch`` at about half the height, other than the export example, so it also proves the
-    dynamic axes.
+    ``in_channels``; the input size by the rule of inference, :meth:`custom.checkpoints.TrainedModel.input_size`:
+    the checkpoint's own unless ``spatial_size`` is overridden, refused in one line unless the network can take
+    it). The check runs a batch of ``check_batch`` at about half the height, other than the export example, so
+    it also proves the dynamic axes.
 
     Returns:
         ``{"onnx", "checkpoint", "tasks", "check_input", "max_abs_diff": {task: difference}}``.
     """
-    from custom.deploy.release import card_path
-
     check_not_an_input(
         out, {"the checkpoint exported (--ckpt)": ckpt_path, "its model card": card_path(ckpt_path)}, "--out"
     )
-    parser = bundle_parser(config, overrides)
-    if "ckpt_path" in parser and "ckpt_path" not in (overrides or {}):
-        parser["ckpt_path"] = str(ckpt_path)  # inference.json reads the input size from this checkpoint's card
+    overrides = dict(overrides or {})
     check_whole_number("check_batch", check_batch)
-    network = network_from_config(parser, ckpt_path)
+    # inference.json resolves the checkpoint's trained_model; another config is given one here
+    parser = bundle_parser(config, {"ckpt_path": str(ckpt_path), **overrides})
+    trained = parser.get_parsed_content("trained_model") if "trained_model" in parser else TrainedModel(ckpt_path)
+    network = trained.load(parser.get_parsed_content("network_def")).eval()
     channels = int(parser.get_parsed_content("in_channels"))
-    spatial_size = parser.get_parsed_content("spatial_size")
+    spatial_size = parser.get_parsed_content("spatial_size")  # inference.json: the trained model's unless overridden
     check_spatial_size(spatial_size, network)  # a size the network cannot halve failed deep in the exporter
-    height, width = spatial_size
+    height, width = trained.input_size(spatial_size)  # warns when it is not the size the weights were trained at
     _, tasks = export_onnx(network, torch.zeros(1, channels, height, width), out)
     divisor = getattr(network, "size_divisor", 1) or 1
     probe_height = max(divisor, height // 2 // divisor * divisor)  # another height the network takes

@@ -3,7 +3,7 @@
 from .amp import AutocastInferer, amp_dtype_name, amp_supported, autocast_kwargs, engine_grad_scaler
 from .averaging import WeightAverage, as_handler
 from .carry import CarriedState
-from .checkpoint import ResumableCheckpoint, latest_checkpoint
+from .checkpoint import ResumableCheckpoint
 from .device import default_device, distributed, gpu_profile, memory_format, set_cudnn_benchmark
 from .handlers import EvaluationWriter, QuietStatsHandler, TrainingLog
 from .metrics import key_metric, network_heads, validation_metrics
@@ -18,9 +18,9 @@ from .options import (
 from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import InferenceSummary, IterationProgress
-from .sanity import NonFiniteGuard, TrainingDiverged, check_finite_weights
+from .sanity import NonFiniteGuard, TrainingDiverged
 from .schedule import EarlyStopping, LrSchedule
-from .tta import FlipTTAInferer, average_probabilities
+from .tta import FlipTTAInferer
 
 __all__ = [
     "AutocastInferer",
@@ -42,10 +42,8 @@ __all__ = [
     "amp_supported",
     "as_handler",
     "autocast_kwargs",
-    "average_probabilities",
     "batch_size_of",
     "check_device",
-    "check_finite_weights",
     "check_spatial_size",
     "check_override_keys",
     "check_training_options",
@@ -57,7 +55,6 @@ __all__ = [
     "engine_grad_scaler",
     "gpu_profile",
     "key_metric",
-    "latest_checkpoint",
     "memory_format",
     "network_heads",
     "set_cudnn_benchmark",

@@ -9,11 +9,9 @@ the old file's removal), so a complete checkpoint is on disk at every moment.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import random
-import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,30 +23,17 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from ignite.handlers.checkpoint import BaseSaveHandler
-from monai.handlers import CheckpointLoader, CheckpointSaver
+from monai.handlers import CheckpointSaver
 from monai.transforms import Compose, Randomizable
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from custom.checkpoints import latest_checkpoint, training_checkpoints
 from custom.errors import InputError
 from custom.fileio import atomic_file, atomic_write_json
 from custom.provenance import RunProvenance, bundle_run_provenance, records_sha256, running_bundle_parser
 
 logger = logging.getLogger("nunet")
-
-# ignite names an epoch-level checkpoint of several objects "checkpoint_epoch=<N>.pt"
-_CHECKPOINT = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
-
-
-def latest_checkpoint(save_dir: str) -> str | None:
-    """The ``checkpoint_epoch=N.pt`` in ``save_dir`` with the highest N, or None."""
-    found = []
-    for path in glob.glob(os.path.join(glob.escape(save_dir), "checkpoint_epoch=*.pt")):
-        match = _CHECKPOINT.search(path)
-        if match:
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
-
 
 class AtomicDiskSaver(BaseSaveHandler):
     """Ignite save handler writing ``torch.save`` output atomically and durably; only rank 0 writes.
@@ -145,40 +130,6 @@ def keep_configured_schedule(name: str, scheduler: LRScheduler, configured: Mapp
         logger.warning(
             "resume: %s follows the config's schedule (%s) from step %d", name, described, scheduler.last_epoch
         )
-
-
-class FiniteCheckpointLoader(CheckpointLoader):
-    """MONAI's ``CheckpointLoader`` (same arguments) loading network weights through :mod:`custom.networks.weights`.
-
-    Evaluation and inference load ``model.pt`` with it. It refuses weights holding NaN or infinite
-    values (a diverged training's checkpoint would otherwise give empty masks and one constant
-    answer, indistinguishable from real ones) and names in one line a missing, damaged or foreign
-    file and a checkpoint of another network or class count; a training checkpoint
-    (``checkpoint_epoch=N.pt``) is accepted for its network weights. ``load_path`` may name several
-    checkpoints (:func:`custom.deploy.ensemble.checkpoint_paths`), loaded into the members of a
-    :class:`custom.deploy.ensemble.ProbabilityEnsemble` one by one.
-    """
-
-    def __call__(self, engine: Engine) -> None:
-        # imported here: custom.networks.weights imports custom.engine (its finiteness check)
-        from custom.deploy.ensemble import ProbabilityEnsemble, checkpoint_paths
-        from custom.deploy.runtime import OnnxRuntimeNetwork
-        from custom.networks.weights import load_weights, read_weights
-
-        paths = checkpoint_paths(self.load_path)
-        for obj in self.load_dict.values():
-            if not isinstance(obj, nn.Module):
-                continue
-            # the ONNX Runtime wrapper exports its network at the first forward pass, after this
-            target = obj.network if isinstance(obj, OnnxRuntimeNetwork) else obj
-            if isinstance(target, ProbabilityEnsemble):
-                if len(target.members) != len(paths):
-                    raise RuntimeError(f"an ensemble of {len(target.members)} networks for {len(paths)} checkpoints")
-                for member, path in zip(target.members, paths):
-                    load_weights(member, read_weights(path), path)
-            else:
-                load_weights(obj, read_weights(paths[0]), paths[0])
-        self.logger.info(f"Restored all variables from {', '.join(map(str, paths))}")
 
 
 def _randomizables(transform: Any) -> list[Randomizable]:
@@ -382,9 +333,8 @@ class ResumableCheckpoint:
         current = os.path.join(self.save_dir, f"checkpoint_epoch={engine.state.epoch}.pt")
         if idist.get_rank() != 0 or not os.path.isfile(current):
             return
-        for path in glob.glob(os.path.join(glob.escape(self.save_dir), "checkpoint_epoch=*.pt")):
-            match = _CHECKPOINT.search(path)
-            if path != current and match:
-                if int(match.group(1)) > engine.state.epoch:
+        for epoch, path in training_checkpoints(self.save_dir):
+            if path != current:
+                if epoch > engine.state.epoch:
                     logger.warning("%s: removed, a checkpoint of an earlier run in this folder", path)
                 os.remove(path)

@@ -5,8 +5,7 @@ NaN network (its masks empty, its Dice 0 on lesion images) and the checkpoints, 
 may still be kept as the best ``model.pt``, hold NaN weights that inference turns into empty masks
 and constant answers. :class:`NonFiniteGuard` stops at the first non-finite loss, naming the epoch
 and the iteration, and checks the weights at the end of every epoch before anything validates or
-saves them; :func:`check_finite_weights` is the check that inference and export apply to a
-checkpoint they load.
+saves them. The check of a checkpoint that a tool loads is :func:`custom.checkpoints.check_finite_weights`.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
+from custom.checkpoints import non_finite_tensors
 from custom.errors import UserError
 
 
@@ -26,25 +26,6 @@ class TrainingDiverged(UserError):
 
 
 ADVICE = "lower --learning_rate (or the batch's class weights), or check the images of that batch"
-
-
-def non_finite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Names of the floating-point tensors of a state dict holding a NaN or an infinity."""
-    return [
-        name
-        for name, value in state.items()
-        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
-    ]
-
-
-def check_finite_weights(state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raises :class:`TrainingDiverged` naming ``source`` when any weight of ``state`` is NaN or infinite."""
-    bad = non_finite_tensors(state)
-    if bad:
-        raise TrainingDiverged(
-            f"{source}: {len(bad)} weight tensors hold NaN or infinite values (first: {bad[0]}); the checkpoint "
-            "comes from a diverged training and would give meaningless masks and classes; use an earlier checkpoint."
-        )
 
 
 class NonFiniteGuard:

@@ -1,14 +1,11 @@
 """Test-time augmentation by flips, averaged at the probability level.
 
-Each flip of the input goes through the network, its segmentation is flipped back, and the
-segmentation (sigmoid) and classification (softmax) probabilities are averaged over the flips. The
-averages are returned as logits again (``logit`` of the mean pixel probability, ``log`` of the mean
-class probabilities), so the CSB gate, the thresholds and the metrics downstream are the same code
-with or without augmentation. The flips are those the training pipeline draws (``RandFlipd`` on both
-axes), so every view is one the network has seen during training.
-
-The spread of the members' lesion probabilities is returned as ``disagreement`` (their standard
-deviation, one value per image): a simple uncertainty that inference writes into each image's JSON.
+Each flip of the input goes through the network, its segmentation is flipped back, and the views'
+outputs are averaged as an ensemble's are (:func:`custom.networks.average_probabilities`: logits of
+the mean probabilities, and their spread as ``disagreement``), so the CSB gate, the thresholds and
+the metrics downstream are the same code with or without augmentation. The flips are those the
+training pipeline draws (``RandFlipd`` on both axes), so every view is one the network has seen
+during training.
 """
 
 from __future__ import annotations
@@ -20,35 +17,9 @@ import torch
 from monai.inferers import Inferer, SimpleInferer
 
 from custom.errors import InputError, check_list, is_whole
+from custom.networks import average_probabilities
 
-__all__ = ["FlipTTAInferer", "average_probabilities"]
-
-_EPS = 1e-6
-
-
-def average_probabilities(outputs: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Averages multi-task outputs (``seg`` logits (B,1,...), ``cls`` logits (B,C)) at the probability level.
-
-    Returns logits of the averaged probabilities under the same keys, plus ``disagreement`` (B,), the
-    standard deviation of the members' lesion probabilities ``1 - p(normal)`` (zero for one member or
-    a network without a classification head). When every output brings its own ``disagreement`` (each
-    the mean of an ensemble's members, one output per TTA view), the standard deviation is over all of
-    those members' predictions.
-    """
-    averaged: dict[str, torch.Tensor] = {}
-    if "seg" in outputs[0]:
-        prob = torch.stack([torch.sigmoid(o["seg"].float()) for o in outputs]).mean(0).clamp(_EPS, 1 - _EPS)
-        averaged["seg"] = torch.logit(prob)
-    if "cls" in outputs[0]:
-        probs = torch.stack([torch.softmax(o["cls"].float(), dim=1) for o in outputs])
-        averaged["cls"] = probs.mean(0).clamp_min(_EPS).log()
-        spread = (1.0 - probs[..., 0]).var(0, unbiased=False)
-        if all("disagreement" in o for o in outputs):
-            # each output already averages members (an ensemble under TTA): the spread over every member
-            # and view is the mean spread within a view plus the spread of the views' means
-            spread = spread + torch.stack([o["disagreement"].float() ** 2 for o in outputs]).mean(0)
-        averaged["disagreement"] = spread.sqrt()
-    return averaged
+__all__ = ["FlipTTAInferer"]
 
 
 def _is_view(axes: object) -> bool:

@@ -11,6 +11,9 @@ The contract every registered network keeps (the engine, losses and post-process
 - ``forward`` returns ``{"seg": (B, 1, *spatial) logits, "cls": (B, num_classes) logits}`` (only
   the keys of the tasks it has); in training mode it may add ``"aux_seg"``, a list of further
   segmentation logits (deep supervision, coarse masks) that only its loss reads.
+
+Outputs under this contract are averaged at the probability level by :mod:`custom.networks.ensemble`
+(ensembles of checkpoints, test-time augmentation).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from custom.checkpoints import load_model_weights
 from custom.errors import InputError
 from custom.networks.csb import (
     CSB_MODES,
@@ -30,8 +34,8 @@ from custom.networks.csb import (
     csb_gate,
     lesion_probability,
 )
+from custom.networks.ensemble import ProbabilityEnsemble, average_probabilities, ensemble
 from custom.networks.nunet import NUNet
-from custom.networks.weights import load_model_weights
 
 __all__ = [
     "ABLATIONS",
@@ -39,9 +43,12 @@ __all__ = [
     "ConditionalSegmentationBoost",
     "NETWORKS",
     "NUNet",
+    "ProbabilityEnsemble",
     "SegmentationWithCSB",
+    "average_probabilities",
     "check_csb_mode",
     "csb_gate",
+    "ensemble",
     "get_network",
     "lesion_probability",
 ]

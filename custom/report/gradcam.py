@@ -40,11 +40,11 @@ def cam_target_layer(network: torch.nn.Module) -> str | None:
     return None if stages is None else f"network.encoder.stages.{len(stages) - 1}.conv"
 
 
-def cam_of(model: FoldModel, x: torch.Tensor, layer: str) -> np.ndarray:
-    """Grad-CAM (H, W) in [0, 1] of the predicted class on ``layer`` (:func:`cam_target_layer`)."""
+def cam_of(model: FoldModel, x: torch.Tensor, layer: str, class_index: int) -> np.ndarray:
+    """Grad-CAM (H, W) in [0, 1] of the class ``class_index`` on ``layer`` (:func:`cam_target_layer`)."""
     cam = GradCAM(ClassificationLogits(model.network), target_layers=layer)
     with torch.enable_grad():
-        result = cam(x.clone().requires_grad_(True))
+        result = cam(x.clone().requires_grad_(True), class_idx=class_index)
     return to_display(result[0, 0].detach().numpy())
 
 
@@ -67,9 +67,9 @@ def plot_gradcam(run: Run, path: Path, models: dict[int, FoldModel], per_class: 
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
             ax.axis("off")
         layer = cam_target_layer(model.network)
-        axes[1, col].imshow(cam_of(model, case.input, layer), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        pred = case.cls_pred  # decided as the per-image table was scored: calibrated threshold, not the argmax
+        axes[1, col].imshow(cam_of(model, case.input, layer, pred), cmap="jet", alpha=0.45, vmin=0, vmax=1)
         draw_contour(axes[0, col], case.label, "lime")
-        pred = int(np.argmax(case.cls_prob))
         axes[0, col].set_title(
             f"{row['id']} (fold {row['fold']})\ntrue {truth_name(row)}, "
             f"pred class {pred} (p={case.cls_prob[pred]:.2f})",

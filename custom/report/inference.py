@@ -1,7 +1,9 @@
 """Re-running a fold's saved model on one test case, at the network resolution.
 
-The network and the deterministic preprocessing are built from the run's own bundle configs and
-overrides, so the drawn image, label and prediction are exactly what the evaluation saw.
+The network, the deterministic preprocessing and the decision rule are built from the configs the
+fold was evaluated with (the run's own, its overrides, then ``evaluate.json``), whose trained model
+gives the input size, the lesion/normal threshold and the temperature: the drawn image, label, mask
+and class are exactly what the evaluation scored in ``per_image.csv``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
-from custom.deploy.loading import load_model_weights
-from custom.networks.csb import csb_gate
+from custom.networks.csb import csb_gate, predicted_class
 
 from .runs import Run
+
+EVALUATE_CONFIG = "evaluate.json"  # merged after the run's configs for the evaluation of each fold
 
 
 @dataclass
@@ -28,13 +31,15 @@ class Case:
 
     Attributes:
         image: (C, H, W) network input, ``label``: (H, W) binary ground truth, ``mask``: (H, W) CSB-gated
-        binary prediction, ``cls_prob``: class probabilities, ``input``: the (1, C, H, W) batch fed to the network.
+        binary prediction, ``cls_prob``: class probabilities (calibrated), ``cls_pred``: the decided class (by
+        the lesion/normal threshold where there is one), ``input``: the (1, C, H, W) batch fed to the network.
     """
 
     image: np.ndarray
     label: np.ndarray
     mask: np.ndarray
     cls_prob: np.ndarray
+    cls_pred: int
     input: torch.Tensor
 
 
@@ -47,30 +52,37 @@ class FoldModel:
     """
 
     def __init__(self, run: Run, fold: int) -> None:
+        configs = [str(Path(f)) for f in run.meta["config_files"]]
         parser = ConfigParser()
-        parser.read_config([str(Path(f)) for f in run.meta["config_files"]])
+        parser.read_config([*configs, str(Path(configs[0]).parent / EVALUATE_CONFIG)])  # as custom.workflows.crossval
         parser.update(dict(run.meta.get("overrides", {})))
         # point the config at the run's data, or its default would build the demo dataset
         parser["dataset_dir"] = str(run.data_dir)
+        parser["ckpt_path"] = str(run.fold_dir(fold) / "model.pt")
         self.run, self.fold = run, fold
         self.csb_mode = str(parser["csb_mode"])
+        self.lesion_threshold = parser.get_parsed_content("lesion_threshold")
+        self.temperature = float(parser.get_parsed_content("temperature"))
         self.preprocessing = parser.get_parsed_content("validate#preprocessing")
-        self.network = parser.get_parsed_content("network_def")
-        load_model_weights(self.network, run.fold_dir(fold) / "model.pt").eval()
+        trained = parser.get_parsed_content("trained_model")
+        self.network = trained.load(parser.get_parsed_content("network_def")).eval()
 
     def predict(self, image_id: str) -> Case:
-        """Preprocesses the test record ``image_id`` and runs the network on it with CSB."""
+        """Preprocesses the test record ``image_id`` and runs the network on it with the evaluation's decision rule:
+        the temperature, then the CSB gate and the class decision by the lesion/normal threshold."""
         data = self.preprocessing(self.run.test_record(self.fold, image_id))
         # a plain tensor: MetaTensor metadata breaks the arithmetic of monai.visualize.GradCAM
         x = torch.as_tensor(np.asarray(data["image"]), dtype=torch.float32).unsqueeze(0)
         with torch.no_grad():
             out = self.network(x)
-        prob = csb_gate(out["seg"], out["cls"], self.csb_mode)
+        cls_logits = out["cls"] / self.temperature
+        prob = csb_gate(out["seg"], cls_logits, self.csb_mode, self.lesion_threshold)
         return Case(
             image=to_display(np.asarray(x[0])),
             label=to_display(np.asarray(data["label"][0]) > 0.5),
             mask=to_display(np.asarray(prob[0, 0]) > 0.5),
-            cls_prob=torch.softmax(out["cls"], dim=1)[0].numpy(),
+            cls_prob=torch.softmax(cls_logits, dim=1)[0].numpy(),
+            cls_pred=int(predicted_class(cls_logits, self.lesion_threshold)[0]),
             input=x,
         )
 

@@ -29,7 +29,8 @@ import torch
 import torch.nn as nn
 from ignite.engine import Engine, Events
 
-from custom.deploy import accelerate, bundle_parser
+from custom.configs import bundle_parser
+from custom.deploy import accelerate
 from custom.engine import check_device, check_whole_number
 from custom.paths import TRAIN_CONFIG
 

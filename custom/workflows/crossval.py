@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from custom.data.sizes import size_thresholds, size_tier
-from custom.engine.checkpoint import latest_checkpoint
+from custom.checkpoints import latest_checkpoint, write_card
 from custom.errors import InputError
 from custom.evaluation import aggregate_folds, read_per_image, summarize
 from custom.fileio import atomic_write_json, check_outside, read_json
@@ -142,8 +142,7 @@ def calibrate_fold(
     ``<fold_dir>/model.json`` (temperature, threshold, input size, the validation figures, the
     weights' SHA-256), which ``evaluate.json`` and ``inference.json`` read. The test split is not looked at.
     """
-    from custom.deploy.loading import bundle_parser
-    from custom.deploy.release import write_card
+    from custom.configs import bundle_parser
     from custom.evaluation.calibration import calibrated_lesion_probability, choose_lesion_threshold, fit_temperature
 
     choose_lesion_threshold([1], [0.5], operating_point, target_sensitivity)  # the options, before the evaluation

@@ -17,7 +17,7 @@ from typing import Any
 
 from monai.optimizers import LearningRateFinder
 
-from custom.deploy import bundle_parser
+from custom.configs import bundle_parser
 from custom.errors import InputError
 from custom.fileio import atomic_write_json
 

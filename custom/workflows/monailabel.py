@@ -28,7 +28,7 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 
-from custom.deploy.release import card_path, write_card
+from custom.checkpoints import card_path, stored_card, write_card
 from custom.fileio import atomic_write_json, atomic_write_text
 from custom.paths import BUNDLE_DIR, REPO_ROOT
 from custom.provenance import file_sha256, provenance
@@ -86,7 +86,7 @@ def create_app(
     if weights.is_file():
         shutil.copy2(weights, target / "models" / "model.pt")
         card = card_path(weights)
-        if card.is_file():  # the input size the weights were trained at (custom.deploy.release)
+        if card.is_file():  # the input size the weights were trained at (custom.checkpoints.TrainedModel)
             shutil.copy2(card, target / "models" / card.name)
     _apply_overrides(target / "configs", dict(overrides or {}))
     atomic_write_text(app / "main.py", APP_MAIN.read_text(encoding="utf-8"))
@@ -122,12 +122,7 @@ def card_after_training(bundle: str | os.PathLike, trained_with: Mapping[str, An
     weights = Path(bundle) / "models" / "model.pt"
     if not weights.is_file():
         return None
-    card = card_path(weights)
-    try:
-        previous = json.loads(card.read_text(encoding="utf-8")) if card.is_file() else {}
-    except ValueError:  # a broken card is replaced like a stale one
-        previous = {}
-    previous = previous if isinstance(previous, dict) else {}
+    previous = stored_card(weights)  # read as stored: the card of the old weights, or a broken one, is replaced
     previous_weights = previous.get("weights") if isinstance(previous.get("weights"), dict) else None
     if previous_weights and previous_weights.get("sha256") == file_sha256(weights):
         return previous

@@ -254,23 +254,22 @@ def test_weights_without_a_card_run_at_the_size_their_training_run_recorded_and_
     checkpoints, tmp_path, caplog
 ):
     """A model trained at 32x32 used to be run at the default 256x256 when no model card was beside it."""
-    from custom.deploy.release import trained_input_size
+    from custom.checkpoints import TrainedModel
 
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(checkpoints / "good.pt", run / "model.pt")
     with caplog.at_level("WARNING"):
-        assert trained_input_size(str(run / "model.pt"), [256, 256]) == [256, 256]
+        assert TrainedModel(str(run / "model.pt"), [256, 256]).spatial_size == [256, 256]
     assert "no model card or training run records its input size; running at [256, 256]" in caplog.text
     runs = [{"resolved": {"spatial_size": [64, 64]}}, {"resolved": {"spatial_size": [32, 32]}}]  # resumed: the last
     (run / "provenance.json").write_text(json.dumps({"runs": runs}))
-    assert trained_input_size(str(run / "model.pt"), [256, 256]) == [32, 32]
-    # evaluation at another size than recorded: a warning (another size can be meant, the networks are
-    # fully convolutional), where a forgotten recipe used to evaluate a 96x96 model at 256x256 silently
-    from custom.deploy.release import warn_if_other_size
-
+    trained = TrainedModel(str(run / "model.pt"), [256, 256])
+    assert trained.spatial_size == [32, 32]
+    # an explicit other size: used, with a warning (another size can be meant, the networks are fully
+    # convolutional), where a forgotten recipe used to evaluate a 96x96 model at 256x256 silently
     caplog.clear()
     with caplog.at_level("WARNING"):
-        assert warn_if_other_size(str(run / "model.pt"), [32, 32]) and not caplog.text
-        assert warn_if_other_size(str(run / "model.pt"), [256, 256])
-    assert "was trained at [32, 32] and is evaluated at [256, 256]: pass --spatial_size [32, 32]" in caplog.text
+        assert trained.input_size([32, 32]) == [32, 32] and not caplog.text
+        assert trained.input_size([256, 256]) == [256, 256]
+    assert "was trained at [32, 32] and is run at [256, 256] (--spatial_size)" in caplog.text

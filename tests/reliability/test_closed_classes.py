@@ -202,18 +202,17 @@ BAD_CARD_FIELDS = {
 
 @pytest.mark.parametrize("field", list(BAD_CARD_FIELDS))
 def test_every_card_field_of_the_wrong_type_is_one_line_naming_the_card_and_field(field, tmp_path, untrained):
-    from custom.deploy.release import decision_threshold, trained_input_size
+    from custom.checkpoints import TrainedModel
     from custom.errors import InputError
 
     for i, value in enumerate(BAD_CARD_FIELDS[field]):
         weights = _carded(tmp_path / str(i), untrained, **{field: value})
-        for read in (decision_threshold, lambda p: trained_input_size(p, [32, 32])):
-            with pytest.raises(InputError, match=f"model.json: '{field}' is .*; expected"):
-                read(str(weights))
+        with pytest.raises(InputError, match=f"model.json: '{field}' is .*; expected"):
+            TrainedModel(str(weights))
 
 
 def test_a_card_that_is_not_an_object_or_lacks_the_weights_hash_is_one_line(tmp_path, untrained):
-    from custom.deploy.release import decision_threshold
+    from custom.checkpoints import TrainedModel
     from custom.errors import InputError
 
     weights = _carded(tmp_path, untrained)
@@ -222,7 +221,7 @@ def test_a_card_that_is_not_an_object_or_lacks_the_weights_hash_is_one_line(tmp_
                              ({"weights": "x"}, "'weights' must be an object")):  # fmt: skip
         (tmp_path / "model.json").write_text(json.dumps(content))
         with pytest.raises(InputError, match=problem):
-            decision_threshold(str(weights))
+            TrainedModel(str(weights))
 
 
 def test_a_card_error_stops_inference_in_one_line(tmp_path, untrained):
@@ -242,22 +241,21 @@ def test_a_card_error_stops_inference_in_one_line(tmp_path, untrained):
 
 def test_weights_that_differ_from_their_card_are_refused_not_run(tmp_path, untrained):
     """A flipped byte or a truncated copy: the SHA-256 the card records no longer matches."""
-    from custom.deploy.release import decision_threshold, trained_input_size
+    from custom.checkpoints import TrainedModel
     from custom.errors import InputError
 
     weights = _carded(tmp_path, untrained, lesion_threshold=0.4, spatial_size=[32, 32])
     data = bytearray(weights.read_bytes())
     for damaged in (data[: len(data) // 2], data[:-100] + bytes(b ^ 1 for b in data[-100:])):
         weights.write_bytes(bytes(damaged))
-        for read in (decision_threshold, lambda p: trained_input_size(p, [96, 96])):
-            with pytest.raises(InputError, match="its SHA-256 is not the one its model card .* records"):
-                read(str(weights))
+        with pytest.raises(InputError, match="its SHA-256 is not the one its model card .* records"):
+            TrainedModel(str(weights))
 
 
 def test_an_ensemble_member_without_a_threshold_is_refused_and_a_full_ensemble_records_the_mean(
     tmp_path, untrained, caplog
 ):
-    from custom.deploy.release import decision_threshold
+    from custom.checkpoints import TrainedModel
     from custom.errors import InputError
 
     calibrated = _carded(tmp_path / "fold0", untrained, lesion_threshold=0.3)
@@ -269,17 +267,18 @@ def test_an_ensemble_member_without_a_threshold_is_refused_and_a_full_ensemble_r
         with pytest.raises(
             InputError, match=r"--ckpt_path: [12] of the [23] ensemble members have no lesion threshold"
         ):
-            decision_threshold(members if isinstance(members, str) else [str(m) for m in members])
+            TrainedModel(members if isinstance(members, str) else [str(m) for m in members]).lesion_threshold
     _carded(tmp_path / "fold1", untrained, lesion_threshold=0.5)
     _carded(tmp_path / "fold2", untrained, lesion_threshold=0.4)
     with caplog.at_level("INFO", logger="nunet"):
-        assert decision_threshold(str(tmp_path)) == pytest.approx(0.4)
+        assert TrainedModel(str(tmp_path)).lesion_threshold == pytest.approx(0.4)
     assert "ensemble lesion threshold 0.4000" in caplog.text
-    assert decision_threshold([str(plain.parent.parent / "nothing.pt")]) is None  # no card at all: the argmax
+    (tmp_path / "fold1" / "model.json").unlink()
+    assert TrainedModel([str(plain)]).lesion_threshold is None  # no card at all: the argmax
 
 
 def test_a_training_run_folder_as_ckpt_path_is_its_model_pt_not_an_ensemble(tmp_path, caplog):
-    from custom.deploy.ensemble import checkpoint_paths
+    from custom.checkpoints import checkpoint_paths
     from custom.errors import InputError
 
     run = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""A diverged training stops in one line, and no tool uses NaN weights (custom/engine/sanity.py)."""
+"""A diverged training stops in one line (custom/engine/sanity.py), and no tool uses NaN weights (custom/checkpoints)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from generated import save_untrained_checkpoint
 from ignite.engine import Engine, Events
 from PIL import Image
 
-from custom.deploy import load_model_weights
+from custom.checkpoints import load_model_weights
 from custom.engine import NonFiniteGuard, TrainingDiverged
-from custom.errors import one_line
+from custom.errors import InputError, one_line
 
 
 def _engine(losses: list[float], network: torch.nn.Module) -> tuple[Engine, list[int]]:
@@ -52,7 +52,7 @@ def test_inference_evaluation_and_export_refuse_nan_weights(tmp_path):
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
     with pytest.raises(
-        TrainingDiverged, match=rf"model\.pt: 1 weight tensors hold NaN or infinite values \(first: {name}\)"
+        InputError, match=rf"model\.pt: 1 weight tensors hold NaN or infinite values \(first: {name}\)"
     ):
         load_model_weights(parser.get_parsed_content("network_def"), path)
     images = tmp_path / "images"

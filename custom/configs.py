@@ -1,15 +1,13 @@
-"""Building a bundle's network from its configs and loading a trained checkpoint into it."""
+"""Reading bundle configs as ``monai.bundle run`` merges them, for the tools that build parts of a bundle in Python."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch.nn as nn
 from monai.bundle import ConfigParser
 
-from custom.networks.weights import load_model_weights
+__all__ = ["bundle_parser"]
 
 
 def bundle_parser(config_files: str | Sequence[str], overrides: Mapping[str, Any] | None = None) -> ConfigParser:
@@ -18,11 +16,3 @@ def bundle_parser(config_files: str | Sequence[str], overrides: Mapping[str, Any
     parser.read_config([config_files] if isinstance(config_files, str) else list(config_files))
     parser.update(dict(overrides or {}))
     return parser
-
-
-def network_from_config(parser: ConfigParser, ckpt_path: str | os.PathLike | None = None) -> nn.Module:
-    """The parser's ``network_def`` in eval mode on the CPU, with the weights of ``ckpt_path`` when given."""
-    network = parser.get_parsed_content("network_def")
-    if ckpt_path is not None:
-        load_model_weights(network, ckpt_path)
-    return network.eval()

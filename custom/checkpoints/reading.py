@@ -1,10 +1,13 @@
-"""Loading a trained checkpoint into a network: safely (``weights_only=True``), finite, and of this network.
+"""Reading a checkpoint's weights and loading them into a network: safely (``weights_only=True``), finite, and
+of this network.
 
-Every tool that loads weights (inference, evaluation, export, fine-tuning through
+Every tool that loads weights (inference, evaluation, export, the report, fine-tuning through
 ``get_network(weights=...)``) goes through :func:`read_weights` and :func:`load_weights`, so a missing,
 truncated or foreign file, a checkpoint of another network or of another class count stops in one
 line naming the file, never with PyTorch's traceback (whose advice for a pickle, ``weights_only=False``,
-would run arbitrary code from the file).
+would run arbitrary code from the file). Weights holding NaN or infinity (a diverged training's
+checkpoint, which would give empty masks and one constant answer, indistinguishable from real ones)
+are refused the same way (:func:`check_finite_weights`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,29 @@ from collections.abc import Mapping
 import torch
 import torch.nn as nn
 
-from custom.engine.sanity import check_finite_weights
 from custom.errors import InputError
+
+__all__ = ["check_finite_weights", "load_model_weights", "load_weights", "non_finite_tensors", "read_weights"]
+
+
+def non_finite_tensors(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding a NaN or an infinity."""
+    return [
+        name
+        for name, value in state.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+
+
+def check_finite_weights(state: Mapping[str, torch.Tensor], source: str | os.PathLike) -> None:
+    """Raises :class:`InputError` naming ``source`` when any weight of ``state`` is NaN or infinite."""
+    bad = non_finite_tensors(state)
+    if bad:
+        raise InputError(
+            f"{os.fspath(source)}: {len(bad)} weight tensors hold NaN or infinite values (first: {bad[0]}); the "
+            "checkpoint comes from a diverged training and would give meaningless masks and classes; use an "
+            "earlier checkpoint."
+        )
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

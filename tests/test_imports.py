@@ -1,0 +1,106 @@
+"""The import map of ``custom/``: packages import one another downhill only, with no cycle, and the network
+package loads without the training engine."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO
+
+PACKAGE = REPO / "custom"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The ``custom`` modules that the file at ``path`` imports, anywhere in it (inside functions too)."""
+    name = _module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found |= {module} | {f"{module}.{alias.name}" for alias in node.names}
+    return {m for m in found if m in modules and m != name}
+
+
+def _room(module: str) -> str:
+    """The node of the package-level map: ``custom.<package>``, or the top-level module itself."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_imports() -> dict[str, set[str]]:
+    """``{room: rooms it imports}`` over every module of ``custom/``."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {_room(m): set() for m in files if m != "custom"}
+    for module, path in files.items():
+        for imported in _imports(path, set(files)):
+            if _room(imported) not in (_room(module), "custom"):
+                graph[_room(module)].add(_room(imported))
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle of ``graph`` as a list of nodes (first repeated last), or ``[]``."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [node, nxt] if nxt in path else [node, nxt]
+            if nxt not in state and (found := visit(nxt, path + [node])):
+                return found
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start, [])):
+            return found
+    return []
+
+
+def _single_modules(graph: dict[str, set[str]]) -> set[str]:
+    return {room for room in graph if (PACKAGE / f"{room.split('.')[1]}.py").is_file()}
+
+
+def test_no_cycle_between_packages_and_single_modules_are_the_lowest_layer():
+    graph = package_imports()
+    assert not _cycle(graph), f"import cycle between packages: {' -> '.join(_cycle(graph))}"
+    singles = _single_modules(graph)
+    assert {"custom.errors", "custom.keys", "custom.paths"} <= singles
+    upward = {room: sorted(graph[room] - singles) for room in singles if graph[room] - singles}
+    assert not upward, f"top-level modules import packages: {upward}"
+
+
+def test_the_layers_named_in_the_architecture_import_downhill_only():
+    """The trained model on disk is the lowest package; networks know nothing of the engine; nothing below deploy
+    imports it."""
+    graph = package_imports()
+    assert not graph["custom.checkpoints"] - _single_modules(graph), graph["custom.checkpoints"]
+    higher = {"custom.deploy", "custom.report", "custom.workflows"}
+    forbidden = {
+        "custom.networks": higher | {"custom.engine", "custom.transforms"},
+        **{room: higher for room in ("custom.data", "custom.transforms", "custom.engine")},
+    }
+    wrong = {room: sorted(graph[room] & bad) for room, bad in forbidden.items() if graph[room] & bad}
+    assert not wrong, f"imports running up a layer: {wrong}"
+
+
+def test_importing_the_networks_loads_no_engine_module():
+    code = "import json, sys, custom.networks; print(json.dumps(sorted(m for m in sys.modules if m.startswith('custom'))))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": ""})  # fmt: skip
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "custom.networks" in loaded
+    assert not [m for m in loaded if m.startswith(("custom.engine", "custom.deploy", "custom.transforms"))], loaded
