@@ -13,7 +13,7 @@ from generated import save_untrained_checkpoint
 from custom.checkpoints import TrainedModel, write_card
 from custom.configs import bundle_parser
 from custom.errors import InputError
-from custom.networks import ProbabilityEnsemble, ensemble, get_network
+from custom.networks import ProbabilityEnsemble, ensemble
 
 EVALUATE = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']"
 
@@ -34,7 +34,9 @@ def test_several_weight_files_load_into_one_network_each_and_never_into_one_plai
     trained = TrainedModel(tmp_path / "models")
     assert trained.paths == paths and trained.spatial_size == [32, 32] and trained.lesion_threshold == 0.4
     network = bundle_parser(str(CONFIGS / "inference.json")).get_parsed_content("network_def")
-    with pytest.raises(InputError, match=r"--ckpt_path names 2 checkpoints \(an ensemble: .*a\.pt, .*b\.pt\), where one"):
+    with pytest.raises(
+        InputError, match=r"--ckpt_path names 2 checkpoints \(an ensemble: .*a\.pt, .*b\.pt\), where one"
+    ):
         trained.load(network)
     members = trained.members(network)
     assert members[0] is network and members[1] is not network
@@ -52,7 +54,10 @@ def test_the_configs_resolve_the_trained_model_once(tmp_path, monkeypatch):
     made = []
     monkeypatch.setattr(trained, "file_sha256", lambda p, f=trained.file_sha256: made.append(p) or f(p))
     overrides = {"ckpt_path": str(tmp_path / "models"), "cpu_runtime": "torch", "device": "$torch.device('cpu')"}
-    configs = {"inference": [str(CONFIGS / "inference.json")], "evaluate": [str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")]}
+    configs = {
+        "inference": [str(CONFIGS / "inference.json")],
+        "evaluate": [str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")],
+    }
     for name, files in configs.items():
         made.clear()
         parser = bundle_parser(files, overrides)

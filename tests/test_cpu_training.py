@@ -12,8 +12,8 @@ from conftest import CONFIGS
 from ignite.engine import Engine
 from sklearn.metrics import roc_auc_score
 
-from custom.data import balanced_sampler
 from custom.configs import bundle_parser
+from custom.data import balanced_sampler
 from custom.engine import AutocastInferer, IterationProgress, amp_supported
 
 RECIPE = [str(CONFIGS / "train.json"), str(CONFIGS / "recipes" / "cpu_budget.json")]

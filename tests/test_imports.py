@@ -98,7 +98,9 @@ def test_the_layers_named_in_the_architecture_import_downhill_only():
 
 
 def test_importing_the_networks_loads_no_engine_module():
-    code = "import json, sys, custom.networks; print(json.dumps(sorted(m for m in sys.modules if m.startswith('custom'))))"
+    code = (
+        "import json, sys, custom.networks; print(json.dumps(sorted(m for m in sys.modules if m.startswith('custom'))))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(REPO), "PATH": ""})  # fmt: skip
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -13,8 +13,8 @@ import torch
 from conftest import CONFIGS, TINY_RUN, run_bundle
 from ignite.engine import Engine
 
-from custom.data import lesion_share_sampler
 from custom.configs import bundle_parser
+from custom.data import lesion_share_sampler
 from custom.engine import WeightAverage
 from custom.errors import InputError
 from custom.transforms import AntiAliasedResized, RandSpeckleNoised

@@ -67,3 +67,30 @@ def test_evaluation_reads_the_input_size_from_the_card_as_inference_does(tmp_pat
     assert bundle_parser(
         configs, {"ckpt_path": str(tmp_path / "model.pt"), "spatial_size": [64, 64]}
     ).get_parsed_content("spatial_size") == [64, 64]
+
+
+def test_one_input_size_rule_an_explicit_other_size_is_used_with_one_warning(tmp_path, caplog):
+    """Inference ran an explicit --spatial_size without a word, evaluation warned: both now take the card's size
+    unless --spatial_size asks for another, which is used with one warning."""
+    from conftest import run_bundle
+    from generated import picture, save_untrained_checkpoint
+    from PIL import Image
+
+    from custom.checkpoints import write_card
+
+    weights = save_untrained_checkpoint(tmp_path / "model.pt")
+    write_card(weights, {"spatial_size": [32, 32]})
+    warning = "was trained at [32, 32] and is run at [64, 64] (--spatial_size)"
+    configs = [str(CONFIGS / "train.json"), str(CONFIGS / "evaluate.json")]
+    parser = bundle_parser(configs, {"ckpt_path": str(weights), "spatial_size": [64, 64]})
+    with caplog.at_level("WARNING", logger="nunet"):
+        parser.get_parsed_content(f"initialize#{len(parser['initialize']) - 1}")  # evaluate.json's check
+    assert caplog.text.count(warning) == 1
+    # the bundle run configures logging from logging.conf (disabling the loggers that exist): after the check
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture()).save(tmp_path / "in" / "a.png")
+    for size, warnings in (("[32,32]", 0), ("[64,64]", 1)):
+        proc = run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "in"),
+                          "--output_dir", str(tmp_path / size), "--ckpt_path", str(weights), "--spatial_size", size,
+                          "--cpu_runtime", "torch")  # fmt: skip
+        assert (proc.stdout + proc.stderr).count(warning) == warnings and (tmp_path / size / "a.json").is_file()

@@ -1,4 +1,4 @@
-"""Test-time augmentation by flips (custom/engine/tta.py), checkpoint ensembles (custom/networks/ensemble.py), in inference.json."""
+"""Test-time augmentation by flips (custom/engine/tta.py), checkpoint ensembles (custom/networks/ensemble.py)."""
 
 from __future__ import annotations
 

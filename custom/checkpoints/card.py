@@ -20,7 +20,15 @@ from custom.errors import InputError
 from custom.fileio import atomic_write_json
 from custom.provenance import file_sha256
 
-__all__ = ["CARD_FIELDS", "card_path", "check_card", "read_card", "stored_card", "training_run_input_size", "write_card"]
+__all__ = [
+    "CARD_FIELDS",
+    "card_path",
+    "check_card",
+    "read_card",
+    "stored_card",
+    "training_run_input_size",
+    "write_card",
+]
 
 CARD_SUFFIX = ".json"  # model.pt -> model.json
 

@@ -101,5 +101,6 @@ def load_weights(network: nn.Module, state: Mapping[str, torch.Tensor], path: st
 
 
 def load_model_weights(network: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Loads the network weights of the checkpoint at ``path`` into ``network`` (:func:`read_weights`, :func:`load_weights`)."""
+    """Loads the network weights of the checkpoint at ``path`` into ``network`` (:func:`read_weights`, then
+    :func:`load_weights`)."""
     return load_weights(network, read_weights(path), path)

@@ -68,7 +68,9 @@ def onnx_model(network: nn.Module, example: torch.Tensor, cached: Path | None) -
             f.write(model)
         atomic_write_text(digest_file, hashlib.sha256(model).hexdigest() + "\n", durable=False)
     except (OutputError, OSError) as e:  # a read-only home, a full disk, a file where the folder should be
-        logger.warning("%s; the ONNX model is exported for this run only (set %s to a writable folder)", e, CACHE_VARIABLE)
+        logger.warning(
+            "%s; the ONNX model is exported for this run only (set %s to a writable folder)", e, CACHE_VARIABLE
+        )
         return model
     logger.info("ONNX model cached in %s", cached)
     return str(cached)

@@ -35,6 +35,7 @@ from custom.provenance import RunProvenance, bundle_run_provenance, records_sha2
 
 logger = logging.getLogger("nunet")
 
+
 class AtomicDiskSaver(BaseSaveHandler):
     """Ignite save handler writing ``torch.save`` output atomically and durably; only rank 0 writes.
 

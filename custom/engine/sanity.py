@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import torch
 from ignite.engine import Engine, Events
 from torch import nn
 

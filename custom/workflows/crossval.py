@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from custom.data.sizes import size_thresholds, size_tier
 from custom.checkpoints import latest_checkpoint, write_card
+from custom.data.sizes import size_thresholds, size_tier
 from custom.errors import InputError
 from custom.evaluation import aggregate_folds, read_per_image, summarize
 from custom.fileio import atomic_write_json, check_outside, read_json

@@ -1,4 +1,4 @@
-"""A diverged training stops in one line (custom/engine/sanity.py), and no tool uses NaN weights (custom/checkpoints)."""
+"""A diverged training stops in one line (custom/engine/sanity.py); no tool uses NaN weights (custom/checkpoints)."""
 
 from __future__ import annotations
 
@@ -51,9 +51,7 @@ def test_inference_evaluation_and_export_refuse_nan_weights(tmp_path):
 
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
-    with pytest.raises(
-        InputError, match=rf"model\.pt: 1 weight tensors hold NaN or infinite values \(first: {name}\)"
-    ):
+    with pytest.raises(InputError, match=rf"model\.pt: 1 weight tensors hold NaN or infinite values \(first: {name}\)"):
         load_model_weights(parser.get_parsed_content("network_def"), path)
     images = tmp_path / "images"
     images.mkdir()
