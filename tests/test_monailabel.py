@@ -207,7 +207,7 @@ def test_monailabel_override_ends_postprocessing_with_the_2d_uint8_mask(tmp_path
 
 def test_the_card_is_rewritten_for_the_weights_a_training_wrote(tmp_path):
     """The served card of the old weights (threshold, size, figures) must not stay beside new weights."""
-    from custom.deploy.release import read_card, write_card
+    from custom.checkpoints import read_card, write_card
     from custom.provenance import file_sha256
     from custom.workflows.monailabel import card_after_training
 
