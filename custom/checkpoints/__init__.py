@@ -7,7 +7,8 @@
 - :mod:`.trained`: :class:`TrainedModel`, all of the above resolved once per run.
 
 The lowest package of the project after the single modules (``custom.errors``, ``custom.fileio``,
-``custom.provenance``): networks, engine, deploy, report and workflows import it, it imports none of them.
+``custom.provenance``): the packages above it (networks, engine, deploy, workflows) import it, it imports
+none of them (``tests/test_imports.py``).
 """
 
 from .card import CARD_FIELDS, card_path, check_card, read_card, stored_card, training_run_input_size, write_card

@@ -4,7 +4,7 @@ N-Unet decides by the argmax of its classification head. A model trained on clas
 (``bundle/configs/recipes/cpu_budget.json``) learns a 50 % prior while BUSI has 83 % lesion images,
 so its argmax calls too many images normal, and through the hard CSB gate empties their masks. The
 threshold is therefore chosen per fold on the fold's validation split (never on its test split),
-stored in the model card beside the checkpoint (:mod:`custom.deploy.release`) and applied by
+stored in the model card beside the checkpoint (:mod:`custom.checkpoints.card`) and applied by
 evaluation and inference (:func:`custom.networks.csb.predicted_class`).
 
 The operating point serves the hard CSB gate, which empties the mask of every image called normal:
