@@ -36,6 +36,14 @@ class InputError(UserError, ValueError):
     """Bad input the user can fix: the message names the file or key and says what to do."""
 
 
+class DataError(InputError):
+    """A problem with an image file or a dataset that the user can fix; the message starts with the file.
+
+    Raised by the image codecs (:mod:`custom.imageio`) and dataset preparation (:mod:`custom.data`); a bundle run
+    prints it as one line, and ``scripts/prepare_data.py`` turns it into ``error: <message>`` and a non-zero exit.
+    """
+
+
 class OutputError(UserError):
     """A file that could not be written (disk full, read-only or missing folder); the message names it."""
 

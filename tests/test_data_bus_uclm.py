@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from custom.data.bus_uclm import mask_colour_class, prepare_bus_uclm
-from custom.data.errors import DataError
+from custom.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 MASK_SHAPE = (40, 56)  # stands for BUS-UCLM's 856x606 masks

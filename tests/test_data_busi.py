@@ -13,7 +13,7 @@ from conftest import run_script
 from PIL import Image
 
 from custom.data.busi import prepare_busi, read_curated_list
-from custom.data.errors import DataError
+from custom.errors import DataError
 
 COUNTS = {"benign": 5, "malignant": 3, "normal": 3}
 FIELDS = {"id", "image", "label", "class_name", "class", "lesion", "lesion_area", "size_tier", "group", "source"}

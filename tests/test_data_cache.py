@@ -11,7 +11,7 @@ from PIL import Image
 from custom.data.busi import prepare_busi
 from custom.data.cache import load_cache, load_cached_split
 from custom.data.demo import write_raw
-from custom.data.errors import DataError
+from custom.errors import DataError
 
 
 @pytest.fixture(scope="module")

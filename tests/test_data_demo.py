@@ -14,7 +14,7 @@ from PIL import Image
 
 from custom.data import ensure_demo_dataset
 from custom.data.demo import COUNTS, write_raw
-from custom.data.errors import DataError
+from custom.errors import DataError
 
 
 def _digest(folder: Path) -> dict[str, str]:

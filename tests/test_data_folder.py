@@ -10,8 +10,8 @@ import pytest
 from conftest import run_script
 from PIL import Image
 
-from custom.data.errors import DataError
 from custom.data.folder import prepare_folder
+from custom.errors import DataError
 
 SHAPE = (24, 32)
 # stem, has lesion, mask file name pattern

@@ -1,4 +1,4 @@
-"""DICOM, NIfTI, NRRD and MetaImage in (custom/data/medical.py) and out (custom.transforms.SaveMaskd), through
+"""DICOM, NIfTI, NRRD and MetaImage in (custom/imageio/) and out (custom.transforms.SaveMaskd), through
 preparation (folder mode) and inference. Every file is written here: pydicom, nibabel and ITK."""
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import nibabel
 import numpy as np
 import pytest
 from conftest import CONFIGS, run_bundle
-from generated import jpeg_bytes, write_dicom, write_jpeg_dicom
+from generated import jpeg_bytes, write_colour_metaimage, write_colour_nrrd, write_dicom, write_jpeg_dicom, write_png16
 from PIL import Image
 
-from custom.data.io import file_stem, is_image_name, read_gray, read_mask
-from custom.data.medical import read_frames
+from custom.imageio import file_stem, is_image_name, read_frames, read_gray, read_mask
 
 RNG = np.random.default_rng(0)
 H, W = 30, 40
@@ -169,8 +168,8 @@ def test_files_without_extension_are_recognised_by_their_content(tmp_path):
     import gzip
     import shutil
 
-    from custom.data.inputs import image_records, output_stem
-    from custom.data.io import is_image_file
+    from custom.data import image_records
+    from custom.imageio import is_image_file, output_stem
 
     folder = tmp_path / "export"
     folder.mkdir()
@@ -198,13 +197,93 @@ def test_files_without_extension_are_recognised_by_their_content(tmp_path):
 
 
 def test_a_broken_medical_file_is_one_line_naming_it(tmp_path):
-    from custom.data.errors import DataError
+    from custom.errors import DataError
 
     for name in ("bad.dcm", "bad.nii.gz", "bad.nrrd"):
         (tmp_path / name).write_bytes(b"not an image at all")
         with pytest.raises(DataError, match=rf"^{tmp_path / name}: not a readable") as info:
             read_gray(tmp_path / name)
         assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- colour NRRD and MetaImage
+COLOUR_WRITERS = {".nrrd": write_colour_nrrd, ".mha": write_colour_metaimage}
+
+
+@pytest.mark.parametrize("suffix", COLOUR_WRITERS)
+def test_colour_nrrd_and_metaimage_become_grey_as_a_colour_picture_does(tmp_path, suffix):
+    """An RGB or RGBA NRRD or MetaImage was refused ("3-component pixels"): its colour becomes grey by the rule of
+    a colour PNG (luma, alpha dropped), and 16-bit samples keep their full depth, as in a 16-bit colour PNG."""
+    write = COLOUR_WRITERS[suffix]
+    rng = np.random.default_rng(50)
+    rgb8 = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    Image.fromarray(rgb8).save(tmp_path / "rgb8.png")
+    alpha8 = rng.integers(0, 256, (H, W, 1), dtype=np.uint8)
+    # 12-bit scanner data in 16-bit samples, a clip of two frames: its high byte alone is at most 15 of 255
+    rgb16 = rng.integers(0, 4096, (2, H, W, 3), dtype=np.uint16)
+    rgba16 = np.concatenate([rgb16, np.full((2, H, W, 1), 65535, dtype=np.uint16)], axis=-1)
+    png8 = [read_gray(tmp_path / "rgb8.png")]
+    png16 = [read_gray(write_png16(tmp_path / f"{k}.png", rgb16[k])) for k in range(2)]
+    files = {
+        "rgb8": (write(tmp_path / f"rgb8{suffix}", rgb8, (0.2, 0.3)), png8),
+        "rgba8": (write(tmp_path / f"rgba8{suffix}", np.concatenate([rgb8, alpha8], axis=-1)), png8),
+        "rgba16": (write(tmp_path / f"clip{suffix}", rgba16), png16),
+    }
+    for name, (path, pictures) in files.items():
+        assert len(read_frames(path)) == len(pictures), name
+        for k, picture in enumerate(pictures):
+            np.testing.assert_array_equal(read_gray(path, k), picture, err_msg=name)
+    assert read_frames(files["rgb8"][0])[0].spacing == pytest.approx((0.2, 0.3))
+    luma = rgb16[1].astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # frame 1 of the clip, over 12 bits
+    np.testing.assert_array_equal(read_gray(files["rgba16"][0], 1), np.round(luma * 255 / 4095).astype(np.uint8))
+
+
+@pytest.mark.parametrize("suffix", COLOUR_WRITERS)
+def test_a_colour_nrrd_or_metaimage_mask_is_lesion_where_a_colour_is_on(tmp_path, suffix):
+    """Any colour channel counts, at any depth (1 of 65535 has a high byte of 0); an opaque alpha does not."""
+    lesion = np.zeros((H, W), dtype=bool)
+    lesion[5:12, 8:20] = True
+    red = np.zeros((H, W, 4), dtype=np.uint16)
+    red[lesion, 0], red[..., 3] = 1, 65535
+    path = COLOUR_WRITERS[suffix](tmp_path / f"mask{suffix}", red)
+    np.testing.assert_array_equal(read_mask(path), lesion)
+    np.testing.assert_array_equal(read_mask(COLOUR_WRITERS[suffix](tmp_path / f"rgb{suffix}", red[..., :3])), lesion)
+
+
+def test_a_medical_file_of_other_components_than_grey_or_colour_is_one_line_naming_it(tmp_path):
+    from custom.errors import DataError
+
+    path = write_colour_metaimage(tmp_path / "field.mha", np.zeros((H, W, 2), dtype=np.float32))  # a 2D vector field
+    with pytest.raises(DataError, match=rf"^{path}: 2-component pixels; expected a grayscale, RGB or RGBA image$"):
+        read_gray(path)
+
+
+@pytest.mark.parametrize("suffix", COLOUR_WRITERS)
+def test_a_mask_is_written_with_the_geometry_of_a_colour_input(tmp_path, suffix):
+    from custom.imageio import write_mask_like
+
+    clip = COLOUR_WRITERS[suffix](tmp_path / f"clip{suffix}", np.zeros((2, H, W, 3), dtype=np.uint16), (0.4, 0.6))
+    lesion = np.zeros((H, W), dtype=np.uint8)
+    lesion[3:9, 4:30] = 1
+    write_mask_like(clip, 1, lesion, tmp_path / f"clip_seg{suffix}")
+    mask = itk.imread(str(tmp_path / f"clip_seg{suffix}"))
+    assert tuple(mask.GetSpacing()) == pytest.approx((0.6, 0.4, 1.0))
+    assert tuple(mask.GetOrigin()) == pytest.approx((0.0, 0.0, 1.0))  # frame 1's slice of the stack
+    np.testing.assert_array_equal(itk.array_from_image(mask)[0], lesion)
+
+
+def test_a_mask_is_written_like_a_nifti_named_without_an_extension(tmp_path):
+    """Its temporary file was named from the input's name alone (``.tmpNone``), which nibabel refused."""
+    import shutil
+
+    from custom.imageio import mask_suffix, write_mask_like
+
+    export = tmp_path / "NIFTIGZ"
+    shutil.copy(write_nifti(tmp_path / "scan.nii.gz", _picture(27), (0.3, 0.3)), export)
+    lesion = (_picture(28) > 128).astype(np.uint8)
+    assert mask_suffix(export) == ".nii.gz"
+    write_mask_like(export, 0, lesion, tmp_path / "NIFTIGZ_seg.nii.gz")
+    np.testing.assert_array_equal(np.asarray(nibabel.load(str(tmp_path / "NIFTIGZ_seg.nii.gz")).dataobj).T, lesion)
 
 
 # ---------------------------------------------------------------- DICOM out
@@ -225,7 +304,7 @@ def test_dicom_seg_references_its_source_and_holds_the_mask(tmp_path):
     import highdicom as hd
     import pydicom
 
-    from custom.data.medical import dicom_references, write_dicom_seg
+    from custom.imageio import dicom_references, write_dicom_seg
 
     lesion = np.zeros((H, W), dtype=np.uint8)
     lesion[4:12, 6:30] = 1

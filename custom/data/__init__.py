@@ -1,7 +1,8 @@
 """Data: dataset preparation (readers, duplicate groups, size tiers, folds, cache, demo data) and datalist loading.
 
 Preparation (``scripts/prepare_data.py``) turns a dataset folder into a prepared folder (see
-:mod:`custom.data.pipeline`); training reads its fold files with :func:`load_datalist`.
+:mod:`custom.data.pipeline`); training reads its fold files with :func:`load_datalist`. Image files are
+read and written through :mod:`custom.imageio`, which the runtime transforms use without this package.
 
 Names are imported on first use (PEP 562): ``load_datalist`` pulls in MONAI (~5 s), which the
 preparation scripts and the demo-data generator do not need.
@@ -9,11 +10,9 @@ preparation scripts and the demo-data generator do not need.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from custom.lazy import lazy_face
 
 _EXPORTS = {
-    "DataError": "errors",
     "ThreadDataLoader": "loading",
     "balanced_sampler": "sampling",
     "class_weights": "weights",
@@ -35,13 +34,4 @@ _EXPORTS = {
     "replication_factors": "oversampling",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

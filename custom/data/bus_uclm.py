@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from custom.data.errors import BadCase, DataError
-from custom.data.io import is_hidden, is_image_name, read_gray, read_mask_rgb
 from custom.data.pipeline import prepare
-from custom.data.records import THREE_CLASSES, CaseSource, LoadedCase, Scan
+from custom.data.records import THREE_CLASSES, BadCase, CaseSource, LoadedCase, Scan
+from custom.errors import DataError
+from custom.imageio import is_hidden, is_image_name, read_gray, read_mask_rgb
 
 
 def _read_info(info: Path) -> tuple[list[tuple[int, str, str]], list[BadCase]]:

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from custom.data.errors import BadCase, DataError
-from custom.data.io import check_mask_size, is_hidden, is_image_name, read_gray, read_mask
 from custom.data.pipeline import prepare
-from custom.data.records import THREE_CLASSES, CaseSource, LoadedCase, Scan
+from custom.data.records import THREE_CLASSES, BadCase, CaseSource, LoadedCase, Scan
+from custom.errors import DataError
+from custom.imageio import check_mask_size, is_hidden, is_image_name, read_gray, read_mask
 
 _NAME = re.compile(r"(?P<cls>[a-z]+) \((?P<n>\d+)\)(?P<mask>_mask(?:_(?P<k>\d+))?)?", re.IGNORECASE)
 

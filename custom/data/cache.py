@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from custom.data.errors import DataError
-from custom.data.io import atomic_file, png_bytes
+from custom.errors import DataError
+from custom.fileio import atomic_file
+from custom.imageio import png_bytes
 
 
 def resize_image(gray: np.ndarray, size: int) -> np.ndarray:

@@ -10,10 +10,8 @@ from pathlib import Path
 from monai.data import load_decathlon_datalist
 from PIL import Image
 
-from custom.data.errors import DataError
-from custom.data.io import check_mask_size
-from custom.data.medical import medical_format, read_frames
-from custom.errors import InputError
+from custom.errors import DataError, InputError
+from custom.imageio import check_mask_size, medical_format, read_frames
 
 
 def load_datalist(

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from custom.data.busi import prepare_busi
-from custom.data.errors import DataError
-from custom.fileio import atomic_file
+from custom.errors import DataError
+from custom.imageio import write_png
 
 COUNTS = {"benign": 20, "malignant": 12, "normal": 10}
 SIDES = (96, 160)
@@ -97,23 +96,17 @@ def write_raw(raw: Path, seed: int = 0) -> None:
             pixels = _ultrasound(rng, shape, [(m, malignant) for m in masks])
             stem = f"{class_name} ({n})"
             image = np.repeat(pixels[..., None], 3, axis=-1) if (class_name, n) in RGB_IMAGES else pixels
-            _save_png(image, folder / f"{stem}.png")
+            write_png(folder / f"{stem}.png", image)
             if not masks:
                 # all-zero RGB, as BUSI's normal masks
-                _save_png(np.zeros((*shape, 3), dtype=np.uint8), folder / f"{stem}_mask.png")
+                write_png(folder / f"{stem}_mask.png", np.zeros((*shape, 3), dtype=np.uint8))
             for k, mask in enumerate(masks):
                 name = f"{stem}_mask.png" if k == 0 else f"{stem}_mask_{k}.png"
                 if (class_name, n) == RGBA_EXTRA_MASK and k > 0:
                     rgba = np.dstack([mask * 255] * 3 + [np.full(shape, 255)]).astype(np.uint8)
-                    _save_png(rgba, folder / name)
+                    write_png(folder / name, rgba)
                 else:
-                    _save_png(mask, folder / name)  # 1-bit, as BUSI's main masks
-
-
-def _save_png(pixels: np.ndarray, path: Path) -> None:
-    """``pixels`` (bool: a 1-bit PNG) written atomically, as every file a later stage reads."""
-    with atomic_file(path) as f:
-        Image.fromarray(pixels).save(f, format="PNG")
+                    write_png(folder / name, mask)  # 1-bit, as BUSI's main masks
 
 
 def make_demo_dataset(out: str, seed: int = 0) -> dict[str, Any]:

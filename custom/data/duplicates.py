@@ -42,9 +42,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.metrics import structural_similarity
 
-from custom.data.errors import DataError
-from custom.data.io import is_hidden, is_image_name, read_gray
+from custom.errors import DataError
 from custom.fileio import atomic_write_text, check_outside
+from custom.imageio import is_hidden, is_image_name, read_gray
 
 SSIM_SIZE = 64
 PREFILTER_SIZE = 16

@@ -26,11 +26,19 @@ import re
 from pathlib import Path
 from typing import Any
 
-from custom.data.errors import BadCase, DataError
-from custom.data.io import check_mask_size, file_stem, is_hidden, is_image_file, read_gray, read_mask
-from custom.data.medical import frame_count, medical_format
 from custom.data.pipeline import prepare
-from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan
+from custom.data.records import CLASS_INDEX, BadCase, CaseSource, LoadedCase, Scan
+from custom.errors import DataError
+from custom.imageio import (
+    check_mask_size,
+    file_stem,
+    frame_count,
+    is_hidden,
+    is_image_file,
+    medical_format,
+    read_gray,
+    read_mask,
+)
 
 
 def _files(folder: Path, what: str) -> tuple[list[Path], list[BadCase]]:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import collections
-import functools
-import hashlib
 import logging
 import os
 import re
 from pathlib import Path
 
 from custom.data.datalist import load_datalist
-from custom.data.errors import DataError
-from custom.data.io import decode, decode_pixels, file_stem, is_hidden, is_image_file, open_image
-from custom.data.medical import medical_format, read_frames
-from custom.errors import InputError
+from custom.errors import DataError, InputError
+from custom.imageio import (
+    decode,
+    decode_pixels,
+    file_stem,
+    is_hidden,
+    is_image_file,
+    medical_format,
+    open_image,
+    read_frames,
+    with_output_stems,
+)
 
 # a mask beside its image, as BUSI stores them: "<stem>_mask.png", "<stem>_mask_1.png"; a name that
 # merely contains "_mask" ("breast_mask_study.png") is an image
@@ -68,47 +73,6 @@ def image_records(input_dir: str | None = None, datalist: str | None = None, spl
     return with_output_stems([{"image": r["image"], **({"id": r["id"]} if "id" in r else {})} for r in records])
 
 
-OUTPUT_STEM = "output_stem"  # the record key of the stem of an input's outputs
-# the longest name an output adds to its stem ("<stem>_overlay.png"), within the 255 bytes of a file name
-LONGEST_OUTPUT_SUFFIX = len("_overlay.png")
-MAX_STEM_BYTES = 255 - LONGEST_OUTPUT_SUFFIX
-
-
-def fit_stem(stem: str) -> str:
-    """``stem``, or when its outputs' names would pass the file system's 255 bytes, its start and a hash of the whole
-    (so two long names that share their start still get different outputs)."""
-    if len(stem.encode()) <= MAX_STEM_BYTES:
-        return stem
-    digest = hashlib.sha1(stem.encode()).hexdigest()[:8]
-    start = stem.encode()[: MAX_STEM_BYTES - len(digest) - 1].decode(errors="ignore")
-    return f"{start}_{digest}"
-
-
-def with_output_stems(records: list[dict]) -> list[dict]:
-    """``records``, each with its own ``output_stem``: no two inputs of a run share an output name.
-
-    Each starts from :func:`output_stem`. Names that still collide within the run (case ignored, as on
-    macOS and Windows file systems): one name in two folders of a datalist, the same file listed twice,
-    or a generated name equal to another input's (frame 0 of ``a.dcm`` and ``a_frame0.png``; ``a_png``
-    made for ``a.png`` beside ``a.tif`` and an input ``a_png.jpg``) get their folder's name in front and,
-    if that is not enough, a number behind (``_2``, ``_3``, ...), never a name another input keeps. A
-    collision used to write the second result over the first without a word.
-    """
-    stems = [output_stem(r["image"], r.get("frame")) for r in records]
-    counts = collections.Counter(s.lower() for s in stems)
-    taken = {s.lower() for s in stems if counts[s.lower()] == 1}
-    named = []
-    for record, stem in zip(records, stems):
-        if counts[stem.lower()] > 1:
-            base = stem = f"{Path(record['image']).resolve().parent.name}_{stem}"
-            number = 2
-            while stem.lower() in taken:
-                stem, number = f"{base}_{number}", number + 1
-            taken.add(stem.lower())
-        named.append({**record, OUTPUT_STEM: fit_stem(stem)})
-    return named
-
-
 def readable_records(records: list[dict]) -> list[dict]:
     """The records of :func:`image_records` that can be inferred (those without an ``error``)."""
     return [r for r in records if "error" not in r]
@@ -137,26 +101,3 @@ def _records(path: Path) -> list[dict]:
 
 def _some(names: list[str], shown: int = 5) -> str:
     return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
-
-
-def output_stem(image: str, frame: int | None = None) -> str:
-    """The stem of an input image's outputs (``<stem>_seg.png``, ``<stem>.json``), before a run's other inputs
-    are considered (:func:`with_output_stems` makes the names of a run unique).
-
-    The file name without its extension; when another image in the same folder has the same stem
-    (``a.png`` beside ``a.tif``), the extension is kept in it (``a_png``, ``a_tif``), so the two
-    never overwrite each other's outputs; a name without extension is a stem of its own (``x`` beside
-    ``x.png``: ``x`` and ``x_png``). Frame ``k`` of a file of several frames adds ``_frame<k>``.
-    """
-    folder, name = os.path.split(os.path.abspath(image))
-    stem = file_stem(name)
-    if _stem_counts(folder, os.stat(folder).st_mtime_ns)[stem.lower()] > 1 and name != stem:
-        stem = f"{stem}_{name[len(stem):].lstrip('.').replace('.', '_').lower()}"
-    return fit_stem(stem if frame is None else f"{stem}_frame{frame}")
-
-
-@functools.lru_cache(maxsize=8)
-def _stem_counts(folder: str, mtime_ns: int) -> collections.Counter:
-    # keyed by the folder's modification time: one listing per folder and change, not one per image
-    # (a scan of the folder per image made 2000 images quadratic)
-    return collections.Counter(file_stem(n).lower() for n in os.listdir(folder) if is_image_file(Path(folder, n)))

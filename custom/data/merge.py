@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from custom.data.errors import DataError
+from custom.errors import DataError
 from custom.fileio import atomic_write_json, check_outside, read_json
 from custom.provenance import provenance
 

@@ -40,10 +40,18 @@ from custom.data import cache as cache_module
 from custom.data import duplicates
 from custom.data import folds as folds_module
 from custom.data import sizes
-from custom.data.errors import BadCase, DataError
-from custom.data.io import IMAGE_PNG_LEVEL, write_png
-from custom.data.records import CLASS_INDEX, CaseSource, LoadedCase, Scan, check_class_against_mask, drop_duplicate_ids
+from custom.data.records import (
+    CLASS_INDEX,
+    BadCase,
+    CaseSource,
+    LoadedCase,
+    Scan,
+    check_class_against_mask,
+    drop_duplicate_ids,
+)
+from custom.errors import DataError
 from custom.fileio import atomic_write_json, check_outside
+from custom.imageio import IMAGE_PNG_LEVEL, write_png
 from custom.provenance import provenance
 
 DEDUP_MODES = ("auto", "none")

@@ -1,4 +1,4 @@
-"""Cases as readers find them, cases as loaded, and the classes a record can have.
+"""Cases as readers find them, cases as loaded, cases left out, and the classes a record can have.
 
 A reader (``busi``, ``bus_uclm``, ``folder``) turns a dataset folder into a :class:`Scan` of
 :class:`CaseSource` entries; its loader turns one entry into a :class:`LoadedCase` (grayscale image,
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from custom.data.errors import BadCase, DataError
+from custom.errors import DataError
 
 # Class indices of the records (normal=0, benign=1, malignant=2, as the training configs expect).
 # "lesion" is the class of a lesion whose type is unknown (folder datasets without labels): index 1,
@@ -44,6 +44,26 @@ class CaseSource:
     source: str
     patient: str | None = None
     frame: int = 0
+
+
+@dataclass(frozen=True)
+class BadCase:
+    """A file that could not be used, and why (listed in summary.json under ``--skip-bad``)."""
+
+    file: str
+    reason: str
+
+    @classmethod
+    def from_error(cls, error: DataError, file: str) -> BadCase:
+        """The bad case of ``error``, whose message is ``"<file>: <problem>"`` (``file`` when it is not)."""
+        named, sep, reason = str(error).partition(": ")
+        return cls(named, reason) if sep else cls(file, str(error))
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.reason}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"file": self.file, "reason": self.reason}
 
 
 @dataclass

@@ -1,31 +1,29 @@
-"""Metrics (one definition each) used by validation, evaluation and reports, and the report statistics."""
+"""Metrics (one definition each) used by validation, evaluation and reports, and the report statistics.
 
-from .metrics import (
-    BOUNDARY_METRICS,
-    CLASSIFICATION_METRICS,
-    MILLIMETRE_METRICS,
-    SEGMENTATION_METRICS,
-    boundary_metrics,
-    classification_metrics,
-    nanmean,
-    segmentation_metrics,
-)
-from .statistics import aggregate_folds, bootstrap_ci, paired_comparison
-from .summary import CONVENTIONS, read_per_image, summarize
+Names are imported on first use (PEP 562), as in :mod:`custom.data`: the runtime transforms import
+:mod:`custom.evaluation.measurements` alone, and the summary of a run (:mod:`custom.evaluation.summary`)
+reads the size tiers of dataset preparation, a package inference does not load.
+"""
 
-__all__ = [
-    "BOUNDARY_METRICS",
-    "CLASSIFICATION_METRICS",
-    "MILLIMETRE_METRICS",
-    "CONVENTIONS",
-    "SEGMENTATION_METRICS",
-    "aggregate_folds",
-    "bootstrap_ci",
-    "boundary_metrics",
-    "classification_metrics",
-    "nanmean",
-    "paired_comparison",
-    "read_per_image",
-    "segmentation_metrics",
-    "summarize",
-]
+from __future__ import annotations
+
+from custom.lazy import lazy_face
+
+_EXPORTS = {
+    "BOUNDARY_METRICS": "metrics",
+    "CLASSIFICATION_METRICS": "metrics",
+    "CONVENTIONS": "summary",
+    "MILLIMETRE_METRICS": "metrics",
+    "SEGMENTATION_METRICS": "metrics",
+    "aggregate_folds": "statistics",
+    "bootstrap_ci": "statistics",
+    "boundary_metrics": "metrics",
+    "classification_metrics": "metrics",
+    "nanmean": "metrics",
+    "paired_comparison": "statistics",
+    "read_per_image": "summary",
+    "segmentation_metrics": "metrics",
+    "summarize": "summary",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_face(__name__, _EXPORTS)

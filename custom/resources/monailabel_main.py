@@ -24,7 +24,7 @@ bundle:
   inference, mirror test-time augmentation added, and serves the one whose lesion probability has
   the highest entropy. ``random`` and ``first`` (MONAI Label's) remain.
 - The mask of a NIfTI, NRRD or MetaImage study is written with the study's geometry (spacing,
-  direction, origin: ``custom.data.medical.write_mask_like``, as the bundle's inference writes it);
+  direction, origin: ``custom.imageio.write_mask_like``, as the bundle's inference writes it);
   MONAI Label's own writer drops the affine of a 2D image.
 - A bad request is answered with a 4xx status and a one-line message instead of a bare HTTP 500: an
   unknown model or bad parameters 400, an image id the datastore does not hold 404, an image the
@@ -142,7 +142,7 @@ class OverrideInferTask(BundleInferTask):
     def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
         """The mask of a NIfTI, NRRD or MetaImage study written in its family with the study's geometry, others as
         MONAI Label writes them: its writer drops the affine of a 2D image (unit spacing, no origin)."""
-        from custom.data.medical import mask_suffix, write_mask_like
+        from custom.imageio import mask_suffix, write_mask_like
 
         source = data.get("image_path")
         suffix = mask_suffix(source) if isinstance(source, str) else None

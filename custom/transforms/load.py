@@ -1,4 +1,4 @@
-"""Loading pictures through the one decoder of the project (:func:`custom.data.io.decode`), with nothing else.
+"""Loading pictures through the one decoder of the project (:func:`custom.imageio.decode`), with nothing else.
 
 ``LoadImaged(reader=PILReader(...))`` still registers MONAI's default readers, and when the chosen
 reader raises it silently tries the others: a file our decoder refuses (a NaN pixel) would be read by
@@ -6,7 +6,7 @@ ITK instead and reach the network undecoded. :class:`LoadPictured` passes its re
 which MONAI uses alone, so every image of training, evaluation and inference is decoded by the same
 function as in preparation, and a decoding problem stops the run with its one-line message.
 
-Medical files (DICOM, NIfTI, NRRD, MetaImage: :mod:`custom.data.medical`) are read frame by frame (the
+Medical files (DICOM, NIfTI, NRRD, MetaImage: :mod:`custom.imageio.registry`) are read frame by frame (the
 record's ``frame``, 0 by default), decoded by the same rules, laid out as PIL images are (``(1, W,
 H)``) and carry in their metadata their pixel spacing (``pixel_spacing``: millimetres per row and per
 column), the ultrasound region a DICOM states (``ultrasound_region``, :mod:`custom.transforms.region`)
@@ -28,9 +28,8 @@ from monai.data import ImageReader, MetaTensor, PILReader
 from monai.transforms import LoadImaged
 from monai.utils import ImageMetaKey
 
-from custom.data.errors import DataError
-from custom.data.io import decode, decode_mask, decode_pixels, mask_pixels
-from custom.data.medical import medical_format, read_frames
+from custom.errors import DataError
+from custom.imageio import decode, decode_mask, decode_pixels, mask_pixels, medical_format, read_frames
 from custom.transforms.region import REGION_KEY
 
 FRAME_KEY = "frame"
@@ -56,11 +55,11 @@ def _without_reader_registration_noise() -> Iterator[None]:
 
 
 class LoadPictured(LoadImaged):
-    """Reads ``keys`` with PIL and :func:`custom.data.io.decode` (8-bit grayscale, EXIF orientation applied), channel first.
+    """Reads ``keys`` with PIL and :func:`custom.imageio.decode` (8-bit grayscale, EXIF orientation applied), channel first.
 
     Args:
         keys: the keys of the file paths.
-        mask: read masks instead (:func:`custom.data.io.decode_mask`: orientation applied, colours and
+        mask: read masks instead (:func:`custom.imageio.decode_mask`: orientation applied, colours and
             channels kept for ``BinarizeMaskd``; a medical file's mask frame becomes 0/255).
         allow_missing_keys: as for every dictionary transform.
     """

@@ -21,20 +21,20 @@ import torch.nn.functional as F
 from monai.transforms import MapTransform
 from monai.utils import ImageMetaKey
 
-from custom.data.errors import DataError
-from custom.data.inputs import OUTPUT_STEM, output_stem
-from custom.data.io import png_bytes
-from custom.data.medical import (
-    DICOM_SUFFIXES,
+from custom.errors import DataError, check_list, is_positive
+from custom.evaluation.measurements import measure_lesion
+from custom.fileio import atomic_file, atomic_write_json
+from custom.imageio import (
+    DICOM,
+    OUTPUT_STEM,
+    codec_for,
     dicom_references,
     mask_suffix,
-    medical_format,
+    output_stem,
+    png_bytes,
     write_dicom_seg,
     write_mask_like,
 )
-from custom.errors import check_list, is_positive
-from custom.evaluation.measurements import measure_lesion
-from custom.fileio import atomic_file, atomic_write_json
 from custom.keys import DecisionKeys
 from custom.networks.csb import (
     check_csb_mode,
@@ -317,7 +317,7 @@ def scan_region(data: Mapping, image_key: str = "image") -> dict | None:
 
 
 def _output_stem(data: Mapping, image_key: str, source: str) -> str:
-    """The record's ``output_stem`` (unique within the run, :func:`custom.data.inputs.with_output_stems`), else
+    """The record's ``output_stem`` (unique within the run, :func:`custom.imageio.with_output_stems`), else
     that of the input file alone (records not made by :func:`custom.data.image_records`)."""
     return data.get(OUTPUT_STEM) or output_stem(source, _frame(data, image_key))
 
@@ -331,13 +331,13 @@ class SaveMaskd(MapTransform):
     """Writes the predicted mask of one image to ``<output_dir>/<stem>_seg.<ext>``, in the input's family.
 
     - NIfTI input: a NIfTI mask (values 0/1) with the input's affine; NRRD and MetaImage: the same format
-      with the input's spacing, origin and direction (:func:`custom.data.medical.write_mask_like`).
+      with the input's spacing, origin and direction (:func:`custom.imageio.write_mask_like`).
     - Pictures (PNG, JPEG, BMP, TIFF) and DICOM: a PNG (0/255); with the DICOM's pixel spacing as the
       PNG's physical pixel size (its ``pHYs`` chunk).
     - DICOM, besides: ``<stem>_seg.dcm``, the mask as a DICOM Segmentation referencing the source
-      instance and frame (:func:`custom.data.medical.write_dicom_seg`), which a PACS stores with the study;
+      instance and frame (:func:`custom.imageio.write_dicom_seg`), which a PACS stores with the study;
       a source without the UIDs to reference gets a warning instead.
-    The stem is the record's ``output_stem``, unique within the run (:func:`custom.data.inputs.with_output_stems`:
+    The stem is the record's ``output_stem``, unique within the run (:func:`custom.imageio.with_output_stems`:
     ``_frame<k>`` for frame ``k`` of a file of several frames), the one :class:`SaveResultd` uses for the JSON
     beside it.
 
@@ -368,7 +368,7 @@ class SaveMaskd(MapTransform):
             dpi = None if spacing is None else (25.4 / spacing[1], 25.4 / spacing[0])
             with atomic_file(stem.with_name(stem.name + ".png")) as f:
                 f.write(png_bytes(mask * 255, dpi))
-            if medical_format(source) in DICOM_SUFFIXES:
+            if codec_for(source) is DICOM:
                 try:
                     write_dicom_seg(Path(source), frame or 0, mask, stem.with_name(stem.name + ".dcm"), _algorithm())
                 except DataError as e:  # the PNG and the JSON stand; only the Segmentation cannot be made
@@ -386,7 +386,7 @@ class SaveResultd(MapTransform):
     """Writes ``data[key]`` (the JSON summary of :class:`MultiTaskDecisiond`) to ``<output_dir>/<stem>.json``.
 
     The stem is the record's ``output_stem`` (the input's name without extension, made unique within the
-    run by :func:`custom.data.inputs.with_output_stems`), so the JSON sits next to ``<stem>_seg.<ext>``
+    run by :func:`custom.imageio.with_output_stems`), so the JSON sits next to ``<stem>_seg.<ext>``
     written by :class:`SaveMaskd` with the same rule. The JSON also names the input's ``frame``,
     ``pixel_spacing`` and the ``scan_region`` it was cropped to (:func:`scan_region`) when it has them and,
     for a DICOM input, its ``dicom`` UIDs (study, series, SOP instance, frame of reference). Written atomically.
@@ -404,7 +404,7 @@ class SaveResultd(MapTransform):
         spacing = image_spacing(d, self.image_key)
         where = {"image": source, **({"frame": frame} if frame is not None else {})}
         where.update({"pixel_spacing": spacing} if spacing is not None else {})
-        if medical_format(source) in DICOM_SUFFIXES:
+        if codec_for(source) is DICOM:
             where["dicom"] = dicom_references(Path(source))
         region = scan_region(d, self.image_key)
         where.update({"scan_region": region} if region is not None else {})

@@ -16,8 +16,8 @@ from monai.utils import ImageMetaKey
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from custom.data.inputs import OUTPUT_STEM, output_stem
 from custom.fileio import atomic_file
+from custom.imageio import OUTPUT_STEM, output_stem
 from custom.keys import DecisionKeys
 from custom.transforms.load import FRAME_KEY, LoadPictured
 
@@ -60,7 +60,7 @@ class SaveOverlayd(MapTransform):
 
     The image is read again from its file (the frame of a multi-frame file) by the loader of the
     pipeline, so the overlay shows the picture the user gave, not the network's cropped and resized
-    input. The stem is the one of ``<stem>_seg.png`` and ``<stem>.json`` (:func:`custom.data.inputs.output_stem`).
+    input. The stem is the one of ``<stem>_seg.png`` and ``<stem>.json`` (:func:`custom.imageio.output_stem`).
 
     Args:
         output_dir: the folder of the outputs.

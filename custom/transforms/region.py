@@ -7,7 +7,7 @@ an empty mask, once the same pixels sit in a screen. :class:`CropScanRegiond` is
 of the ``input_transforms`` that training, evaluation and inference share, and crops to:
 
 1. the region the file states: the DICOM Sequence of Ultrasound Regions (0018,6011), read by
-   :mod:`custom.data.medical` into the image's metadata (``ultrasound_region``);
+   :mod:`custom.imageio.dicom` into the image's metadata (``ultrasound_region``);
 2. otherwise the region found in the pixels (:func:`find_scan_region`): the largest connected area
    dense in speckle (textured, not dark), which text, icons and flat bars are not;
 3. otherwise, when the picture is already the scan (tissue reaches its top, left and right edges, as

@@ -29,7 +29,7 @@ def untrained(tmp_path_factory) -> Path:
 def test_no_two_inputs_of_a_run_share_an_output_name(tmp_path):
     """Every kind of collision: a generated name equal to another input's (frames, the extension kept for
     ``a.png`` beside ``a.tif``), one name in two folders, the same file twice, names differing in case only."""
-    from custom.data.inputs import OUTPUT_STEM, with_output_stems
+    from custom.imageio import OUTPUT_STEM, with_output_stems
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -348,7 +348,7 @@ def test_list_options_on_the_command_line_are_one_line(tmp_path, untrained):
 def test_a_nifti_without_qform_or_sform_has_no_spacing_and_one_with_them_has(tmp_path):
     import nibabel
 
-    from custom.data.medical import read_frames
+    from custom.imageio import read_frames
 
     pixels = picture().T.copy()
     plain = nibabel.Nifti1Image(pixels, None)  # nibabel's unit voxel sizes, no orientation stated
@@ -368,8 +368,8 @@ def test_a_nifti_without_qform_or_sform_has_no_spacing_and_one_with_them_has(tmp
 def test_a_mask_with_another_number_of_frames_than_its_image_is_refused(tmp_path):
     import nibabel
 
-    from custom.data.errors import DataError
-    from custom.data.io import check_mask_size
+    from custom.errors import DataError
+    from custom.imageio import check_mask_size
 
     def stack(name: str, frames: int) -> Path:
         nibabel.save(nibabel.Nifti1Image(np.stack([picture().T] * frames, -1), np.eye(4)), str(tmp_path / name))

@@ -33,6 +33,8 @@ from generated import (
     pair_folders,
     picture,
     save_untrained_checkpoint,
+    write_colour_metaimage,
+    write_colour_nrrd,
     write_dicom,
     write_jpeg_dicom,
     write_pair,
@@ -40,8 +42,7 @@ from generated import (
 )
 from PIL import Image
 
-from custom.data.io import file_stem, image_size
-from custom.data.medical import is_dicom_name, medical_suffix, read_frames
+from custom.imageio import file_stem, image_size, mask_suffix, read_frames
 
 TINY = {"epochs": 1, "spatial_size": [32, 32], "batch_size": 2, "num_workers": 0}
 
@@ -243,7 +244,8 @@ def _twelve_bits() -> np.ndarray:
 
 
 def _wide_colour(channels: int, ext: str = ".png") -> Callable[[Path], Reference]:
-    """A 16-bit colour (3), colour and alpha (4) or grey and alpha (2) picture holding 12-bit data."""
+    """A 16-bit colour (3), colour and alpha (4) or grey and alpha (2) picture (PNG, TIFF) or medical file (NRRD,
+    MetaImage) holding 12-bit data."""
 
     def make(root: Path) -> Reference:
         images, masks = pair_folders(root)
@@ -255,7 +257,9 @@ def _wide_colour(channels: int, ext: str = ".png") -> Callable[[Path], Reference
 
             tifffile.imwrite(images / "x.tif", samples, photometric="rgb")
         else:
-            write_png16(images / "x.png", samples)
+            {".png": write_png16, ".nrrd": write_colour_nrrd, ".mha": write_colour_metaimage}[ext](
+                images / f"x{ext}", samples
+            )
         Image.fromarray(lesion().astype(np.uint8) * 255).save(masks / "x.png")
         return Reference(picture(), lesion())
 
@@ -406,7 +410,7 @@ UNREADABLE = "stops: not a readable image"
 READS_NO_MASKS = "inference reads images only"
 READS_NO_DATALIST = "preparation writes datalists, it does not read them"
 ANY_NON_ZERO = "any non-zero pixel (any channel) is lesion, stored as 0/255"
-BIT_DEPTH = "scaled to 8 bits by its real bit depth (custom.data.io.decode)"
+BIT_DEPTH = "scaled to 8 bits by its real bit depth (custom.imageio.decode)"
 FLOAT = "scaled to 8 bits: values in [0, 1] times 255"
 NON_FINITE = "non-finite (NaN or infinite) pixels"
 ONE_BIT = "black and white as 0 and 255"
@@ -545,6 +549,8 @@ CASES = [
     Case("rgba16-png", "16-bit RGBA PNG of 12-bit data", _wide_colour(4), *[Handled(WIDE_COLOUR)] * 3),
     Case("gray-alpha16-png", "16-bit grey+alpha PNG of 12-bit data", _wide_colour(2), *[Handled(WIDE_COLOUR)] * 3),
     Case("rgb16-tiff", "16-bit RGB TIFF of 12-bit data", _wide_colour(3, ".tif"), *[Handled(WIDE_COLOUR)] * 3),
+    Case("rgb16-nrrd", "16-bit RGB NRRD of 12-bit data", _wide_colour(3, ".nrrd"), *[Handled(WIDE_COLOUR)] * 3),
+    Case("rgba16-mha", "16-bit RGBA MetaImage of 12-bit data", _wide_colour(4, ".mha"), *[Handled(WIDE_COLOUR)] * 3),
     Case(
         "mask-rgb16",
         "16-bit RGB mask, lesion 1 in the red channel",
@@ -786,6 +792,7 @@ def test_every_kind_of_bad_input_file_has_a_case():
     decoding = {"12-bit", "10-bit", "float-tiff", "nan-tiff", "int32-tiff", "1-bit", "cmyk"}
     decoding |= {"dicom-rgb", "dicom-12-bit", "dicom-jpeg-ybr", "dicom-no-extension", "dicom-truncated", "nan-nifti"}
     decoding |= {"rgb-nifti", "ct-dicom", "rgb16-png", "rgba16-png", "gray-alpha16-png", "rgb16-tiff", "mask-rgb16"}
+    decoding |= {"rgb16-nrrd", "rgba16-mha"}
     assert decoding | {"exif-rotated", "exif-mask-mismatch", "multi-page-tiff", "mask-jpeg"} <= set(IDS)
 
 
@@ -858,8 +865,8 @@ def write_reference(reference: Reference, folder: Path) -> dict:
 
 @pytest.mark.parametrize("case", _cases("prepare", Refused))
 def test_preparation_refuses(case, tmp_path):
-    from custom.data.errors import DataError
     from custom.data.folder import prepare_folder
+    from custom.errors import DataError
 
     build(case, tmp_path)
     with pytest.raises(DataError) as error:
@@ -1045,8 +1052,8 @@ def test_inference_runs_on_every_handled_case_together(tmp_path, untrained_check
     assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before  # inputs untouched
     for name in before:
         stem = file_stem(name)
-        suffix = medical_suffix(name)
-        if suffix is not None and not is_dicom_name(name):  # a volume format: the mask in the input's format
+        suffix = mask_suffix(inputs / name)
+        if suffix is not None:  # a volume format: the mask in the input's format
             (frame,) = read_frames(out / f"{stem}_seg{suffix}")
             assert frame.pixels.shape[:2] == read_frames(inputs / name)[0].pixels.shape[:2], name
             assert set(np.unique(frame.pixels).tolist()) <= {0, 1, 255}, name

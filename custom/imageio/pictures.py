@@ -1,11 +1,11 @@
-"""Reading images and masks (PNG/JPEG/BMP/TIFF of any mode, and DICOM, NIfTI, NRRD, MetaImage), writing PNGs atomically.
+"""Pictures (PNG, JPEG, BMP, TIFF of any mode) in and PNGs out, and the one decoder of the project.
 
-A medical file (:mod:`custom.data.medical`) may hold several frames; every reader here takes the
-``frame`` to read (0 for the picture formats, which hold one).
-
-Every file a later stage reads is written atomically (temporary file in the same folder, then
-``os.replace``, :func:`custom.fileio.atomic_file`), so a reader sees the old file or the new one,
-never half of one. Every reading problem is a :class:`DataError` whose message starts with the file.
+:func:`decode` makes every picture the 8-bit grayscale the network reads, in preparation, training and
+inference alike; :func:`decode_pixels` does the same for an array of samples (a frame of a medical file,
+see :mod:`custom.imageio.registry`, or a colour picture wider than 8 bits), so a colour NRRD, DICOM or
+PNG, and a 16-bit one, become grey by the same rules. Every reading problem is a
+:class:`~custom.errors.DataError` whose message starts with the file. PNGs are written atomically
+(:func:`custom.fileio.atomic_file`), so a reader sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -16,55 +16,21 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
-from custom.data.errors import DataError
-from custom.data.medical import MEDICAL_SUFFIXES, frame_count, medical_format, read_frames
+from custom.errors import DataError
 from custom.fileio import atomic_file
+from custom.imageio.base import check_file
+from custom.imageio.itk_formats import read_colour
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-IMAGE_SUFFIXES = PICTURE_SUFFIXES + MEDICAL_SUFFIXES
 
 # Speed over size for the prepared images: level 1 writes BUSI's noisy ultrasound 4-5x faster than
 # the default level 6 for files about 14 % larger, which keeps preparing BUSI well under a minute.
 IMAGE_PNG_LEVEL = 1
 
 
-def is_image_name(name: str) -> bool:
-    """Whether ``name`` has one of the image suffixes this package reads (any case)."""
-    return name.lower().endswith(IMAGE_SUFFIXES)
-
-
-def is_image_file(path: Path) -> bool:
-    """Whether ``path`` is an image this package reads: by its name, or by its content when the name has no
-    image extension (:func:`custom.data.medical.medical_format`: PACS exports are named without one)."""
-    return is_image_name(path.name) or medical_format(path) is not None
-
-
-def file_stem(name: str) -> str:
-    """``name`` without its image suffix (``scan.nii.gz`` -> ``scan``); a name without one is its own stem.
-
-    PACS exports name files by UID: ``1.2.840.113619.2.55.3`` has no suffix ``.3``, and two files of
-    a series, ``...55.3`` and ``...55.4``, must not share the stem ``...55``.
-    """
-    lower = name.lower()
-    suffix = next((s for s in IMAGE_SUFFIXES if lower.endswith(s)), None)
-    return name[: -len(suffix)] if suffix else name
-
-
-def is_hidden(name: str) -> bool:
-    """Operating-system bookkeeping (``.DS_Store``, ``._x.png``), skipped silently when listing folders."""
-    return name.startswith(".")
-
-
-def _check_file(path: Path) -> None:
-    if not path.is_file():
-        raise DataError(f"{path}: file does not exist")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: zero-byte file")
-
-
 def open_image(path: Path) -> Image.Image:
     """The decoded image at ``path``; :class:`DataError` naming the file when it is missing, empty or unreadable."""
-    _check_file(path)
+    check_file(path)
     try:
         with Image.open(path) as img:
             check_single_page(img)  # while open: counting a TIFF's pages reads the file
@@ -85,9 +51,9 @@ def decode(img: Image.Image) -> Image.Image:
       luma is exact.
     - Integer data wider than 8 bits (16-bit containers holding 10, 12 or 14-bit scanner data, 32-bit
       integers, and 16-bit colour or grey-and-alpha samples, which PIL alone would cut to their high
-      byte: those are read at full depth by ITK) is scaled by its real bit depth, the smallest even number of bits that holds the
-      image's maximum, not by the container's: a 12-bit image in a 16-bit PNG keeps its contrast
-      instead of collapsing into the 16 darkest grey levels.
+      byte: those are read at full depth by ITK) is scaled by its real bit depth, the smallest even
+      number of bits that holds the image's maximum, not by the container's: a 12-bit image in a 16-bit
+      PNG keeps its contrast instead of collapsing into the 16 darkest grey levels.
     - Floating-point data in [0, 1] is scaled by 255; other floating-point data by its own range.
     - 1-bit images become 0/255.
 
@@ -96,9 +62,9 @@ def decode(img: Image.Image) -> Image.Image:
     """
     source = getattr(img, "filename", "") or "image"
     check_single_page(img)
-    channels = _wide_channels(img) if img.mode in _WIDE_COLOUR_MODES else 0
+    channels = wide_colour_channels(img)
     if channels > 1:
-        return _upright(Image.fromarray(decode_pixels(_read_wide_colour(source, channels), source)), img)
+        return upright(Image.fromarray(decode_pixels(read_wide_colour(img, channels), source)), img)
     img = ImageOps.exif_transpose(img)
     if img.mode in ("L", "1", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
         if img.mode in ("P", "PA"):
@@ -178,13 +144,15 @@ _EXIF_TRANSPOSE = {
 }
 
 
-def _wide_channels(img: Image.Image) -> int:
+def wide_colour_channels(img: Image.Image) -> int:
     """How many channels ``img``'s file stores with more than 8 bits per sample (PIL keeps only their high byte),
-    or 0.
+    or 0 (grey, or 8-bit samples).
 
     The decoder's raw mode says so (``RGB;16B``, ``LA;16B``, ``RGBA;16L``; PIL shows a 16-bit grey+alpha PNG
     as RGBA); PIL forgets it once the pixels are loaded, so a loaded image's header is read again from its file.
     """
+    if img.mode not in _WIDE_COLOUR_MODES:
+        return 0
     tile = img.tile
     if not tile and getattr(img, "filename", ""):
         try:
@@ -199,54 +167,26 @@ def _wide_channels(img: Image.Image) -> int:
     return 0
 
 
-def _upright(picture: Image.Image, stored: Image.Image) -> Image.Image:
+def upright(picture: Image.Image, stored: Image.Image) -> Image.Image:
     """``picture`` (made from the samples of ``stored``) turned by ``stored``'s EXIF orientation."""
     method = _EXIF_TRANSPOSE.get(_orientation(stored))
     return picture if method is None else picture.transpose(method)
 
 
-def _read_wide_colour(source: str, channels: int) -> np.ndarray:
-    """The ``(H, W, channels)`` samples of a wide colour PNG or TIFF at their full depth (ITK reads them all)."""
-    import itk
-
+def read_wide_colour(img: Image.Image, channels: int) -> np.ndarray:
+    """The ``(H, W, C)`` samples of ``img``'s file, a PNG or TIFF of ``channels`` wide colour channels
+    (:func:`wide_colour_channels`), at their full depth: ITK reads them all, as it reads a colour NRRD."""
+    source = getattr(img, "filename", "") or "image"
     try:
-        image = itk.imread(source, itk.Vector[itk.F, channels])
+        return read_colour(Path(source))
     except Exception as e:  # ITK raises RuntimeError, TemplateTypeError, ... for what it cannot read
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DataError(f"{source}: {channels}-channel samples wider than 8 bits could not be read ({reason})") from e
-    return np.rint(itk.array_from_image(image).reshape(image.shape[:2] + (channels,))).astype(np.uint32)
 
 
 def to_gray(img: Image.Image) -> np.ndarray:
     """8-bit single-channel pixels of ``img`` as :func:`decode` sees them, an ``(H, W)`` uint8 array."""
     return np.asarray(decode(img), dtype=np.uint8)
-
-
-def decode_mask(img: Image.Image) -> Image.Image:
-    """A mask as its annotator drew it: EXIF orientation applied (as :func:`decode` does for its image) and a
-    palette replaced by its colours; channels and alpha are kept, for ``BinarizeMaskd`` to read. A JPEG
-    mask is thresholded first (:func:`unring_lossy_mask`)."""
-    check_single_page(img)
-    channels = _wide_channels(img) if img.mode in _WIDE_COLOUR_MODES else 0
-    if channels > 1:  # 16-bit colour: values below 256 would vanish with PIL's high byte
-        samples = _read_wide_colour(getattr(img, "filename", "") or "mask", channels)
-        colour, alpha = (samples[..., :-1], samples[..., -1]) if channels in (2, 4) else (samples, None)
-        on = colour.any(axis=-1) & (True if alpha is None else alpha > 0)
-        return _upright(Image.fromarray(on.astype(np.uint8) * 255), img)
-    lossy = img.format in _LOSSY_FORMATS
-    img = expand_palette(ImageOps.exif_transpose(img))
-    return unring_lossy_mask(img) if lossy else img
-
-
-# JPEG's compression rings around a mask's edges with faint non-zero values, which "any non-zero
-# colour is lesion" would add to the lesion (+49 % on a 120-pixel lesion saved at quality 75)
-_LOSSY_FORMATS = ("JPEG", "MPO")
-
-
-def unring_lossy_mask(img: Image.Image) -> Image.Image:
-    """A lossy-compressed mask as 0/255 grayscale: lesion where any channel is at least half on (128)."""
-    on = np.asarray(img.convert("RGB")).max(axis=-1) >= 128
-    return Image.fromarray(on.astype(np.uint8) * 255)
 
 
 def check_single_page(img: Image.Image) -> None:
@@ -282,12 +222,9 @@ def _orientation(img: Image.Image) -> int:
     return int(img.getexif().get(ExifTags.Base.Orientation, 1) or 1)
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """Displayed ``(width, height)`` of the image at ``path`` (EXIF orientation applied) from its header."""
-    _check_file(path)
-    if medical_format(path):
-        height, width = read_frames(path)[0].pixels.shape[:2]
-        return width, height
+def picture_size(path: Path) -> tuple[int, int]:
+    """Displayed ``(width, height)`` of the picture at ``path`` (EXIF orientation applied) from its header."""
+    check_file(path)
     try:
         with Image.open(path) as img:
             width, height = img.size
@@ -297,69 +234,13 @@ def image_size(path: Path) -> tuple[int, int]:
 
 
 def has_orientation_tag(path: Path) -> bool:
-    """Whether the image at ``path`` carries an EXIF orientation other than "as stored"."""
-    if medical_format(path):
-        return False
+    """Whether the picture at ``path`` carries an EXIF orientation other than "as stored"."""
     with Image.open(path) as img:
         return _orientation(img) != 1
 
 
-def check_mask_size(image: Path, mask: Path) -> None:
-    """Raises :class:`DataError` naming ``mask`` when it does not have ``image``'s size (headers only), or when a
-    mask of several frames has another number of frames than its image.
-
-    A mask of another size cannot be aligned with its image: resizing both to the network input
-    would silently pair pixels that do not belong together.
-    """
-    image_frames, mask_frames = (frame_count(p) if medical_format(p) else 1 for p in (image, mask))
-    if mask_frames > 1 and mask_frames != image_frames:  # the frames beyond the image's were dropped without a word
-        raise DataError(f"{mask}: mask has {mask_frames} frames but its image {image} has {image_frames}")
-    image_wh, mask_wh = image_size(image), image_size(mask)
-    if mask_wh != image_wh:
-        hint = ""
-        if mask_wh == image_wh[::-1] and (has_orientation_tag(image) or has_orientation_tag(mask)):
-            hint = " (sizes after EXIF orientation: one of the two files is turned by its orientation tag and the other is not)"
-        raise DataError(f"{mask}: mask is {mask_wh[0]}x{mask_wh[1]} but its image is {image_wh[0]}x{image_wh[1]}{hint}")
-
-
-def read_gray(path: Path, frame: int = 0) -> np.ndarray:
-    """Frame ``frame`` of the image at ``path`` as an ``(H, W)`` uint8 array (see :func:`to_gray`, :func:`decode_pixels`)."""
-    if medical_format(path):
-        _check_file(path)
-        return decode_pixels(read_frames(path)[frame].pixels, str(path))
-    return to_gray(open_image(path))
-
-
-def read_mask_rgb(path: Path) -> np.ndarray:
-    """The mask at ``path`` as ``(H, W, 3)`` uint8 colours (EXIF orientation applied, as for its image),
-    with fully transparent pixels set to black.
-
-    Any mode is accepted: 1-bit, grayscale, palette, RGB, RGBA (2 of BUSI's extra masks are RGBA
-    with an opaque alpha channel; an alpha of 0 can only mean "no annotation here").
-    """
-    rgba = np.asarray(decode_mask(open_image(path)).convert("RGBA"))
-    return rgba[..., :3] * (rgba[..., 3:] > 0)
-
-
-def read_mask(path: Path, frame: int = 0) -> np.ndarray:
-    """Frame ``frame`` of the mask at ``path`` as an ``(H, W)`` bool array: any non-zero colour is lesion.
-
-    The same rule as :class:`custom.transforms.BinarizeMaskd`, so a raw mask and its prepared 0/255
-    copy mean the same lesion.
-    """
-    if medical_format(path):
-        _check_file(path)
-        return mask_pixels(read_frames(path)[frame].pixels)
-    return read_mask_rgb(path).any(axis=-1)
-
-
-def mask_pixels(pixels: np.ndarray) -> np.ndarray:
-    """A medical file's mask frame as an ``(H, W)`` bool array: any non-zero value (of any channel) is lesion."""
-    return pixels.any(axis=-1) if pixels.ndim == 3 else pixels != 0
-
-
 def write_png(path: Path, pixels: np.ndarray, compress_level: int = 6) -> None:
-    """Writes ``pixels`` (uint8, ``(H, W)`` or ``(H, W, 3)``) as a PNG, atomically."""
+    """Writes ``pixels`` (``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8; bool for a 1-bit PNG) as a PNG, atomically."""
     with atomic_file(path) as f:
         Image.fromarray(pixels).save(f, format="PNG", compress_level=compress_level)
 

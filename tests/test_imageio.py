@@ -1,14 +1,19 @@
-"""Reading images and masks of every mode, and atomic writing (custom/data/io.py)."""
+"""Reading images and masks of every mode (custom/imageio/), atomic writing, and a runtime without dataset preparation."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
-from custom.data.errors import DataError
-from custom.data.io import atomic_file, read_gray, read_mask, read_mask_rgb
-from custom.fileio import atomic_write_json
+from custom.errors import DataError
+from custom.fileio import atomic_file, atomic_write_json
+from custom.imageio import read_gray, read_mask, read_mask_rgb
 
 
 def test_read_gray_accepts_gray_rgb_rgba_palette_and_16_bit(tmp_path):
@@ -92,3 +97,13 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         raise RuntimeError("interrupted")
     assert path.read_text().replace(" ", "").replace("\n", "") == '{"all":[1]}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["datalist.json"]
+
+
+def test_the_runtime_transforms_import_no_dataset_preparation_module():
+    """Loading, decisions and outputs read and write images through custom.imageio: importing custom.transforms
+    (a fresh interpreter, so no other test's imports count) loads nothing of custom.data."""
+    code = "import sys, custom.transforms; print([m for m in sys.modules if m.split('.')[:2] == ['custom', 'data']])"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", result.stdout
