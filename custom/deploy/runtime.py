@@ -15,7 +15,7 @@ from custom.errors import InputError
 
 CPU_RUNTIMES = ("onnxruntime", "torch")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 class OnnxRuntimeNetwork(nn.Module):

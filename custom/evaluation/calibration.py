@@ -39,7 +39,7 @@ __all__ = [
 
 OPERATING_POINTS = ("sensitivity", "accuracy")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 def choose_lesion_threshold(
