@@ -1,73 +1,10 @@
 """Train, evaluate and infer on the synthetic demo data with the bundle's own commands, then run the released model.
 
-Usage: ``python scripts/demo.py [--out runs/demo] [--epochs 30] [--size 64]``
-
-Each step is a ``python -m monai.bundle run`` command, printed before it runs so it can be reused:
-a short training with the CPU budget recipe (``bundle/configs/recipes/cpu_budget.json``) on the
-synthetic demo data (generated on first use under ``bundle/data/demo``), its evaluation on the demo
-test split (the Dice it prints shows that the short training learned the synthetic lesions), and
-inference on the same test images with the released model (``bundle/models/model.pt``, trained on
-real BUSI images, run at the input size recorded in its card).
+Options: ``python scripts/demo.py --help`` or ``nunet-demo --help``; the command is
+:func:`custom.workflows.demo_run.demo_command`.
 """
 
-from __future__ import annotations
-
-import json
-import time
-from pathlib import Path
-
-from custom.cli import run as run_command
-from custom.workflows.bundle_command import command_line, run_bundle
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = "bundle/configs"
-RELEASED = "bundle/models/model.pt"
-
-
-def _run(args: list[str]) -> None:
-    print("\n$ " + command_line(args), flush=True)
-    run_bundle(args, on_line=print, cwd=REPO)
-
-
-def main(
-    out: str = "runs/demo", epochs: int = 30, size: int = 64, batch_size: int = 4, learning_rate: float = 1e-3
-) -> None:
-    """Runs training, evaluation on the test split and inference with the released model.
-
-    Args:
-        out: run folder (relative to the repository root).
-        epochs: training epochs of the demo's own short training.
-        size: network input side of the short training (the released model keeps its own).
-        batch_size: training batch size; small batches give the 25 training images enough steps.
-        learning_rate: peak learning rate of the recipe's warm-up and cosine schedule.
-    """
-    start = time.perf_counter()
-    recipe = f"['{CONFIGS}/train.json','{CONFIGS}/recipes/cpu_budget.json']"
-    common = ["--output_dir", out, "--spatial_size", f"[{size},{size}]"]
-    train = ["--epochs", str(epochs), "--batch_size", str(batch_size), "--learning_rate", str(learning_rate)]
-    _run(["training", "--config_file", recipe, *train, *common])
-    evaluate = f"['{CONFIGS}/train.json','{CONFIGS}/recipes/cpu_budget.json','{CONFIGS}/evaluate.json']"
-    _run(["evaluating", "--config_file", evaluate, *common])
-    metrics = json.loads((REPO / out / "metrics.json").read_text())
-    seg, cls = metrics.get("segmentation", {}), metrics.get("classification", {})
-    print(
-        f"\nshort training, demo test split ({metrics['n_images']} images, original size): "
-        f"Dice {seg.get('dice', float('nan')):.3f} on lesion images, "
-        f"lesion-vs-normal accuracy {cls.get('accuracy', float('nan')):.3f}"
-    )
-    model = RELEASED if (REPO / RELEASED).is_file() else f"{out}/model.pt"
-    if model != RELEASED:
-        print(f"no released model at {RELEASED}: inferring with the demo's own {model}")
-    # no workflow name: MONAI runs "run", and the README's inference command names none
-    _run(["--config_file", f"{CONFIGS}/inference.json", "--ckpt_path", model, "--output_dir", f"{out}/predictions"])
-    print(
-        f"\nDone in {time.perf_counter() - start:.0f} s. Outputs in {out}/:\n"
-        "  model.pt               the short training's best checkpoint (validation split)\n"
-        "  train_log.jsonl        one line per epoch; tensorboard/ for TensorBoard\n"
-        "  metrics.json           test-split metrics; per_image.csv one row per test image\n"
-        f"  predictions/           masks (<name>_seg.png) and decisions (<name>.json) of {model}"
-    )
-
+from custom.workflows.demo_run import main
 
 if __name__ == "__main__":
-    run_command(main)
+    main()

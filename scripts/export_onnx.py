@@ -1,29 +1,10 @@
 """Exports a trained bundle network to ONNX (dynamic batch and spatial size) and checks it with ONNX Runtime.
 
-    python scripts/export_onnx.py --ckpt bundle/models/model.pt --out bundle/models/model.onnx
-    python scripts/export_onnx.py --ckpt runs/acsnet/fold0/model.pt --out acsnet.onnx \
-        --config "['bundle/configs/train.json','bundle/configs/peers/acsnet.json']"
-
-The graph has one input ``image`` (B, C, H, W) and one output per task: ``seg`` (B, 1, H, W) lesion
-logits before CSB and ``cls`` (B, num_classes) logits; apply ``custom.networks.csb_gate`` (or the
-sigmoid and softmax) to them as ``inference.json`` does. Prints the largest difference between
-ONNX Runtime and PyTorch on a random batch. The input channels and size come from the configs
-(``--in_channels``, ``--spatial_size`` override them, like any other bundle key).
+Options: ``python scripts/export_onnx.py --help`` or ``nunet-export-onnx --help``; the command is
+:func:`custom.workflows.onnx_export.export_onnx_command`.
 """
 
-from __future__ import annotations
-
-import json
-
-from custom.cli import run as run_command
-from custom.deploy.onnx import DEFAULT_CONFIG, export_and_check
-
-
-def main(ckpt: str, out: str, config=DEFAULT_CONFIG, check_batch: int = 2, **overrides) -> None:
-    """Writes ``out`` from ``ckpt`` loaded into the ``network_def`` of ``config`` (+ ``overrides``) and checks it."""
-    report = export_and_check(ckpt, out, config=config, check_batch=check_batch, overrides=overrides)
-    print(json.dumps(report, indent=2))
-
+from custom.workflows.onnx_export import main
 
 if __name__ == "__main__":
-    run_command(main)
+    main()

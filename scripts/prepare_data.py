@@ -1,87 +1,10 @@
-"""Prepares a breast-ultrasound dataset for training: normalised cases, datalist, folds, summary (issue 3).
+"""Prepares a breast-ultrasound dataset for training: normalised cases, datalist, folds, summary.
 
-    python scripts/prepare_data.py busi --src <Dataset_BUSI_with_GT> --out <dir> [--curated <mapping_curated_BUSI.csv>]
-        [--dedup auto|none] [--folds 5] [--seed 0] [--skip-bad] [--cache-size 256]
-    python scripts/prepare_data.py bus_uclm --src <folder with INFO.csv, images/, masks/> --out <dir>
-        [--patients False] [same options]
-    python scripts/prepare_data.py folder --images <dir> --masks <dir> [--labels <csv>] [--group_pattern <regex>]
-        --out <dir> [same options]
-    python scripts/prepare_data.py merge --inputs <dir>,<dir>[,...] --out <dir>
-
-Output: ``<dir>/images``, ``<dir>/labels``, ``datalist.json``, ``fold0.json`` ... and ``summary.json``
-(see custom/data/pipeline.py). Bad input stops with one ``error: <file>: <problem>`` line and exit
-status 1, unless ``--skip-bad`` leaves such cases out (listed in summary.json).
+Options: ``python scripts/prepare_data.py --help`` or ``nunet-prepare-data --help``; the commands are
+:data:`custom.workflows.prepare.PREPARE_COMMANDS`.
 """
 
-from __future__ import annotations
-
-import functools
-from collections.abc import Callable
-from typing import Any
-
-from custom.cli import run as run_command
-from custom.data.bus_uclm import prepare_bus_uclm
-from custom.data.busi import prepare_busi
-from custom.data.folder import prepare_folder
-from custom.data.merge import merge_prepared
-
-
-def _command(prepare: Callable[..., dict[str, Any]]) -> Callable[..., None]:
-    """The command line of a ``prepare_*`` function: same arguments (fire reads them through ``wraps``),
-    one ``error:`` line for bad data, and a short account of what was written."""
-
-    @functools.wraps(prepare)
-    def command(*args: Any, **kwargs: Any) -> None:
-        summary = prepare(*args, **kwargs)
-        _print_summary(summary)
-
-    return command
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    thresholds = summary["size_thresholds"]
-    print(
-        f"{summary['dataset']}: {summary['records']} images {summary['classes']}, "
-        f"{summary['lesion_positive']} with a lesion"
-    )
-    if thresholds["alpha"] is not None:
-        print(f"size tiers {summary['size_tiers']}: alpha {thresholds['alpha']:.1f}, beta {thresholds['beta']:.1f}")
-    if summary["duplicates"]:
-        found = summary["duplicates"]
-        print(f"duplicates: {found['groups_found']} groups, {found['images_in_groups']} images ({found['seconds']} s)")
-        if "against_reference" in found:
-            scores = found["against_reference"]
-            print(
-                f"  against the Curated BUSI list: recall {scores['recall']:.3f}, precision {scores['precision']:.3f}"
-            )
-    grouping = summary["grouping"]
-    if grouping["patients"]:
-        print(f"patients: {grouping['patients']}; {grouping['groups']} groups kept whole across splits")
-    if summary["excluded"]:
-        print(f"excluded: {len(summary['excluded'])} files (reasons in summary.json)")
-    if summary["adjusted"]:
-        print(f"adjusted: {len(summary['adjusted'])} images (see summary.json)")
-    print(f"folds: largest class / size-tier share gap {summary['folds']['max_gap_pp']} percentage points")
-    print(f"wrote {summary['produced_by']['args']['out']} in {summary['seconds']} s")
-
-
-def merge(inputs: str | list[str] | tuple[str, ...], out: str) -> None:
-    """Merges prepared folders (``--inputs data/busi,data/bus_uclm``) into one, fold k with fold k (custom.data.merge)."""
-    folders = inputs.split(",") if isinstance(inputs, str) else list(inputs)
-    summary = merge_prepared(folders, out)
-    for key, part in summary["datasets"].items():
-        print(f"{key}: {part['records']} images {part['classes']} from {part['source']}")
-    print(
-        f"wrote {out}: {summary['records']} images, {summary['lesion_positive']} with a lesion, {summary['folds']['k']} folds"
-    )
-
+from custom.workflows.prepare import main
 
 if __name__ == "__main__":
-    run_command(
-        {
-            "busi": _command(prepare_busi),
-            "bus_uclm": _command(prepare_bus_uclm),
-            "folder": _command(prepare_folder),
-            "merge": merge,
-        }
-    )
+    main()

@@ -1,25 +1,10 @@
 """Releases one fold of a cross-validation run as the bundle's model: float16 weights plus their card.
 
-    python scripts/release_model.py --run runs/busi_cpu_budget --fold 0 [--out bundle/models]
-
-Writes ``<out>/model.pt`` (state dict in float16, loads into the float32 network) and ``<out>/model.json``
-(network, input size, SHA-256, recipe, data, fold, test figures, and how much float16 storage changes
-the masks and decisions on the fold's test images), then prints the card.
+Options: ``python scripts/release_model.py --help`` or ``nunet-release-model --help``; the command is
+:func:`custom.workflows.release_model.release_model_command`.
 """
 
-from __future__ import annotations
-
-import json
-
-from custom.cli import run as run_command
-from custom.deploy.release import release_from_run
-
-
-def main(run: str, fold: int = 0, out: str = "bundle/models", note: str = "") -> None:
-    """Writes the release of fold ``fold`` of ``run`` into ``out`` and prints its card."""
-    card = release_from_run(run, fold, out, note)
-    print(json.dumps(card, indent=2, default=str))
-
+from custom.workflows.release_model import main
 
 if __name__ == "__main__":
-    run_command(main)
+    main()

@@ -115,24 +115,46 @@ def _run_bundle_in_process(args: tuple[str, ...]) -> subprocess.CompletedProcess
     return subprocess.CompletedProcess(["monai.bundle", "run", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
-def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
-    """``python scripts/<script> args...`` in this process (the script's ``fire`` command line, its exit status
-    and output), for tests whose point is what the script does rather than a fresh interpreter."""
+def _run_command_line(argv: list[str], call) -> subprocess.CompletedProcess:
+    """``call()`` with ``sys.argv`` set to ``argv``: its exit status and output, as the process would end."""
     stdout, stderr = io.StringIO(), io.StringIO()
     code = 0
-    argv = sys.argv
-    sys.argv = [str(REPO / "scripts" / script), *args]
+    saved = sys.argv
+    sys.argv = argv
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                runpy.run_path(sys.argv[0], run_name="__main__")
+                call()
             except SystemExit as e:
                 if isinstance(e.code, str):
                     print(e.code, file=sys.stderr)
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)
     finally:
-        sys.argv = argv
-    return subprocess.CompletedProcess([script, *args], code, stdout.getvalue(), stderr.getvalue())
+        sys.argv = saved
+    return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_script(script: str, *args: str) -> subprocess.CompletedProcess:
+    """``python scripts/<script> args...`` in this process (the script's ``fire`` command line, its exit status
+    and output), for tests whose point is what the script does rather than a fresh interpreter."""
+    path = str(REPO / "scripts" / script)
+    return _run_command_line([path, *args], lambda: runpy.run_path(path, run_name="__main__"))
+
+
+def entry_points() -> dict[str, str]:
+    """The console entry points of ``pyproject.toml`` (``[project.scripts]``): name to ``module:function``."""
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+def run_entry_point(name: str, *args: str) -> subprocess.CompletedProcess:
+    """The console entry point ``name`` (``nunet-prepare-data``) with ``args``, in this process, as pip's launcher
+    calls it: its function without arguments, the command line in ``sys.argv``."""
+    import importlib
+
+    module, function = entry_points()[name].split(":")
+    return _run_command_line([name, *args], getattr(importlib.import_module(module), function))
 
 
 @pytest.fixture()
@@ -141,6 +163,7 @@ def bundle_runs_in_process(monkeypatch):
     process instead of one interpreter each (about 10 s of imports per run); their output still goes to
     the step's log file and through the caller's line filter. The parallel cross-validation test keeps
     real subprocesses."""
+    import custom.workflows.calibrate
     import custom.workflows.crossval
     import custom.workflows.gpu_check
     from custom.errors import InputError
@@ -155,8 +178,8 @@ def bundle_runs_in_process(monkeypatch):
         if proc.returncode != 0:
             raise InputError(f"'{args[0]}' failed (see {log_file}): {(proc.stdout + proc.stderr).strip()[-300:]}")
 
-    monkeypatch.setattr(custom.workflows.crossval, "run_bundle", run)
-    monkeypatch.setattr(custom.workflows.gpu_check, "run_bundle", run)
+    for workflow in (custom.workflows.crossval, custom.workflows.calibrate, custom.workflows.gpu_check):
+        monkeypatch.setattr(workflow, "run_bundle", run)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 
 import numpy as np
@@ -31,6 +32,22 @@ def test_configs_have_every_property_monai_tools_need(config, workflow_type, dem
     assert workflow.check_properties() == []
 
 
+def test_the_best_model_saver_is_one_named_item_for_validation_and_the_training_handlers(demo_dir, tmp_path):
+    """Validation runs the saver of ``model.pt``; the training handlers that keep its best score across a resume
+    and a working block name it (``@best_model_saver``) instead of its place in the validation handlers."""
+    from custom.deploy import bundle_parser
+    from custom.engine import CarriedState, ResumableCheckpoint
+
+    overrides = {"dataset_dir": str(demo_dir), "output_dir": str(tmp_path), "cache_rate": 0.0, "num_workers": 0}
+    parser = bundle_parser([str(CONFIGS / "train.json")], overrides)
+    saver = parser.get_parsed_content("best_model_saver")
+    assert any(h is saver for h in parser.get_parsed_content("validate#handlers"))
+    handlers = parser.get_parsed_content("train#handlers")
+    carried = [h.best_model for h in handlers if isinstance(h, CarriedState)]
+    resumed = [h.objects["best_model"] for h in handlers if isinstance(h, ResumableCheckpoint)]
+    assert len(carried) == len(resumed) == 1 and carried[0] is saver and resumed[0] is saver
+
+
 def test_training_and_inference_define_the_network_and_its_input_alike():
     """One definition in two files: a peer config loaded over either replaces both alike (its inference follows)."""
     train, infer = (json.loads((CONFIGS / name).read_text()) for name in ("train.json", "inference.json"))
@@ -39,9 +56,10 @@ def test_training_and_inference_define_the_network_and_its_input_alike():
 
 
 @pytest.fixture(scope="module")
-def trained_run(demo_dir, tmp_path_factory):
+def training(demo_dir, tmp_path_factory):
+    """A short training's run folder and its process (its console output)."""
     out = tmp_path_factory.mktemp("run")
-    run_bundle(
+    proc = run_bundle(
         "training",
         "--config_file",
         str(CONFIGS / "train.json"),
@@ -54,7 +72,12 @@ def trained_run(demo_dir, tmp_path_factory):
         *TINY,
         in_process=False,  # the README's command as users type it, in its own interpreter
     )
-    return out
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def trained_run(training):
+    return training[0]
 
 
 @pytest.mark.slow
@@ -92,6 +115,59 @@ def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in test_split)
     accuracy = np.mean([int(r["lesion"]) == int(r["lesion_pred"]) for r in rows])
     assert metrics["classification"]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+RUN_LINE = re.compile(r" - nunet - INFO - ((?:training|evaluating|inferring) .*)$", re.MULTILINE)
+
+
+@pytest.mark.slow
+def test_every_run_opens_with_one_line_saying_what_it_does(training, demo_dir, tmp_path):
+    """Training, evaluation and inference each log one line naming what they do: the data, the weights, the
+    input size and where the outputs go; evaluation and inference without the training's words."""
+    run, trained = training
+    datalist = demo_dir / "fold0.json"
+    splits = json.loads(datalist.read_text())
+    evaluated = run_bundle(
+        "evaluating",
+        "--config_file",
+        f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']",
+        "--dataset_dir",
+        str(demo_dir),
+        "--output_dir",
+        str(tmp_path / "eval"),
+        "--ckpt_path",
+        str(run / "model.pt"),
+        *TINY,
+    )
+    images = tmp_path / "images"
+    images.mkdir()
+    for record in splits["test"][:2]:
+        shutil.copy(demo_dir / record["image"], images)
+    inferred = run_bundle(
+        "run",
+        "--config_file",
+        str(CONFIGS / "inference.json"),
+        "--input_dir",
+        str(images),
+        "--output_dir",
+        str(tmp_path / "pred"),
+        "--ckpt_path",
+        str(run / "model.pt"),
+        "--spatial_size",
+        "[64,64]",
+    )
+    expected = {
+        "training": f"training NUNet on {datalist} ({len(splits['training'])} images): 2 epochs at 64x64, output in {run}",
+        "evaluation": (
+            f"evaluating {run / 'model.pt'} on the test split of {datalist} ({len(splits['test'])} images) at 64x64, "
+            f"output in {tmp_path / 'eval'}"
+        ),
+        "inference": f"inferring 2 images from {images} with {run / 'model.pt'} at 64x64, output in {tmp_path / 'pred'}",
+    }
+    for (what, line), proc in zip(expected.items(), (trained, evaluated, inferred)):
+        assert RUN_LINE.findall(proc.stdout) == [line], (what, proc.stdout[-3000:])
+    for proc in (evaluated, inferred):
+        assert "Epoch[" not in proc.stdout and "best metric" not in proc.stdout
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def test_threshold_maximises_validation_accuracy_and_prefers_the_middle_among_eq
 def test_a_collapsed_classifier_is_named_instead_of_silently_thresholded(caplog):
     # the MONAI U-Net baseline's dead head gave every validation image one probability
     truth, prob = [0, 1, 1, 1, 1, 1], [0.5124] * 6
-    with caplog.at_level("WARNING", logger="custom.evaluation.calibration"):
+    with caplog.at_level("WARNING", logger="nunet"):
         choice = choose_lesion_threshold(truth, prob)
     assert choice["constant"] is True and choice["threshold"] == 0.5
     assert "every one of the 6 validation images has the lesion probability 0.5124" in caplog.text

@@ -136,7 +136,7 @@ def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_di
 )
 def test_protocol_is_checked_against_the_prepared_folds(grouping, protocol, expected, tmp_path):
     from custom.errors import InputError
-    from custom.workflows.crossval import protocol_settings
+    from custom.workflows.run_summary import protocol_settings
 
     (tmp_path / "summary.json").write_text(json.dumps({"grouping": {"by": grouping}}))
     if isinstance(expected, str):

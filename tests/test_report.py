@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import CONFIGS, REPO, run_bundle
 
-from custom.workflows.crossval import summarize_run
+from custom.workflows.run_summary import summarize_run
 
 FOLDS = (0, 1)
 SPATIAL = "[32,32]"

@@ -25,7 +25,7 @@ from custom.imageio import (
 # merely contains "_mask" ("breast_mask_study.png") is an image
 MASK_NAME = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 def image_records(input_dir: str | None = None, datalist: str | None = None, split: str = "test") -> list[dict]:

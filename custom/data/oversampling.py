@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 def replication_factors(

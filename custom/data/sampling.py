@@ -12,7 +12,7 @@ from torch.utils.data import WeightedRandomSampler
 from custom.data.oversampling import class_index, resolve_class_key
 from custom.errors import InputError
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 def balanced_sampler(

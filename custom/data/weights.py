@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 def class_weights(records: Sequence[Mapping], num_classes: int = 2) -> list[float]:

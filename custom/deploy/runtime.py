@@ -26,7 +26,7 @@ from .cache import cached_onnx_file, onnx_model
 
 CPU_RUNTIMES = ("onnxruntime", "torch")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 class OnnxRuntimeNetwork(nn.Module):

@@ -17,7 +17,7 @@ from .options import (
 )
 from .outputs import batch_size_of, collate_pred_label
 from .prepare_batch import MultiTaskPrepareBatch
-from .progress import InferenceSummary, IterationProgress
+from .progress import InferenceSummary, IterationProgress, RunHeadline
 from .sanity import NonFiniteGuard, TrainingDiverged
 from .schedule import EarlyStopping, LrSchedule
 from .tta import FlipTTAInferer
@@ -35,6 +35,7 @@ __all__ = [
     "MultiTaskPrepareBatch",
     "NonFiniteGuard",
     "ResumableCheckpoint",
+    "RunHeadline",
     "TrainingDiverged",
     "TrainingLog",
     "WeightAverage",

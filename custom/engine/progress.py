@@ -1,4 +1,6 @@
-"""A progress bar of the iterations of an epoch (training) or of a pass (inference), with images per second, on a terminal.
+"""What a run does, how far it is and what it gave: its opening line, a progress bar, the closing summary of inference.
+
+:class:`RunHeadline` opens every training, evaluation and inference with one line saying what the run does.
 
 On a CPU an epoch of N-Unet takes minutes; the one-line-per-epoch log of
 :class:`custom.engine.TrainingLog` (with its ETA) stays the record, and this bar shows life in between.
@@ -15,15 +17,75 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from typing import Any
 
 from ignite.engine import Engine, Events
 from ignite.handlers import ProgressBar
 
-__all__ = ["InferenceSummary", "IterationProgress"]
+__all__ = ["InferenceSummary", "IterationProgress", "RunHeadline"]
 
 logger = logging.getLogger("nunet")
+
+
+class RunHeadline:
+    """Logs what the run does in one line when its engine starts, after the handlers that resume it::
+
+        training NUNet on data/busi/fold0.json (468 images): 45 epochs at 96x96, output in runs/busi_fold0
+        evaluating runs/busi_fold0/model.pt on the test split of data/busi/fold0.json (156 images) at 96x96,
+            output in runs/busi_fold0
+        inferring 42 images from my_images with bundle/models/model.pt at 96x96, output in predictions
+
+    Attach it after the handlers that load or resume the engine's state (last among the training handlers),
+    so that a resumed training says where it continues.
+
+    Args:
+        task: ``training``, ``evaluating`` or ``inferring``.
+        data: the datalist, or the folder of images, the engine reads.
+        spatial_size: the network's input size.
+        output_dir: where the run writes.
+        network: the network trained, named by its class (training).
+        weights: the checkpoint, or checkpoints, evaluated or inferred with.
+        split: the datalist split read (evaluation, and inference without an input folder).
+    """
+
+    def __init__(
+        self,
+        task: str,
+        data: str,
+        spatial_size: Sequence[int],
+        output_dir: str,
+        network: Any = None,
+        weights: Any = None,
+        split: str | None = None,
+    ) -> None:
+        if task not in ("training", "evaluating", "inferring"):
+            raise ValueError(f"task {task!r}: expected training, evaluating or inferring")
+        self.task = task
+        self.data = str(data)
+        self.size = "x".join(str(int(s)) for s in spatial_size)
+        self.output_dir = str(output_dir)
+        self.network = type(network).__name__ if network is not None else None
+        self.weights = weights
+        self.split = split
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda e: logger.info("%s", self.line(e)))
+
+    def line(self, engine: Engine) -> str:
+        """The line for ``engine`` as it starts: its data loader gives the number of images."""
+        dataset = getattr(getattr(engine, "data_loader", None), "dataset", None)
+        images = f"{len(dataset)} images" if isinstance(dataset, Sized) else "images"
+        source = f"the {self.split} split of {self.data}" if self.split else self.data
+        at = f"at {self.size}, output in {self.output_dir}"
+        if self.task == "training":
+            epochs = f"{engine.state.max_epochs} epochs"
+            if engine.state.epoch:
+                epochs += f" (continuing after epoch {engine.state.epoch})"
+            return f"training {self.network or 'the network'} on {source} ({images}): {epochs} {at}"
+        if self.task == "evaluating":
+            return f"evaluating {self.weights} on {source} ({images}) {at}"
+        return f"inferring {images} from {source} with {self.weights} {at}"
 
 
 class IterationProgress:

@@ -39,7 +39,15 @@ __all__ = [
 
 OPERATING_POINTS = ("sensitivity", "accuracy")
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
+
+
+def check_operating_point(operating_point: str, target_sensitivity: float) -> None:
+    """Refuses an unknown ``operating_point`` or a ``target_sensitivity`` outside (0, 1] in one line."""
+    if operating_point not in OPERATING_POINTS:
+        raise InputError(f"--operating_point {operating_point!r}: expected one of {', '.join(OPERATING_POINTS)}.")
+    if not 0 < target_sensitivity <= 1:
+        raise InputError(f"--target_sensitivity {target_sensitivity!r}: expected a share in (0, 1].")
 
 
 def choose_lesion_threshold(
@@ -59,10 +67,7 @@ def choose_lesion_threshold(
     specificity, the accuracy at 0.5 and the rule. A classifier that gives every image the same
     probability (a collapsed head) cannot be thresholded: 0.5 is kept, with a warning and ``constant: True``.
     """
-    if operating_point not in OPERATING_POINTS:
-        raise InputError(f"--operating_point {operating_point!r}: expected one of {', '.join(OPERATING_POINTS)}.")
-    if not 0 < target_sensitivity <= 1:
-        raise InputError(f"--target_sensitivity {target_sensitivity!r}: expected a share in (0, 1].")
+    check_operating_point(operating_point, target_sensitivity)
     y = np.asarray(lesion_true, dtype=int)
     p = np.asarray(lesion_prob, dtype=float)
     if y.size == 0 or y.size != p.size:

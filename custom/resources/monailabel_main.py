@@ -95,7 +95,7 @@ from monailabel.tasks.infer.bundle import BundleInferTask
 from monailabel.tasks.train.bundle import BundleTrainTask
 from monailabel.utils.others.generic import strtobool
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 INFER_OVERRIDE = "monailabel_infer.json"
 LABELS = {"lesion": 1}

@@ -51,7 +51,7 @@ from custom.transforms.region import BOX_KEY, SOURCE_KEY
 # the segmentation logit of the frame outside the scan region: a probability of about 2e-9, certain background
 _BACKGROUND_LOGIT = -20.0
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("nunet")
 
 
 class MatchLabelSized(MapTransform):

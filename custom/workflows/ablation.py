@@ -21,10 +21,13 @@ Stage: input a prepared data folder; output ``<out>/<variant>/`` (a cross-valida
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from custom.cli import run as run_command
+from custom.cli import whole_numbers
 from custom.errors import InputError
 from custom.fileio import atomic_write_json, atomic_write_text
 from custom.workflows.crossval import DEFAULT_CONFIG, cross_validate
@@ -122,6 +125,56 @@ def ablate(
     atomic_write_json(Path(out) / "ablation.json", result)
     atomic_write_text(Path(out) / "ablation.md", ablation_markdown(result))
     return result
+
+
+# options of ``ablate_command`` passed on to cross_validate rather than to the bundle
+CROSS_VALIDATE_OPTIONS = ("resume", "calibrate", "parallel", "protocol")
+
+
+def _names(value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+
+
+def _print_variants(names: Sequence[str] | None) -> None:
+    for name, variant in variants(names).items():
+        print(f"{name}: {json.dumps(variant)}")
+
+
+def ablate_command(
+    data: str = "",
+    out: str = "",
+    variants: Any = None,
+    folds: Any = None,
+    config: Any = DEFAULT_CONFIG,
+    list_variants: bool = False,
+    **overrides: Any,
+) -> None:
+    """Runs the chosen ablation variants (default: all 18) by cross-validation and writes the ablation table.
+
+    ``python scripts/ablate.py --data <prepared dir> --out runs/<name> [--variants Unet,A,A+C+AF+CL,N-Unet-Seg]
+    [--folds 0,1,2,3,4] [--config bundle/configs/train.json] [--resume] [--calibrate] [any bundle override]``;
+    ``--list_variants`` prints every variant and its bundle overrides (``A+C+AF+CL`` is N-Unet). Each variant
+    is a cross-validation run in ``<out>/<variant>`` (see ``scripts/cross_validate.py``); the table of every
+    variant's mean ± std is written to ``<out>/ablation.md`` and ``ablation.json``.
+    """
+    names = _names(variants)
+    if list_variants:
+        _print_variants(names)
+        return
+    if not data or not out:
+        raise InputError("--data and --out are required (or --list_variants).")
+    options = {k: overrides.pop(k) for k in CROSS_VALIDATE_OPTIONS if k in overrides}
+    result = ablate(
+        data, out, names, folds=whole_numbers(folds, "folds"), config=config, overrides=overrides, **options
+    )
+    print(f"ablation of {len(result['variants'])} variants: {out}/ablation.md")
+
+
+def main() -> None:
+    """``nunet-ablate`` and ``scripts/ablate.py``: :func:`ablate_command` on the command line."""
+    run_command(ablate_command)
 
 
 def _mean_std(summary: Mapping, section: str, metric: str) -> list[float] | None:

@@ -14,7 +14,12 @@ from typing import Any
 
 from custom.errors import InputError
 
-__all__ = ["command_line", "config_arg", "override_args", "run_bundle"]
+__all__ = ["MONAI_NOTICES", "command_line", "config_arg", "is_monai_notice", "override_args", "run_bundle"]
+
+# what MONAI prints before a bundle's first line runs (the README's "What a run prints"): its warning that a
+# config runs code, for every config file, and, when the files of a config list lie in different folders
+# (train.json with a recipe or a peer), that metadata.json and logging.conf are read from the first one's
+MONAI_NOTICES = ("parsing config_file ", "Not all config files are in ")
 
 
 def override_args(overrides: Mapping[str, Any]) -> list[str]:
@@ -49,6 +54,12 @@ def command_line(args: Sequence[str]) -> str:
         else:
             words.append(shlex.quote(arg))
     return " ".join(["python", "-m", "monai.bundle", "run", *words])
+
+
+def is_monai_notice(line: str) -> bool:
+    """Whether an output line of ``monai.bundle run`` is one of :data:`MONAI_NOTICES` (the location notice
+    comes with MONAI's time stamp and level in front)."""
+    return line.startswith(MONAI_NOTICES[0]) or f" - WARNING - {MONAI_NOTICES[1]}" in line
 
 
 def run_bundle(

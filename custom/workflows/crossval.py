@@ -23,57 +23,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from custom.checkpoints import latest_checkpoint, write_card
-from custom.data.sizes import size_thresholds, size_tier
+from custom.checkpoints import latest_checkpoint
+from custom.cli import run as run_command
+from custom.cli import whole_numbers
 from custom.errors import InputError
-from custom.evaluation import aggregate_folds, read_per_image, summarize
-from custom.fileio import atomic_write_json, check_outside, read_json
+from custom.fileio import atomic_write_json, check_outside
 from custom.paths import TRAIN_CONFIG
 from custom.provenance import file_sha256, provenance
 from custom.workflows.bundle_command import config_arg, override_args, run_bundle
+from custom.workflows.calibrate import calibrate_fold, calibration_line
+from custom.workflows.run_summary import PROTOCOLS, print_mean, protocol_settings, summarize_run, write_report
 
 DEFAULT_CONFIG = TRAIN_CONFIG
 
-# "paper": the N-Unet paper's protocol, folds drawn image by image (BUSI's near-duplicates may then sit
-# on both sides of a split) and full precision; "duplicate-aware": the folds the data was prepared
-# with, duplicate groups and patients kept whole, and the config's own precision settings
-PROTOCOLS = ("duplicate-aware", "paper")
-
-
 DEFAULT_OPERATING_POINT = {"operating_point": "sensitivity", "target_sensitivity": 0.95}
-
-
-def data_grouping(data_dir: Path) -> list[str]:
-    """What the prepared folds keep together (``"duplicates"``, ``"patient"``), from its summary.json."""
-    summary_file = data_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
-    if "grouping" in summary:
-        return list(summary["grouping"]["by"])
-    return ["duplicates"] if summary.get("duplicates") else []  # prepared before the grouping was recorded
-
-
-def protocol_settings(protocol: str, data_dir: Path) -> tuple[dict, dict]:
-    """The protocol's record for summary.json, and the bundle overrides it implies.
-
-    Raises:
-        InputError: for an unknown protocol, or ``paper`` on folds that keep groups together.
-    """
-    if protocol not in PROTOCOLS:
-        raise InputError(f"--protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}.")
-    grouping = data_grouping(data_dir)
-    if protocol == "paper" and grouping:
-        raise InputError(
-            f"--protocol paper splits image by image, but {data_dir} keeps {' and '.join(grouping)} together; "
-            "prepare the data again with --dedup none (and --patients False for BUS-UCLM)."
-        )
-    record = {
-        "name": protocol,
-        "folds": "grouped by " + " and ".join(grouping) if grouping else "image by image",  # as prepared
-        "precision": "float32" if protocol == "paper" else "as configured (amp)",
-    }
-    return record, ({"amp": False} if protocol == "paper" else {})
 
 
 def _fold_ids(data: Path, folds: Sequence[int] | None) -> list[int]:
@@ -85,13 +48,6 @@ def _fold_ids(data: Path, folds: Sequence[int] | None) -> list[int]:
     if missing:
         raise InputError(f"{data}: no fold{missing[0]}.json (available folds: {available}).")
     return chosen
-
-
-def _training_thresholds(fold_file: Path) -> tuple[float, float] | None:
-    """Lesion-size thresholds (N-Unet paper, 4.1) from the fold's training split only, for the test breakdown."""
-    training = json.loads(fold_file.read_text())["training"]
-    areas = [r["lesion_area"] for r in training if r.get("lesion") and "lesion_area" in r]
-    return size_thresholds(areas) if areas else None
 
 
 class _Progress:
@@ -120,70 +76,6 @@ class _Progress:
             elapsed = time.perf_counter() - self.start
             eta = f", about {elapsed / self.done * left / 60:.1f} min left" if self.done and left else ""
             self.log(f"[fold {fold}] finished ({elapsed / 60:.1f} min elapsed{eta})")
-
-
-def calibrate_fold(
-    fold_dir: Path,
-    data_dir: Path,
-    fold: int,
-    configs: Sequence[str],
-    overrides: Mapping[str, Any],
-    on_line: Callable[[str], None],
-    operating_point: str = "sensitivity",
-    target_sensitivity: float = 0.95,
-) -> dict[str, Any]:
-    """Calibrates the fold on its validation split and records the result in the model card.
-
-    Evaluates ``<fold_dir>/model.pt`` on the validation split into ``<fold_dir>/validation/`` (network
-    probabilities: temperature 1, argmax), fits the temperature of the classification logits
-    (:func:`custom.evaluation.calibration.fit_temperature`), then chooses the lesion/normal threshold
-    on the calibrated probabilities for ``operating_point`` (:func:`~custom.evaluation.calibration.choose_lesion_threshold`:
-    by default the highest keeping ``target_sensitivity`` of the lesion images). Writes
-    ``<fold_dir>/model.json`` (temperature, threshold, input size, the validation figures, the
-    weights' SHA-256), which ``evaluate.json`` and ``inference.json`` read. The test split is not looked at.
-    """
-    from custom.configs import bundle_parser
-    from custom.evaluation.calibration import calibrated_lesion_probability, choose_lesion_threshold, fit_temperature
-
-    choose_lesion_threshold([1], [0.5], operating_point, target_sensitivity)  # the options, before the evaluation
-    evaluate = str(Path(configs[0]).parent / "evaluate.json")
-    validation_dir = fold_dir / "validation"
-    settings = {**overrides, "dataset_dir": str(data_dir), "fold": fold, "output_dir": str(validation_dir)}
-    settings.update(
-        ckpt_path=str(fold_dir / "model.pt"), val_split="validation", lesion_threshold=None, temperature=1.0
-    )
-    args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *override_args(settings)]
-    run_bundle(args, fold_dir / "bundle.log", on_line)
-    rows = read_per_image(str(validation_dir / "per_image.csv"))
-    truth = [int(r["lesion"]) for r in rows]
-    names = [k for k in rows[0] if k.startswith("prob_")]  # in class order, normal first (custom.transforms.labels)
-    class_prob = np.array([[float(r[k]) for k in names] for r in rows])
-    scaling = fit_temperature(truth, class_prob)
-    prob = calibrated_lesion_probability(class_prob, scaling["temperature"])
-    choice = choose_lesion_threshold(truth, prob, operating_point, target_sensitivity)
-    parser = bundle_parser(configs, {**overrides, "dataset_dir": str(data_dir), "fold": fold})
-    card = {
-        "network": parser["network_def"].get("name"),
-        "spatial_size": [int(s) for s in parser.get_parsed_content("spatial_size")],
-        "lesion_threshold": choice["threshold"],
-        "temperature": scaling["temperature"],
-        "calibration": {
-            **choice,
-            "brier": scaling["brier_after"],
-            "ece": scaling["ece_after"],
-            "temperature_scaling": scaling,
-        },
-    }
-    return write_card(fold_dir / "model.pt", card)
-
-
-def _calibration_line(fold: int, card: Mapping[str, Any]) -> str:
-    c = card["calibration"]
-    return (
-        f"[fold {fold}] temperature {card['temperature']:.3f} (validation ECE {c['temperature_scaling']['ece_before']:.3f}"
-        f" -> {c['ece']:.3f}), lesion threshold {card['lesion_threshold']:.3f} ({c['rule']}: validation sensitivity "
-        f"{c['sensitivity']:.3f}, specificity {c['specificity']:.3f}, accuracy {c['accuracy']:.3f})"
-    )
 
 
 def cross_validate(
@@ -279,7 +171,7 @@ def cross_validate(
                 card = calibrate_fold(
                     fold_dir, data_dir, k, configs, overrides, lambda t: progress.line(k, t), **operating
                 )
-                log(_calibration_line(k, card))
+                log(calibration_line(k, card))
             eval_args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *common]
             run_bundle(eval_args, fold_dir / "bundle.log", lambda t: progress.line(k, t))
         progress.fold_finished(k, trained=not finished)
@@ -292,85 +184,54 @@ def cross_validate(
     return summarize_run(data_dir, out_dir, chosen, protocol_record)
 
 
-def calibrate_run(
+def cross_validate_command(
+    data: str,
     out: str,
-    folds: Sequence[int] | None = None,
-    log: Callable[[str], None] = print,
+    folds: Any = None,
+    config: Any = DEFAULT_CONFIG,
+    resume: bool = False,
+    report: bool = True,
+    parallel: int = 1,
+    calibrate: bool = False,
+    protocol: str = "duplicate-aware",
     operating_point: str = "sensitivity",
     target_sensitivity: float = 0.95,
-) -> dict:
-    """Calibrates the trained folds of an existing run, re-evaluates their test splits and re-summarises it.
+    **overrides: Any,
+) -> None:
+    """Cross-validation of a bundle config on a prepared dataset, then the report.
 
-    For runs trained without ``calibrate`` (or calibrated again, e.g. for another operating point):
-    each fold's temperature and threshold are chosen on its validation split (:func:`calibrate_fold`),
-    then its test split is evaluated again with them. A fold whose training has not finished (no
-    ``metrics.json``; an interrupted run keeps its best ``model.pt`` so far) is refused. ``run.json``
-    records the stage (``"calibrate": "after training"``) and the options; returns the new summary.
+    ``python scripts/cross_validate.py --data <prepared dir> --out runs/<name> [--folds 0,1,2,3,4]
+    [--config bundle/configs/train.json] [--resume] [--parallel 2] [--calibrate] [--protocol paper]
+    [--operating_point sensitivity|accuracy] [--target_sensitivity 0.95] [any bundle override, e.g. --epochs 800]``
+
+    ``--parallel N`` trains N folds at the same time, each in its own process on the same device.
+    ``--calibrate`` fits each fold's temperature and chooses its lesion/normal threshold on its validation
+    split before the test evaluation (``scripts/calibrate.py`` does it for a run trained without it).
+    ``--protocol paper`` is the N-Unet paper's protocol: folds drawn image by image (data prepared with
+    ``--dedup none``) and float32; the default ``duplicate-aware`` uses the data's grouped folds.
+
+    Each fold: train (checkpoint chosen on the fold's validation split), evaluate the test split, write
+    ``<out>/fold<k>/metrics.json`` and ``per_image.csv``. Then ``<out>/summary.json`` (mean and std over
+    folds) and, with ``report``, the report (``report.md``, ``report.html``). Finished folds are skipped on re-runs.
     """
-    out_dir = Path(out).resolve()
-    run_file = out_dir / "run.json"
-    run = read_json(run_file, "not a run folder: run scripts/cross_validate.py first")
-    if not {"data", "config_files", "folds"} <= set(run):
-        raise InputError(f"{run_file}: lacks data, config_files or folds; it was not written by cross_validate.py")
-    data_dir, configs, overrides = Path(run["data"]), run["config_files"], run.get("overrides", {})
-    chosen = list(folds if folds is not None else run["folds"])
-    evaluate = str(Path(configs[0]).parent / "evaluate.json")
-    for k in chosen:  # every fold checked before any is calibrated
-        fold_dir = out_dir / f"fold{k}"
-        if not (fold_dir / "model.pt").is_file():
-            raise InputError(f"{fold_dir}: no model.pt; train the fold first (scripts/cross_validate.py --resume).")
-        if not (fold_dir / "metrics.json").is_file():  # written once the fold's training ran to its end
-            raise InputError(
-                f"{fold_dir}: fold {k} has not finished (no metrics.json: its training was interrupted), so its "
-                f"model.pt is a half-trained network; finish it first: scripts/cross_validate.py --out {out_dir} "
-                "--resume True and the options it was started with."
-            )
-    for k in chosen:
-        fold_dir = out_dir / f"fold{k}"
-        card = calibrate_fold(
-            fold_dir, data_dir, k, configs, overrides, lambda t: None, operating_point, target_sensitivity
-        )
-        log(_calibration_line(k, card))
-        common = override_args({**overrides, "dataset_dir": str(data_dir), "fold": k, "output_dir": str(fold_dir)})
-        eval_args = ["evaluating", "--config_file", config_arg([*configs, evaluate]), *common]
-        run_bundle(eval_args, fold_dir / "bundle.log", lambda t: None)
-    run["calibrate"] = "after training"
-    options = {"operating_point": operating_point, "target_sensitivity": target_sensitivity}
-    run["calibrated_by"] = provenance("calibrate_run", {"out": str(out_dir), "folds": chosen, **options}, created=True)
-    atomic_write_json(run_file, run)
-    protocol_record, _ = protocol_settings(run.get("protocol", PROTOCOLS[0]), data_dir)
-    return summarize_run(data_dir, out_dir, run["folds"], protocol_record)
+    summary = cross_validate(
+        data,
+        out,
+        folds=whole_numbers(folds, "folds"),
+        config=config,
+        resume=resume,
+        overrides=overrides,
+        parallel=parallel,
+        calibrate=calibrate,
+        protocol=protocol,
+        operating_point=operating_point,
+        target_sensitivity=target_sensitivity,
+    )
+    print_mean(summary)
+    if report:
+        write_report(out)
 
 
-def summarize_run(data_dir: Path, out_dir: Path, folds: Sequence[int], protocol: Mapping | None = None) -> dict:
-    """Summarises the evaluated folds of a run into ``<out_dir>/summary.json`` and returns it.
-
-    ``protocol``: the record of :func:`protocol_settings`, stored under ``protocol`` (default: the
-    duplicate-aware protocol on ``data_dir``'s folds).
-
-    Each fold is summarised from its ``per_image.csv`` with lesion-size tiers set by thresholds from
-    that fold's training split; the pooled summary (all test images, bootstrap CIs) keeps each
-    image's own fold tier.
-    """
-    fold_summaries, pooled_rows = {}, []
-    for k in folds:
-        rows = read_per_image(str(out_dir / f"fold{k}" / "per_image.csv"))
-        thresholds = _training_thresholds(data_dir / f"fold{k}.json")
-        fold_summaries[k] = summarize(rows, size_thresholds=thresholds)
-        for row in rows:
-            if thresholds is not None and "lesion_area" in row:
-                row["size_tier"] = size_tier(int(row["lesion_area"]), int(row["lesion"]), *thresholds)
-            pooled_rows.append({**row, "fold": k})
-    pooled = summarize(pooled_rows)
-    summary = {
-        "protocol": dict(protocol) if protocol is not None else protocol_settings(PROTOCOLS[0], data_dir)[0],
-        "folds": {str(k): s for k, s in fold_summaries.items()},
-        **aggregate_folds(list(fold_summaries.values())),
-        "pooled": pooled,
-        "conventions": pooled["conventions"],
-        "produced_by": provenance(
-            "cross_validate", {"data": str(data_dir), "out": str(out_dir), "folds": list(folds)}, created=True
-        ),
-    }
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
+def main() -> None:
+    """``nunet-cross-validate`` and ``scripts/cross_validate.py``: :func:`cross_validate_command` as a command."""
+    run_command(cross_validate_command)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from custom.cli import run as run_command
 from custom.engine import check_device
 from custom.errors import InputError
 from custom.fileio import atomic_write_json
@@ -127,3 +128,26 @@ def gpu_check(
     result["total_s"] = round(time.perf_counter() - start, 1)
     atomic_write_json(out_dir / "gpu_check.json", result)
     return result
+
+
+def gpu_check_command(
+    out: str = "gpu_check", data: str | None = None, device: str = "cuda", epochs: int = 3, dry: bool = False
+) -> None:
+    """The prepared GPU check: benchmark, then fold 0 trained briefly with every speed switch and in fp32.
+
+    ``python scripts/gpu_check.py --data data/busi --out gpu_check [--epochs 3]`` on a CUDA machine (under
+    8 minutes); ``--dry True --out /tmp/gpu_check`` is the CPU rehearsal (demo data, 32x32). Writes
+    ``<out>/gpu_check.json`` (see :func:`gpu_check`) and prints the headline figures.
+    """
+    result = gpu_check(out, data=data, device=device, epochs=epochs, dry=dry)
+    bench = result["benchmark"]
+    print(
+        f"{result['device']}: training {bench['train_img_s']:.1f} img/s ({bench['train_speedup']:.2f}x the baseline), "
+        f"inference speed-up {bench['infer_speedup']:.2f}; short training with the speed switches "
+        f"{result['speedup']:.2f}x fp32; total {result['total_s']:.0f} s -> {out}/gpu_check.json"
+    )
+
+
+def main() -> None:
+    """``nunet-gpu-check`` and ``scripts/gpu_check.py``: :func:`gpu_check_command` on the command line."""
+    run_command(gpu_check_command)

@@ -17,11 +17,12 @@ from typing import Any
 
 from monai.optimizers import LearningRateFinder
 
+from custom.cli import run as run_command
 from custom.configs import bundle_parser
 from custom.errors import InputError
 from custom.fileio import atomic_write_json
 
-__all__ = ["lr_range_test"]
+__all__ = ["lr_find_command", "lr_range_test", "main"]
 
 
 def lr_range_test(
@@ -106,3 +107,35 @@ def _plot(result: Mapping[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# the recipe the range test was made for (docs/training.md)
+DEFAULT_CONFIGS = ("bundle/configs/train.json", "bundle/configs/recipes/cpu_v2.json")
+
+
+def lr_find_command(
+    data: str,
+    fold: int = 0,
+    config: str | list = DEFAULT_CONFIGS,
+    num_iter: int = 100,
+    start_lr: float = 1e-6,
+    end_lr: float = 1e-1,
+    out: str = "runs/lr_range",
+    **overrides: Any,
+) -> None:
+    """A learning-rate range test (MONAI's LearningRateFinder) over ``num_iter`` training batches of ``data``'s fold.
+
+    ``python scripts/lr_find.py --data data/busi_uclm [--fold 0]
+    [--config "['bundle/configs/train.json','bundle/configs/recipes/cpu_v2.json']"] [--num_iter 100]
+    [--start_lr 1e-6] [--end_lr 1e-1] [--out runs/lr_range] [any bundle override]``: prints the
+    steepest-descent rate and the minimum-loss rate; writes lr_range.json and lr_range.png.
+    """
+    configs = [config] if isinstance(config, str) else list(config)  # fire reads "['a','b']" as a list
+    result = lr_range_test(configs, {"dataset_dir": data, "fold": fold, **overrides}, start_lr, end_lr, num_iter, out)
+    print(f"steepest descent at lr {result['steepest_lr']:.2e}; lowest loss at lr {result['min_loss_lr']:.2e}")
+    print(f"curve: {out}/lr_range.json, {out}/lr_range.png")
+
+
+def main() -> None:
+    """``nunet-lr-find`` and ``scripts/lr_find.py``: :func:`lr_find_command` on the command line."""
+    run_command(lr_find_command)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 
 from custom.checkpoints import card_path, stored_card, write_card
+from custom.cli import run as run_command
 from custom.fileio import atomic_write_json, atomic_write_text
 from custom.paths import BUNDLE_DIR, REPO_ROOT
 from custom.provenance import file_sha256, provenance
@@ -43,6 +45,10 @@ SERVED_CONFIGS = ("inference.json", "train.json")
 INSTALL_HINT = (
     "monailabel is not installed: 'pip install --no-deps monailabel==0.8.5 pydicom-seg==0.4.1' plus the server "
     "requirements listed in bundle/docs/README.md, section MONAI Label (its own pins would replace torch and numpy)"
+)
+NO_MODEL = (
+    "note: {bundle} has no models/model.pt, so the server offers training only; train from the viewer "
+    "(or pass --model), then restart the server to run inference."
 )
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.tmp*")
 
@@ -171,3 +177,51 @@ def server_command(
 def start_server(command: list[str], **popen_kwargs: Any) -> subprocess.Popen:
     """Runs :func:`server_command`'s ``command``; ``popen_kwargs`` go to ``subprocess.Popen``."""
     return subprocess.Popen(command, **popen_kwargs)
+
+
+def app_command(
+    out: str, model: str | None = None, name: str = DEFAULT_NAME, overrides: dict | None = None, overwrite: bool = False
+) -> None:
+    """Writes the MONAI Label app folder ``out`` with this bundle as model ``name``.
+
+    ``python scripts/monailabel.py app --out apps/nunet [--model runs/busi/model.pt]
+    [--overrides "{'spatial_size': [128,128]}"]``
+    """
+    bundle = create_app(out, name=name, model=model, overrides=overrides, overwrite=overwrite)
+    print(f"app: {Path(out).resolve()} (bundle copy: {bundle})")
+    if not has_model(out, name):
+        print(NO_MODEL.format(bundle=bundle))
+
+
+def serve_command(
+    studies: str,
+    app: str = "runs/monailabel_app",
+    model: str | None = None,
+    name: str = DEFAULT_NAME,
+    port: int = 8000,
+    host: str = "127.0.0.1",
+) -> None:
+    """Starts ``monailabel start_server`` on ``studies`` (laying out ``app`` first if it has no main.py).
+
+    ``python scripts/monailabel.py serve --studies my_pngs/ [--app apps/nunet] [--model PATH] [--port 8000]
+    [--host 127.0.0.1]``: images are the PNG/JPG files in ``studies``; labels saved from a viewer go to
+    ``<studies>/labels/final/`` and are what training uses.
+    """
+    if not (Path(app) / "main.py").is_file():
+        create_app(app, name=name, model=model)
+    elif model is not None:
+        print(f"note: {app} exists, --model ignored (replace it with: app --out {app} --model {model} --overwrite)")
+    if not has_model(app, name):
+        print(NO_MODEL.format(bundle=Path(app) / "model" / name))
+    cmd = server_command(app, studies, host=host, port=port, models=name)
+    print("$ " + shlex.join(cmd), flush=True)
+    server = start_server(cmd)
+    try:
+        sys.exit(server.wait())
+    except KeyboardInterrupt:  # Ctrl-C reached the server too (same process group): let it shut down
+        sys.exit(server.wait())
+
+
+def main() -> None:
+    """``nunet-monailabel`` and ``scripts/monailabel.py``: :func:`app_command` and :func:`serve_command`."""
+    run_command({"app": app_command, "serve": serve_command})

@@ -36,12 +36,21 @@ from pathlib import Path
 
 import yaml
 
+from custom.cli import run as run_command
 from custom.errors import InputError
 from custom.fileio import atomic_file
 from custom.paths import BUNDLE_DIR, REPO_ROOT
 from custom.provenance import file_sha256
 
-__all__ = ["MODEL_ZOO_FILE_LIMIT_MB", "WEIGHT_FILES", "bundle_name", "export_bundle", "large_files_entries"]
+__all__ = [
+    "MODEL_ZOO_FILE_LIMIT_MB",
+    "WEIGHT_FILES",
+    "bundle_name",
+    "export_bundle",
+    "export_bundle_command",
+    "large_files_entries",
+    "main",
+]
 
 logger = logging.getLogger("nunet")
 
@@ -197,3 +206,29 @@ def export_bundle(
         if (models / MODEL_CARD).is_file():  # the input size and figures of the weights, downloaded or not
             _add(archive, f"{name}/models/{MODEL_CARD}", source=models / MODEL_CARD)
     return str(target)
+
+
+def export_bundle_command(
+    out: str = "dist",
+    models_dir: str | None = None,
+    weights_url: str = "",
+    max_file_mb: float = MODEL_ZOO_FILE_LIMIT_MB,
+    bundle_dir: str | None = None,
+) -> None:
+    """Packages the bundle into ``out`` as ``<name>_v<version>.zip`` and prints the archive's path.
+
+    ``python scripts/export_bundle.py --out dist/ [--models_dir runs/busi_fold0]
+    [--weights_url https://host/releases/{file}]``: weights (``model.pt``/``model.ts`` of ``models_dir``,
+    default ``bundle/models``) above ``max_file_mb`` go into ``large_files.yml`` with ``weights_url`` instead.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    print(
+        export_bundle(
+            out, bundle_dir=bundle_dir, models_dir=models_dir, weights_url=weights_url, max_file_mb=max_file_mb
+        )
+    )
+
+
+def main() -> None:
+    """``nunet-export-bundle`` and ``scripts/export_bundle.py``: :func:`export_bundle_command` on the command line."""
+    run_command(export_bundle_command)

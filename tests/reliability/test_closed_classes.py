@@ -158,7 +158,7 @@ def test_an_export_on_a_full_disk_leaves_no_truncated_file(tmp_path, untrained):
 
 def test_calibrating_a_fold_whose_training_was_interrupted_is_refused_naming_it(tmp_path, untrained):
     from custom.errors import InputError
-    from custom.workflows.crossval import calibrate_run
+    from custom.workflows.calibrate import calibrate_run
 
     run = tmp_path / "run"
     for k in (0, 1):
