@@ -35,7 +35,7 @@ def test_configs_have_every_property_monai_tools_need(config, workflow_type, dem
 def test_the_best_model_saver_is_one_named_item_for_validation_and_the_training_handlers(demo_dir, tmp_path):
     """Validation runs the saver of ``model.pt``; the training handlers that keep its best score across a resume
     and a working block name it (``@best_model_saver``) instead of its place in the validation handlers."""
-    from custom.deploy import bundle_parser
+    from custom.configs import bundle_parser
     from custom.engine import CarriedState, ResumableCheckpoint
 
     overrides = {"dataset_dir": str(demo_dir), "output_dir": str(tmp_path), "cache_rate": 0.0, "num_workers": 0}
