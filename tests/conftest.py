@@ -63,7 +63,7 @@ def nothing_written_into_the_work_tree():
 
 @pytest.fixture(autouse=True, scope="session")
 def onnx_cache_in_tmp_path(tmp_path_factory):
-    """The ONNX models inference exports (custom.deploy.cache) go to a folder of the session's tmp_path, not to the
+    """The ONNX models inference exports (custom.deploy.onnx_cache) go to a folder of the session's tmp_path, not to the
     user's cache; the bundle runs in subprocesses inherit it. A test of the cache itself sets its own."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NUNET_ONNX_CACHE", str(tmp_path_factory.mktemp("onnx_cache")))

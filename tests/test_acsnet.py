@@ -13,7 +13,7 @@ from monai.bundle import ConfigWorkflow
 from monai.networks.nets import ResNet
 
 from custom.errors import InputError
-from custom.losses.acsnet import ACSNetLoss, VGG16Features
+from custom.losses.acsnet_loss import ACSNetLoss, VGG16Features
 from custom.networks import get_network
 from custom.networks.acsnet import ACSNet, DSAModule, GateUnit, PooledChannelAttention
 from custom.networks.deform import DeformConv2d, deform_conv2d

@@ -66,12 +66,12 @@ def test_accelerate_uses_onnx_runtime_only_on_the_cpu_when_asked():
 def test_the_onnx_model_is_exported_once_per_weights_file_and_again_when_damaged(tmp_path, monkeypatch):
     """Inference exported the network at the start of every run (5.5 s for N-Unet); now once per weights file, into
     a cache keyed by the file's SHA-256: a second run reads it, changed weights or a damaged file export again."""
-    import custom.deploy.cache
+    import custom.deploy.onnx_cache
 
     monkeypatch.setenv("NUNET_ONNX_CACHE", str(tmp_path / "cache"))
     exports = []
-    export = custom.deploy.cache.export_onnx
-    monkeypatch.setattr(custom.deploy.cache, "export_onnx", lambda *a, **k: exports.append(1) or export(*a, **k))
+    export = custom.deploy.onnx_cache.export_onnx
+    monkeypatch.setattr(custom.deploy.onnx_cache, "export_onnx", lambda *a, **k: exports.append(1) or export(*a, **k))
     weights, x = tmp_path / "model.pt", torch.rand(1, 3, 32, 32)
 
     def run(seed: int) -> dict[str, torch.Tensor]:

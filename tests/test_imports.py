@@ -4,9 +4,11 @@ package loads without the training engine."""
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 from conftest import REPO
@@ -44,6 +46,8 @@ def package_imports() -> dict[str, set[str]]:
     files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
     graph: dict[str, set[str]] = {_room(m): set() for m in files if m != "custom"}
     for module, path in files.items():
+        if module == "custom":  # the package's face reads only the version (custom.paths), tested below
+            continue
         for imported in _imports(path, set(files)):
             if _room(imported) not in (_room(module), "custom"):
                 graph[_room(module)].add(_room(imported))
@@ -106,3 +110,40 @@ def test_importing_the_networks_loads_no_engine_module():
     loaded = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "custom.networks" in loaded
     assert not [m for m in loaded if m.startswith(("custom.engine", "custom.deploy", "custom.transforms"))], loaded
+
+
+def test_no_two_modules_share_a_name():
+    """A module's file name says what it is, once in the package (``metrics.py`` twice was two different things)."""
+    seen: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
+
+
+def _config_references(value) -> set[str]:
+    """Every ``custom.<...>`` name a config value refers to, as a target or inside an expression."""
+    if isinstance(value, dict):
+        return set().union(*(_config_references(v) for v in value.values()), set())
+    if isinstance(value, list):
+        return set().union(*(_config_references(v) for v in value), set())
+    if isinstance(value, str):
+        return {word.rstrip("(") for word in value.replace("(", "( ").split() if word.startswith("custom.")}
+    return set()
+
+
+def test_configs_reach_project_code_through_package_faces():
+    """Configs name ``custom.<package>.<Name>`` (or a top-level module's name), never a module inside a package."""
+    deep = {}
+    for config in (REPO / "bundle" / "configs").rglob("*.json"):
+        for name in _config_references(json.loads(config.read_text())):
+            parts = name.split(".")
+            face = importlib.import_module(".".join(parts[:2]))
+            if len(parts) > 3 or isinstance(getattr(face, parts[2], None), types.ModuleType):
+                deep.setdefault(str(config.relative_to(REPO)), []).append(name)
+    assert deep == {}
+
+
+def test_the_package_face_imports_only_the_paths_module():
+    """``import custom`` reads the bundle's version and loads no package (so a script's --help stays quick)."""
+    assert _imports(PACKAGE / "__init__.py", {_module_name(p) for p in PACKAGE.rglob("*.py")}) == {"custom.paths"}

@@ -13,7 +13,7 @@ from conftest import CONFIGS, run_bundle
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
 
-from custom.losses.mtl_oca import MTLOCALoss
+from custom.losses.mtl_oca_loss import MTLOCALoss
 from custom.networks import get_network
 from custom.networks.mtl_oca import MTLOCA, ObjectContextualAttention
 from custom.transforms.gradient import GradientMagnituded

@@ -48,7 +48,7 @@ def export_onnx(
     size the network accepts (N-Unet: multiples of 16). This uses the TorchScript-based exporter
     (``dynamo=False``): the torch.export-based one needs the spatial sizes declared as multiples of
     the network's stride and took about ten times longer on this network (inference exports each
-    weights file once, :mod:`custom.deploy.cache`).
+    weights file once, :mod:`custom.deploy.onnx_cache`).
 
     Args:
         network: a registered network (forward returns a dict of task outputs).

@@ -2,7 +2,7 @@
 
 :func:`inference_network` is the network ``inference.json`` runs: the trained model's weights loaded
 into the config's network (one copy per file of an ensemble), each run by ONNX Runtime on the CPU
-from the model exported once for its weights file (:mod:`custom.deploy.cache`), their outputs
+from the model exported once for its weights file (:mod:`custom.deploy.onnx_cache`), their outputs
 averaged (:func:`custom.networks.ensemble`).
 """
 
@@ -22,7 +22,7 @@ from custom.checkpoints import TrainedModel
 from custom.errors import InputError
 from custom.networks import ensemble
 
-from .cache import cached_onnx_file, onnx_model
+from .onnx_cache import cached_onnx_file, onnx_model
 
 CPU_RUNTIMES = ("onnxruntime", "torch")
 
@@ -41,7 +41,7 @@ class OnnxRuntimeNetwork(nn.Module):
     Args:
         network: a registered multi-task network.
         threads: ONNX Runtime intra-op threads (``None``: its default, one per physical core).
-        cache_file: where the ONNX model of these weights is cached (:func:`custom.deploy.cache.cached_onnx_file`).
+        cache_file: where the ONNX model of these weights is cached (:func:`custom.deploy.onnx_cache.cached_onnx_file`).
     """
 
     def __init__(
@@ -113,7 +113,7 @@ def accelerate(
         device: the inference device; GPUs always run PyTorch.
         cpu_runtime: ``"onnxruntime"`` or ``"torch"`` (eager PyTorch).
         weights_sha256: the SHA-256 of the weights file ``network`` holds: its ONNX model is cached under it
-            (:mod:`custom.deploy.cache`); None exports the weights it holds at the first forward pass.
+            (:mod:`custom.deploy.onnx_cache`); None exports the weights it holds at the first forward pass.
     """
     if cpu_runtime not in CPU_RUNTIMES:
         raise InputError(f"--cpu_runtime {cpu_runtime!r}: use one of {', '.join(CPU_RUNTIMES)}.")

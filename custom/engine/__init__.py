@@ -2,11 +2,12 @@
 
 from .amp import AutocastInferer, amp_dtype_name, amp_supported, autocast_kwargs, engine_grad_scaler
 from .averaging import WeightAverage, as_handler
+from .batch import BatchResults
 from .carry import CarriedState
-from .checkpoint import ResumableCheckpoint
+from .checkpoint import AtomicCheckpointSaver, ResumableCheckpoint
+from .collate import batch_size_of, collate_pred_label
 from .device import default_device, distributed, gpu_profile, memory_format, set_cudnn_benchmark
 from .handlers import EvaluationWriter, QuietStatsHandler, TrainingLog
-from .metrics import key_metric, network_heads, validation_metrics
 from .options import (
     check_device,
     check_override_keys,
@@ -15,15 +16,18 @@ from .options import (
     check_whole_number,
     set_determinism,
 )
-from .outputs import batch_size_of, collate_pred_label
+from .overlays import ValidationOverlays
 from .prepare_batch import MultiTaskPrepareBatch
 from .progress import InferenceSummary, IterationProgress, RunHeadline
 from .sanity import NonFiniteGuard, TrainingDiverged
 from .schedule import EarlyStopping, LrSchedule
 from .tta import FlipTTAInferer
+from .validation_metrics import key_metric, network_heads, validation_metrics
 
 __all__ = [
+    "AtomicCheckpointSaver",
     "AutocastInferer",
+    "BatchResults",
     "CarriedState",
     "EarlyStopping",
     "EvaluationWriter",
@@ -37,6 +41,7 @@ __all__ = [
     "ResumableCheckpoint",
     "RunHeadline",
     "TrainingDiverged",
+    "ValidationOverlays",
     "TrainingLog",
     "WeightAverage",
     "amp_dtype_name",

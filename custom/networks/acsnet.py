@@ -324,7 +324,7 @@ class ACSNet(nn.Module):
     - Classes: ACSNet classified benign vs malignant with normal images removed. Here normals stay in
       the data as class 0 (``num_classes`` 2: normal/lesion, 3: normal/benign/malignant) and their
       masks are empty; the classifier's last layer simply has ``num_classes`` outputs.
-    - LossNet (section 3.4) is part of the loss (:class:`custom.losses.acsnet.ACSNetLoss`), not of
+    - LossNet (section 3.4) is part of the loss (:class:`custom.losses.ACSNetLoss`), not of
       the network.
 
     Measured at 1x3x256x256, 2 classes: 41.33 M parameters (paper 42.99 M, -3.9 %); THOP counts

@@ -171,7 +171,7 @@ class MTLOCA(nn.Module):
     """MTL-OCA (Lu et al. 2025, section 2): Res-UNet backbone, object contextual attention, MLP classifier.
 
     ``forward(x)`` returns raw logits ``{"seg": (B, 1, *spatial), "cls": (B, num_classes)}``; in training
-    mode also ``"aux_seg": [coarse]``, the coarse mask logits that :class:`custom.losses.mtl_oca.MTLOCALoss`
+    mode also ``"aux_seg": [coarse]``, the coarse mask logits that :class:`custom.losses.MTLOCALoss`
     supervises with weight 0.4 (eq. 5). Data flow (Figure 1)::
 
         feat   = ResUNetBackbone(x)                                  # section 2.1, Figure 2

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from custom.cli import run as run_command
 from custom.checkpoints import write_card
+from custom.cli import run as run_command
 from custom.cli import whole_numbers
 from custom.errors import InputError
 from custom.evaluation import read_per_image

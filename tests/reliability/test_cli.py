@@ -237,7 +237,7 @@ def test_the_demo_leaves_out_monais_two_notices_and_nothing_else():
     trust, location = MONAI_NOTICES
     assert trust in inspect.getsource(create_workflow) and location in inspect.getsource(ConfigWorkflow.__init__)
     configs = "['bundle/configs/train.json', 'bundle/configs/recipes/cpu_v2.json']"
-    assert is_monai_notice(f"{trust}{configs}: any `\"_target_\"` value in it is resolved to an importable callable")
+    assert is_monai_notice(f'{trust}{configs}: any `"_target_"` value in it is resolved to an importable callable')
     assert is_monai_notice(f"2026-12-07 13:50:13,607 - WARNING - {location}bundle/configs. If logging_file and ...")
     for line in (
         "2026-12-07 13:50:42,423 - nunet - INFO - training NUNet on data/busi/fold0.json (468 images): 45 epochs",

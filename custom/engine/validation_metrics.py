@@ -18,7 +18,7 @@ from torch import nn
 
 from custom.keys import DecisionKeys
 
-from .outputs import batch_size_of, collate_pred_label
+from .collate import batch_size_of, collate_pred_label
 
 TASK_HEADS = {"multi": ("cls", "seg"), "seg": ("seg",), "cls": ("cls",)}
 
