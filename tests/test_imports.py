@@ -147,3 +147,21 @@ def test_configs_reach_project_code_through_package_faces():
 def test_the_package_face_imports_only_the_paths_module():
     """``import custom`` reads the bundle's version and loads no package (so a script's --help stays quick)."""
     assert _imports(PACKAGE / "__init__.py", {_module_name(p) for p in PACKAGE.rglob("*.py")}) == {"custom.paths"}
+
+
+def test_no_cycle_between_files():
+    """No module imports, directly or through others, a module that imports it back (imports inside functions
+    count: a cycle that works only through import order or a late import is still a cycle)."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {module: _imports(path, set(files)) for module, path in files.items()}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join(path[path.index(module):] + (module,))}"
+        if module not in done:
+            for imported in sorted(graph[module]):
+                visit(imported, path + (module,))
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
