@@ -66,12 +66,17 @@ _NRRD_TYPES = {"u1": "uint8", "u2": "uint16", "i2": "int16", "u4": "uint32", "f4
 _META_TYPES = {"u1": "MET_UCHAR", "u2": "MET_USHORT", "i2": "MET_SHORT", "u4": "MET_UINT", "f4": "MET_FLOAT"}
 
 
+def _geometry(samples: np.ndarray, spacing: tuple[float, float]) -> tuple[tuple[int, ...], str]:
+    """The sizes of a colour volume's axes in file order (x, y[, frames]) and their spacings, as headers write them."""
+    spatial = samples.shape[:-1][::-1]
+    return spatial, " ".join(map(str, (spacing[1], spacing[0], 1.0)[: len(spatial)]))
+
+
 def write_colour_nrrd(path: Path, samples: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> Path:
     """An NRRD of ``samples`` (``([frames,] H, W, C)``, C 3: RGB, 4: RGBA), spacing (rows, columns) in mm, as a
     scanner export or 3D Slicer writes colour: the colour axis first. Written by hand: ITK Python cannot
     write 16-bit colour."""
-    channels, spatial = samples.shape[-1], samples.shape[:-1][::-1]  # x, y[, frames]
-    spacings = " ".join(map(str, (spacing[1], spacing[0], 1.0)[: len(spatial)]))
+    channels, (spatial, spacings) = samples.shape[-1], _geometry(samples, spacing)
     header = (
         f"NRRD0004\ntype: {_NRRD_TYPES[samples.dtype.str[1:]]}\ndimension: {samples.ndim}\n"
         f"sizes: {channels} {' '.join(map(str, spatial))}\nkinds: {'RGB' if channels == 3 else 'RGBA'}-color"
@@ -83,8 +88,7 @@ def write_colour_nrrd(path: Path, samples: np.ndarray, spacing: tuple[float, flo
 
 def write_colour_metaimage(path: Path, samples: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> Path:
     """A MetaImage (``.mha``) of ``samples`` (``([frames,] H, W, C)``, C channels), spacing (rows, columns) in mm."""
-    spatial = samples.shape[:-1][::-1]  # x, y[, frames]
-    spacings = " ".join(map(str, (spacing[1], spacing[0], 1.0)[: len(spatial)]))
+    spatial, spacings = _geometry(samples, spacing)
     header = (
         f"ObjectType = Image\nNDims = {len(spatial)}\nBinaryData = True\nBinaryDataByteOrderMSB = False\n"
         f"DimSize = {' '.join(map(str, spatial))}\nElementNumberOfChannels = {samples.shape[-1]}\n"

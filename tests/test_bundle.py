@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,18 +94,24 @@ def test_training_writes_checkpoints_and_a_log(trained_run):
     assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
 
 
-@pytest.mark.slow
-def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
-    run_bundle(
+def evaluate_demo(demo_dir: Path, output_dir: Path, *extra: str):
+    """``evaluate.json`` over ``train.json`` on the demo data's test split at the tiny size, into ``output_dir``."""
+    return run_bundle(
         "evaluating",
         "--config_file",
         f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']",
         "--dataset_dir",
         str(demo_dir),
         "--output_dir",
-        str(trained_run),
+        str(output_dir),
         *TINY,
+        *extra,
     )
+
+
+@pytest.mark.slow
+def test_evaluation_writes_metrics_and_per_image_rows(trained_run, demo_dir):
+    evaluate_demo(demo_dir, trained_run)
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert set(metrics["classification"]) == {"accuracy", "precision", "recall", "f1", "auc", "ece", "brier"}
     assert set(metrics["segmentation"]) == {"dice", "iou", "pixel_accuracy", "sensitivity", "precision", "hd95", "asd"}
@@ -127,18 +134,7 @@ def test_every_run_opens_with_one_line_saying_what_it_does(training, demo_dir, t
     run, trained = training
     datalist = demo_dir / "fold0.json"
     splits = json.loads(datalist.read_text())
-    evaluated = run_bundle(
-        "evaluating",
-        "--config_file",
-        f"['{CONFIGS / 'train.json'}','{CONFIGS / 'evaluate.json'}']",
-        "--dataset_dir",
-        str(demo_dir),
-        "--output_dir",
-        str(tmp_path / "eval"),
-        "--ckpt_path",
-        str(run / "model.pt"),
-        *TINY,
-    )
+    evaluated = evaluate_demo(demo_dir, tmp_path / "eval", "--ckpt_path", str(run / "model.pt"))
     images = tmp_path / "images"
     images.mkdir()
     for record in splits["test"][:2]:

@@ -979,18 +979,23 @@ def untrained_checkpoint(tmp_path_factory) -> Path:
     return save_untrained_checkpoint(tmp_path_factory.mktemp("model") / "model.pt")
 
 
+def _infer(case, tmp_path: Path, checkpoint: Path) -> None:
+    """The README's inference command on the case's input, into ``tmp_path/out``, with an untrained network."""
+    bundle_run(
+        "run",
+        "inference.json",
+        output_dir=str(tmp_path / "out"),
+        ckpt_path=str(checkpoint),
+        spatial_size=[32, 32],
+        **inference_input(case, tmp_path),
+    )
+
+
 @pytest.mark.parametrize("case", _cases("infer", Refused))
 def test_inference_refuses(case, tmp_path, untrained_checkpoint):
     build(case, tmp_path)
     with pytest.raises(Exception) as error:
-        bundle_run(
-            "run",
-            "inference.json",
-            output_dir=str(tmp_path / "out"),
-            ckpt_path=str(untrained_checkpoint),
-            spatial_size=[32, 32],
-            **inference_input(case, tmp_path),
-        )
+        _infer(case, tmp_path, untrained_checkpoint)
     assert_one_line(error.value, tmp_path, case.infer)
 
 
@@ -998,14 +1003,7 @@ def test_inference_refuses(case, tmp_path, untrained_checkpoint):
 def test_inference_goes_on_past_a_file_it_cannot_read(case, tmp_path, untrained_checkpoint):
     build(case, tmp_path)
     with pytest.raises(SystemExit) as stop:
-        bundle_run(
-            "run",
-            "inference.json",
-            output_dir=str(tmp_path / "out"),
-            ckpt_path=str(untrained_checkpoint),
-            spatial_size=[32, 32],
-            **inference_input(case, tmp_path),
-        )
+        _infer(case, tmp_path, untrained_checkpoint)
     assert stop.value.code == 1  # the number of failed files
     with open(tmp_path / "out" / "results.csv", newline="") as f:
         rows = {Path(r["file"]).name: r for r in csv.DictReader(f)}
