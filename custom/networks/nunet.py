@@ -237,6 +237,8 @@ class NUNet(nn.Module):
         csb_mode: ``"hard"`` (the paper), ``"soft"`` or ``"off"``; forced to ``"off"`` unless ``task="multi"``.
         task: ``"multi"`` (both heads), ``"seg"`` (no classification head) or ``"cls"`` (no decoder).
         dropout: AFF side-branch dropout rate.
+        head_dropout: dropout before each layer of the classification head (0, the paper; see
+            :class:`ClassificationHead`).
 
     Raises:
         ValueError: for an unknown ``task`` or ``csb_mode``, fewer than two ``features`` or ``num_classes < 2``.
@@ -253,6 +255,7 @@ class NUNet(nn.Module):
         csb_mode: str = "hard",
         task: str = "multi",
         dropout: float = 0.2,
+        head_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if task not in TASKS:
@@ -268,7 +271,7 @@ class NUNet(nn.Module):
         self.decoder = NUNetDecoder(spatial_dims, features, clae=clae) if task != "cls" else None
         self.segmentation_head = Conv[Conv.CONV, spatial_dims](features[0], 1, 1) if task != "cls" else None
         self.classification_head = (
-            ClassificationHead(spatial_dims, features[-1], num_classes) if task != "seg" else None
+            ClassificationHead(spatial_dims, features[-1], num_classes, dropout=head_dropout) if task != "seg" else None
         )
         # without both outputs there is nothing to gate
         self.csb = ConditionalSegmentationBoost(csb_mode if task == "multi" else "off")
