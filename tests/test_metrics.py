@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -22,6 +23,13 @@ def test_identical_masks_are_zero_apart():
     mask = square(48, 10, 12, 20)
     out = boundary_metrics(mask, mask)
     assert out["hd95"].item() == 0 and out["asd"].item() == 0
+
+
+def test_surface_distances_warn_of_nothing():
+    # MONAI's metrics call get_mask_edges with a deprecated default: once per evaluated image without the filter
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        boundary_metrics(square(48, 13, 13, 20), square(48, 10, 10, 26), spacing=(0.5, 0.5))
 
 
 def test_concentric_squares_are_the_margin_apart():
