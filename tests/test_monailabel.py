@@ -367,10 +367,13 @@ def test_monailabel_server_infers_serves_samples_takes_labels_and_trains_the_bun
         _stop(server)
 
 
-def _http_error(url: str) -> tuple[int, str]:
-    """The status and ``detail`` of a POST to ``url`` that the server refuses."""
+def _http_error(url: str, form: dict[str, str] | None = None) -> tuple[int, str]:
+    """The status and ``detail`` of a POST to ``url`` (with the multipart ``form``) that the server refuses."""
+    boundary = "nunet-test-boundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in (form or {}).items()]
+    body = ("".join(parts) + f"--{boundary}--\r\n").encode() if form else b""
     with pytest.raises(urllib.error.HTTPError) as refused:
-        _request(url, body=b"", method="POST")
+        _request(url, body=body, method="POST", content_type=f"multipart/form-data; boundary={boundary}")
     body = refused.value.read().decode()
     try:
         return refused.value.code, json.loads(body).get("detail", "")
@@ -411,11 +414,14 @@ def test_monailabel_server_keeps_a_nifti_study_in_place_and_answers_bad_requests
             "unknown image": _http_error(f"{base}/infer/{NAME}?image=nothing"),
             "unreadable image": _http_error(f"{base}/infer/{NAME}?image=broken"),
             "unknown model": _http_error(f"{base}/infer/no_such_model?image=scan"),
+            "malformed params": _http_error(f"{base}/infer/{NAME}?image=scan", form={"params": "{'threshold': 0.5"}),
         }
         assert refused["unknown image"] == (404, "image 'nothing': not in the datastore"), log.read_text()[-3000:]
         status, detail = refused["unreadable image"]
         assert status == 422 and "broken.png" in detail and "not a readable image" in detail, log.read_text()[-3000:]
         status, detail = refused["unknown model"]
         assert status == 400 and "no_such_model" in detail, log.read_text()[-3000:]
+        status, detail = refused["malformed params"]
+        assert status == 400 and "is not valid JSON" in detail, log.read_text()[-3000:]
     finally:
         _stop(server)
