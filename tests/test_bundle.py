@@ -164,6 +164,12 @@ def test_every_run_opens_with_one_line_saying_what_it_does(training, demo_dir, t
         assert RUN_LINE.findall(proc.stdout) == [line], (what, proc.stdout[-3000:])
     for proc in (evaluated, inferred):
         assert "Epoch[" not in proc.stdout and "best metric" not in proc.stdout
+    assert "evaluation on the test split: " in evaluated.stdout
+    validated = evaluate_demo(
+        demo_dir, tmp_path / "val", "--ckpt_path", str(run / "model.pt"), "--val_split", "validation"
+    )
+    assert f"on the validation split of {datalist} ({len(splits['validation'])} images)" in validated.stdout
+    assert "evaluation on the validation split: " in validated.stdout and "test split" not in validated.stdout
 
 
 @pytest.mark.slow
