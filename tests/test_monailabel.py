@@ -370,7 +370,9 @@ def test_monailabel_server_infers_serves_samples_takes_labels_and_trains_the_bun
 def _http_error(url: str, form: dict[str, str] | None = None) -> tuple[int, str]:
     """The status and ``detail`` of a POST to ``url`` (with the multipart ``form``) that the server refuses."""
     boundary = "nunet-test-boundary"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in (form or {}).items()]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n' for k, v in (form or {}).items()
+    ]
     body = ("".join(parts) + f"--{boundary}--\r\n").encode() if form else b""
     with pytest.raises(urllib.error.HTTPError) as refused:
         _request(url, body=body, method="POST", content_type=f"multipart/form-data; boundary={boundary}")

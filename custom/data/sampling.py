@@ -79,7 +79,5 @@ def lesion_share_sampler(
     cells = [(y, str(r.get("dataset", "")) if balance_datasets else "") for y, r in zip(lesion, records)]
     counts = Counter(cells)
     datasets_per_side = Counter(y for y, _ in counts)
-    weights = torch.tensor(
-        [share[y] / datasets_per_side[y] / counts[(y, d)] for y, d in cells], dtype=torch.double
-    )
+    weights = torch.tensor([share[y] / datasets_per_side[y] / counts[(y, d)] for y, d in cells], dtype=torch.double)
     return WeightedRandomSampler(weights, num_samples=len(records), replacement=True)
