@@ -9,10 +9,13 @@ Skipped, with the reason printed, where a dataset is missing; about 30 s per dat
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from monai.transforms import Compose
+from PIL import Image
 
 from custom.transforms import CropScanRegiond, LoadPictured
 
@@ -48,3 +51,41 @@ def test_the_crop_keeps_every_lesion_pixel_of_a_real_dataset(name, pairs):
             cut.append(image.name)
     assert not cut, f"{len(cut)} {name} images lose lesion pixels to the crop: {cut[:5]}"
     print(f"{name}: {cropped} of {len(pairs)} images cropped, no lesion pixel cut")
+
+
+@pytest.mark.slow
+def test_busi_scans_on_a_scanner_screen_get_the_class_and_mask_of_the_plain_image(tmp_path):
+    """Issue 32's check on real scans: every 20th BUSI image (all three classes), plain and pasted into a
+    synthetic scanner screen, through the released model and inference.json; the same class, and on the
+    screen a mask inside the scan with Dice >= 0.95 against the plain image's."""
+    from test_scan_region import RELEASED_MODEL, dice, screen_of
+
+    from conftest import CONFIGS, run_bundle
+
+    images = [image for image, _ in _busi()[::20]]
+    if not images:
+        pytest.skip(f"BUSI not found under {DATASETS.resolve()}")
+    at = (150, 120)
+    for kind in ("plain", "screen"):
+        (tmp_path / kind).mkdir()
+    for index, image in enumerate(images):
+        scan = Image.open(image).convert("L")
+        scan.save(tmp_path / "plain" / f"case{index:02d}.png")
+        screen_of(scan, at).save(tmp_path / "screen" / f"case{index:02d}.png")
+    for kind in ("plain", "screen"):
+        run_bundle(
+            "run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / kind),
+            "--output_dir", str(tmp_path / f"out_{kind}"), "--ckpt_path", str(RELEASED_MODEL),
+        )  # fmt: skip
+    scores = []
+    for index, image in enumerate(images):
+        name = f"case{index:02d}"
+        result = {k: json.loads((tmp_path / f"out_{k}" / f"{name}.json").read_text()) for k in ("plain", "screen")}
+        mask = {k: np.asarray(Image.open(tmp_path / f"out_{k}" / f"{name}_seg.png")) > 0 for k in ("plain", "screen")}
+        height, width = mask["plain"].shape
+        inside = mask["screen"][at[1] : at[1] + height, at[0] : at[0] + width]
+        assert result["screen"]["predicted_class"] == result["plain"]["predicted_class"], image.name
+        assert mask["screen"].sum() == inside.sum(), image.name  # nothing outside the scan
+        scores.append(dice(inside, mask["plain"]))
+        assert scores[-1] >= 0.95, (image.name, scores[-1])
+    print(f"{len(images)} BUSI images on a screen: same class, lowest mask Dice {min(scores):.4f}")

@@ -57,8 +57,9 @@ def find_scan_region(grey: np.ndarray) -> tuple[int, int, int, int]:
 
     The speckle of the scan is dense; the frame around it is flat (black borders, bars) or sparse
     (text, icons, colour marks). The box bounds the largest connected area where more than half of a
-    window (a twentieth of the picture's shorter side) is speckle, widened by a quarter window so the
-    edge of the scan is kept. It is only used on the sides where the picture is framed: a side whose
+    window (a twentieth of the picture's shorter side) is speckle, widened by a quarter window. It is
+    only used on the sides where the picture is framed, and there fitted to the scan's edge within that
+    quarter window (:func:`_fit_to_texture`; a scan pasted on black is found to the pixel): a side whose
     cut is short (under 3 % of its length), or neither flat (9 pixels in 10) nor parted from the scan
     by a flat gap (the window's width of lines next to the box, text and icons beyond it), stays at
     the picture's edge; unless
@@ -78,8 +79,10 @@ def find_scan_region(grey: np.ndarray) -> tuple[int, int, int, int]:
     largest = 1 + int(np.argmax(ndimage.sum(dense, labels, range(1, count + 1))))
     ys, xs = np.nonzero(labels == largest)
     margin = window // 4
-    box = [max(0, xs.min() - margin), max(0, ys.min() - margin), min(width, xs.max() + 1 + margin)]
-    box.append(min(height, ys.max() + 1 + margin))
+    dense_box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    # which sides are framed is decided on the dense area widened by the margin, the crop's edges are fitted
+    box = [max(0, dense_box[0] - margin), max(0, dense_box[1] - margin), min(width, dense_box[2] + margin)]
+    box.append(min(height, dense_box[3] + margin))
     flat = spread < 1.0
     gap = window  # the lines next to the box: the black gap between a scanner's image and its text, when it has one
     strips = {  # side: (the cut strip, its lines next to the box, its share of the picture, the picture's edge)
@@ -95,7 +98,35 @@ def find_scan_region(grey: np.ndarray) -> tuple[int, int, int, int]:
     }
     if not framed & {0, 1, 2}:
         return whole
-    return tuple(int(box[side]) if side in framed else edge for side, (*_, edge) in strips.items())
+    # black counts as frame when fitting: the texture filter spreads a scan's speckle 2 pixels into a black border
+    fitted = _fit_to_texture(flat | (grey <= _DARK), dense_box, margin)
+    return tuple(fitted[side] if side in framed else edge for side, (*_, edge) in strips.items())
+
+
+def _fit_to_texture(frame: np.ndarray, box: list[int], margin: int) -> list[int]:
+    """``box`` (x0, y0, x1, y1) with each side moved by up to ``margin`` lines onto the scan's edge: inwards
+    over lines of frame (a share of at least ``_FLAT_SHARE`` of their pixels in the box's span flat or
+    black), then outwards over lines that are not. The dense area's edge lies a little outside a scan pasted
+    on black (the texture filter spreads its speckle into the border) or a little inside a scan whose edge is
+    dim; a border kept in the box shrinks and shifts the scan in the network's input."""
+    height, width = frame.shape
+    x0, y0, x1, y1 = box
+
+    def is_frame(side: int, at: int) -> bool:
+        line = frame[y0:y1, at] if side in (0, 2) else frame[at, x0:x1]
+        return bool(line.mean() >= _FLAT_SHARE)
+
+    for _ in range(margin):  # inwards
+        x0 += int(x0 < x1 - 1 and is_frame(0, x0))
+        x1 -= int(x1 - 1 > x0 and is_frame(2, x1 - 1))
+        y0 += int(y0 < y1 - 1 and is_frame(1, y0))
+        y1 -= int(y1 - 1 > y0 and is_frame(3, y1 - 1))
+    for _ in range(margin):  # outwards
+        x0 -= int(x0 > 0 and not is_frame(0, x0 - 1))
+        x1 += int(x1 < width and not is_frame(2, x1))
+        y0 -= int(y0 > 0 and not is_frame(1, y0 - 1))
+        y1 += int(y1 < height and not is_frame(3, y1))
+    return [x0, y0, x1, y1]
 
 
 def scan_region_box(image: torch.Tensor) -> tuple[tuple[int, int, int, int], str]:
