@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import CONFIGS, REPO, run_bundle
-from generated import write_dicom
+from generated import lesion_scan, screen_of, write_dicom
 from monai.data import MetaTensor
-from PIL import Image, ImageDraw
-from scipy import ndimage
+from PIL import Image
 
 from custom.transforms import CropScanRegiond, LoadPictured, MatchLabelSized
 from custom.transforms.region import find_scan_region
@@ -27,36 +26,6 @@ def speckle(height: int, width: int, seed: int = 0) -> np.ndarray:
     depth = np.linspace(1.0, 0.15, height)[:, None]
     noise = rng.rayleigh(1.0, (height, width))
     return np.clip(150 * depth * noise, 0, 255).astype(np.uint8)
-
-
-def lesion_scan(height: int = 300, width: int = 400, seed: int = 3) -> Image.Image:
-    """A BUSI-like scan with a lesion: speckle fading with depth (less than :func:`speckle`) and a hypoechoic
-    ellipse, blurred like a scanner's point-spread function. The released model calls it lesion and masks the
-    ellipse, so the full-screen check needs no dataset."""
-    rng = np.random.default_rng(seed)
-    picture = 150 * np.linspace(1.0, 0.35, height)[:, None] * rng.rayleigh(1.0, (height, width))
-    rows, cols = np.mgrid[:height, :width]
-    picture[((rows - 0.43 * height) / 45) ** 2 + ((cols - width / 2) / 70) ** 2 < 1] *= 0.18
-    return Image.fromarray(np.clip(ndimage.gaussian_filter(picture, 1.0), 0, 255).astype(np.uint8))
-
-
-def screen_of(scan: Image.Image, at: tuple[int, int] = (150, 120)) -> Image.Image:
-    """``scan`` pasted at ``at`` into a synthetic scanner screen: black borders, a grey bar of white text at the top,
-    text below, a colour body-marker box, colour dots and lines."""
-    w, h = scan.size
-    screen = Image.new("RGB", (w + 2 * at[0] - 40, h + at[1] + 80), (0, 0, 0))
-    draw = ImageDraw.Draw(screen)
-    draw.rectangle([0, 0, screen.width, 60], fill=(40, 40, 60))
-    for i in range(6):
-        draw.text((20 + i * 120, 20), f"GAIN {i * 7} DR 60 MI 1.{i}", fill=(255, 255, 255))
-    draw.text((10, screen.height - 30), "L12-5 BREAST 4.0cm FR 30Hz", fill=(200, 200, 200))
-    draw.rectangle(
-        [screen.width - 70, screen.height - 70, screen.width - 20, screen.height - 20], outline=(255, 200, 0)
-    )
-    draw.ellipse([20, 200, 45, 225], fill=(0, 200, 255))
-    draw.line([(30, 300), (60, 330)], fill=(255, 0, 0), width=3)
-    screen.paste(scan.convert("RGB"), at)
-    return screen
 
 
 def loaded(picture: Image.Image, path: Path) -> dict:

@@ -14,12 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CONFIGS, REPO, run_bundle
+from generated import screen_of
 from monai.transforms import Compose
 from PIL import Image
 
 from custom.transforms import CropScanRegiond, LoadPictured
 
-DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+DATASETS = REPO / ".." / "shared" / "datasets"
+RELEASED_MODEL = REPO / "bundle" / "models" / "model.pt"
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum() + b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def _bus_uclm() -> list[tuple[Path, Path]]:
@@ -58,10 +66,6 @@ def test_busi_scans_on_a_scanner_screen_get_the_class_and_mask_of_the_plain_imag
     """Issue 32's check on real scans: every 20th BUSI image (all three classes), plain and pasted into a
     synthetic scanner screen, through the released model and inference.json; the same class, and on the
     screen a mask inside the scan with Dice >= 0.95 against the plain image's."""
-    from test_scan_region import RELEASED_MODEL, dice, screen_of
-
-    from conftest import CONFIGS, run_bundle
-
     images = [image for image, _ in _busi()[::20]]
     if not images:
         pytest.skip(f"BUSI not found under {DATASETS.resolve()}")
@@ -86,6 +90,6 @@ def test_busi_scans_on_a_scanner_screen_get_the_class_and_mask_of_the_plain_imag
         inside = mask["screen"][at[1] : at[1] + height, at[0] : at[0] + width]
         assert result["screen"]["predicted_class"] == result["plain"]["predicted_class"], image.name
         assert mask["screen"].sum() == inside.sum(), image.name  # nothing outside the scan
-        scores.append(dice(inside, mask["plain"]))
+        scores.append(_dice(inside, mask["plain"]))
         assert scores[-1] >= 0.95, (image.name, scores[-1])
     print(f"{len(images)} BUSI images on a screen: same class, lowest mask Dice {min(scores):.4f}")

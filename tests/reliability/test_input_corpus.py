@@ -30,9 +30,12 @@ from generated import (
     SHAPE,
     bundle_run,
     lesion,
+    lesion_scan,
+    lesion_scan_mask,
     pair_folders,
     picture,
     save_untrained_checkpoint,
+    screen_of,
     write_colour_metaimage,
     write_colour_nrrd,
     write_dicom,
@@ -222,6 +225,27 @@ def _dicom_without_extension(root: Path) -> Reference:
     return reference
 
 
+def _screen_capture(root: Path) -> Reference:
+    """A scan with a lesion inside a synthetic scanner screen (black borders, a bar of text, colour marks), as a
+    screen capture exports it, its mask in the screen's frame; the reference is the capture itself (preparation
+    keeps it whole), and :func:`test_a_screen_capture_is_preprocessed_as_its_scan` checks the crop."""
+    images, masks = pair_folders(root)
+    screen = screen_of(lesion_scan(), SCREEN_AT)
+    screen.save(images / "x.png")
+    mask = screen_mask()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(masks / "x.png")
+    return Reference(np.asarray(screen.convert("L")), mask)
+
+
+def screen_mask() -> np.ndarray:
+    """The lesion of :func:`_screen_capture` in the screen's frame."""
+    scan = lesion_scan_mask()
+    screen = screen_of(lesion_scan(), SCREEN_AT)
+    mask = np.zeros((screen.height, screen.width), dtype=bool)
+    mask[SCREEN_AT[1] : SCREEN_AT[1] + scan.shape[0], SCREEN_AT[0] : SCREEN_AT[0] + scan.shape[1]] = scan
+    return mask
+
+
 def _broken_dicom(root: Path) -> None:
     _dicom()(root)
     path = root / "images" / "x.dcm"
@@ -406,6 +430,8 @@ def _datalist_missing_files(root: Path) -> None:
     (root / "fold0.json").write_text(json.dumps({"training": [record], "validation": [record], "test": [record]}))
 
 
+SCREEN_AT = (150, 120)
+SCAN_REGION = "cropped to the scan inside the screen; the mask comes back at the screen's size"
 UNREADABLE = "stops: not a readable image"
 READS_NO_MASKS = "inference reads images only"
 READS_NO_DATALIST = "preparation writes datalists, it does not read them"
@@ -528,6 +554,14 @@ CASES = [
         Handled(DICOM_LUMA),
         Handled(DICOM_LUMA),
         Handled(DICOM_LUMA),
+    ),
+    Case(
+        "screen-capture",
+        "scan inside a scanner screen (black borders, text bar, colour marks), as screen captures export",
+        _screen_capture,
+        Handled("kept whole: the crop is part of training, evaluation and inference"),
+        Handled(SCAN_REGION),
+        Handled(SCAN_REGION),
     ),
     Case(
         "dicom-no-extension",
@@ -942,6 +976,27 @@ def test_training_preprocessing_handles(case, tmp_path):
         np.testing.assert_allclose(sample["image"].numpy(), expected["image"].numpy(), atol=1e-5)
         assert np.array_equal(sample["label"].numpy(), expected["label"].numpy())
         assert int(sample["cls"]) == int(reference.mask.any())
+
+
+@pytest.mark.parametrize(
+    ("config", "key"), [("train.json", "validate#preprocessing"), ("inference.json", "preprocessing")]
+)
+def test_a_screen_capture_is_preprocessed_as_its_scan(config, key, tmp_path):
+    """Training, evaluation and inference see the scan of a screen capture as they see the scan alone."""
+    case = CASES[IDS.index("screen-capture")]
+    build(case, tmp_path)
+    (record,), _ = records(tmp_path)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    lesion_scan().save(plain / "x.png")
+    Image.fromarray(lesion_scan_mask().astype(np.uint8) * 255).save(plain / "x_mask.png")
+    keys = ("image", "label") if config == "train.json" else ("image",)
+    sample = preprocess(config, key, {k: record[k] for k in keys})
+    expected = preprocess(config, key, {k: str(plain / f) for k, f in zip(keys, ("x.png", "x_mask.png"))})
+    assert list(sample["image"].meta["scan_region"]) == [150, 120, 550, 420]
+    np.testing.assert_allclose(sample["image"].numpy(), expected["image"].numpy(), atol=1e-5)
+    if "label" in keys:
+        assert np.array_equal(sample["label"].numpy(), expected["label"].numpy())
 
 
 @pytest.mark.slow
