@@ -54,6 +54,6 @@ class RequestErrors:
 app = RequestErrors()
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["start_server"] and "--uvicorn_app" not in sys.argv:
+    if sys.argv[1:2] == ["start_server"] and not any(a.split("=")[0] == "--uvicorn_app" for a in sys.argv):
         sys.argv += ["--uvicorn_app", "monailabel_start:app"]
     runpy.run_module("monailabel.main", run_name="__main__", alter_sys=True)
