@@ -20,7 +20,7 @@ from custom.networks.deform import DeformConv2d, deform_conv2d
 from custom.networks.stats import count_parameters
 
 PAPER_PARAMS = 42.99e6
-PEER_CONFIG = CONFIGS / "peers" / "acsnet.json"
+PEER_CONFIG = CONFIGS / "peer_acsnet.json"
 # torchvision's vgg16 "features" layout: convolution widths, "M" = max pool
 VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 

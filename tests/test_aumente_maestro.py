@@ -22,8 +22,8 @@ from custom.networks import get_network
 from custom.networks.mt_unetpp import MTUNetPlusPlus
 from custom.transforms import MultiTaskDecisiond
 
-AUMENTE_MAESTRO = CONFIGS / "peers" / "aumente_maestro.json"
-MULTITASK_UNET = CONFIGS / "peers" / "multitask_unet.json"
+AUMENTE_MAESTRO = CONFIGS / "peer_aumente_maestro.json"
+MULTITASK_UNET = CONFIGS / "peer_multitask_unet.json"
 SMALL = (8, 16, 32, 64, 128, 8)  # narrow UNet++ widths: wiring tests run fast on CPU
 
 

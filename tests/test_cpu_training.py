@@ -16,7 +16,7 @@ from custom.configs import bundle_parser
 from custom.data import balanced_sampler
 from custom.engine import AutocastInferer, IterationProgress, amp_supported
 
-RECIPE = [str(CONFIGS / "train.json"), str(CONFIGS / "recipes" / "cpu_budget.json")]
+RECIPE = [str(CONFIGS / "train.json"), str(CONFIGS / "recipe_cpu_budget.json")]
 
 
 def test_autocast_inferer_runs_the_forward_in_bf16_on_the_cpu_and_returns_float32():

@@ -18,7 +18,7 @@ from custom.networks import get_network
 from custom.networks.mtl_oca import MTLOCA, ObjectContextualAttention
 from custom.transforms.gradient import GradientMagnituded
 
-OVERRIDE = CONFIGS / "peers" / "mtl_oca.json"
+OVERRIDE = CONFIGS / "peer_mtl_oca.json"
 # narrow widths for wiring tests (faster on CPU); GroupNorm groups must divide them
 SMALL = {"features": (8, 16, 32, 64), "num_groups": 4, "cls_hidden": 16}
 

@@ -1,6 +1,6 @@
 """Every registered network and every peer config: output contract, loss that learns, bundle training, model_stats.
 
-The checks are parametrized over ``custom.networks.NETWORKS`` and ``bundle/configs/peers/*.json``, so
+The checks are parametrized over ``custom.networks.NETWORKS`` and ``bundle/configs/peer_*.json``, so
 a new peer is covered as soon as it is registered. A registered network whose module is not written
 yet is skipped (by name of the missing module), and only then: a module that exists but fails to
 import fails its tests.
@@ -29,9 +29,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
 ]
 
-PEER_CONFIGS = sorted((CONFIGS / "peers").glob("*.json"))
+PEER_CONFIGS = sorted(CONFIGS.glob("peer_*.json"))
 # a peer that is another's recipe on a different network is merged after that peer (as the README says)
-BASES: dict[str, list[str]] = {"multitask_unet": ["aumente_maestro"]}
+BASES: dict[str, list[str]] = {"peer_multitask_unet": ["peer_aumente_maestro"]}
 BASELINES = ("unet", "attention_unet", "unetr", "swin_unetr")
 SIZE = 64  # test input size: divisible by 32 (SwinUNETR) and by UNETR's 16-pixel patches
 # narrow widths where the network's defaults are slow on CPU; other networks are built with their defaults
@@ -153,7 +153,7 @@ def test_baseline_rejects_a_single_class():
 # ---------------------------------------------------------------- every peer config over train.json
 def peer_stack(config: Path) -> list[Path]:
     """The peer configs merged, in order, after ``train.json`` or ``inference.json`` to run ``config``."""
-    return [CONFIGS / "peers" / f"{base}.json" for base in BASES.get(config.stem, [])] + [config]
+    return [CONFIGS / f"{base}.json" for base in BASES.get(config.stem, [])] + [config]
 
 
 def _config_list(first: str, config: Path) -> str:
@@ -184,7 +184,7 @@ LEARNING_CASES = [
 
 
 def test_baseline_configs_exist():
-    assert {c.stem for c in PEER_CONFIGS} >= set(BASELINES)
+    assert {c.stem.removeprefix("peer_") for c in PEER_CONFIGS} >= set(BASELINES)
 
 
 @pytest.mark.parametrize("config", LEARNING_CASES)
@@ -262,7 +262,7 @@ def test_model_stats_all_lists_every_network():
 
 
 def test_mtl_oca_keeps_its_papers_constant_learning_rate(demo_dir):
-    parser = _peer_parser(CONFIGS / "peers" / "mtl_oca.json", demo_dir, epochs=4)
+    parser = _peer_parser(CONFIGS / "peer_mtl_oca.json", demo_dir, epochs=4)
     scheduler, optimizer = parser.get_parsed_content("lr_scheduler"), parser.get_parsed_content("optimizer")
     for _ in range(4):
         optimizer.step()
@@ -273,11 +273,7 @@ def test_mtl_oca_keeps_its_papers_constant_learning_rate(demo_dir):
 def test_benign_malignant_recipe_removes_the_normal_images_from_every_split(demo_dir):
     parser = ConfigParser()
     parser.read_config(
-        [
-            str(CONFIGS / "train.json"),
-            str(CONFIGS / "peers" / "acsnet.json"),
-            str(CONFIGS / "recipes" / "benign_malignant.json"),
-        ]
+        [str(CONFIGS / "train.json"), str(CONFIGS / "peer_acsnet.json"), str(CONFIGS / "recipe_benign_malignant.json")]
     )
     parser.update({"dataset_dir": str(demo_dir), "spatial_size": [SIZE, SIZE]})
     for key in ("train#dataset#data", "validate#dataset#data"):
@@ -319,9 +315,7 @@ def test_plateau_peer_keeps_its_schedule_and_stopping_under_ddp(demo_dir, monkey
     for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("LOCAL_RANK", "0")
-    parser = _merged(
-        CONFIGS / "train.json", CONFIGS / "peers" / "aumente_maestro.json", CONFIGS / "multi_gpu_train.json"
-    )
+    parser = _merged(CONFIGS / "train.json", CONFIGS / "peer_aumente_maestro.json", CONFIGS / "multi_gpu_train.json")
     parser.update(
         {"dataset_dir": str(demo_dir), "output_dir": str(tmp_path), "spatial_size": [SIZE, SIZE], "num_workers": 0}
         | {"cache_rate": 0.0}

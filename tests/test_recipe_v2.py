@@ -1,4 +1,4 @@
-"""Recipe v2 (recipes/cpu_v2.json): its sampler, loss, augmentation, weight average, pixel-centred masks and the
+"""Recipe v2 (recipe_cpu_v2.json): its sampler, loss, augmentation, weight average, pixel-centred masks and the
 carried training state that continues one schedule across working blocks."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from custom.engine import WeightAverage
 from custom.errors import InputError
 from custom.transforms import AntiAliasedResized, RandSpeckleNoised
 
-RECIPE = [str(CONFIGS / "train.json"), str(CONFIGS / "recipes" / "cpu_v2.json")]
+RECIPE = [str(CONFIGS / "train.json"), str(CONFIGS / "recipe_cpu_v2.json")]
 
 
 def test_lesion_share_sampler_draws_the_set_share_of_lesion_images():

@@ -1,4 +1,4 @@
-"""Recipe v3 (recipes/cpu_v3.json): draws balanced across the datasets of a merged set, and dropout in the
+"""Recipe v3 (recipe_cpu_v3.json): draws balanced across the datasets of a merged set, and dropout in the
 classification head."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from custom.data import lesion_share_sampler
 from custom.networks import get_network
 from custom.networks.blocks import ClassificationHead
 
-RECIPE = [str(CONFIGS / "train.json"), *(str(CONFIGS / "recipes" / f"cpu_v{v}.json") for v in (2, 3))]
+RECIPE = [str(CONFIGS / "train.json"), *(str(CONFIGS / f"recipe_cpu_v{v}.json") for v in (2, 3))]
 
 
 def _draws(records: list[dict], **kwargs) -> Counter:

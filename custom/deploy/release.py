@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from custom.checkpoints import TrainedModel, card_path, write_card
-from custom.configs import bundle_parser
+from custom.configs import bundle_parser, recorded_config_files
 from custom.errors import InputError
 from custom.fileio import atomic_file, check_not_an_input
 from custom.networks.csb import csb_gate, predicted_class
@@ -117,7 +117,7 @@ def release_from_run(
         **meta.get("overrides", {}),
         **{"dataset_dir": meta["data"], "fold": fold, "val_split": "test", "output_dir": str(fold_dir)},
     }
-    parser = bundle_parser(meta["config_files"], overrides)
+    parser = bundle_parser(recorded_config_files(meta["config_files"]), overrides)
     trained = TrainedModel(weights)  # the threshold and temperature scripts/calibrate.py chose on validation
     network = trained.load(parser.get_parsed_content("network_def")).eval()
     csb_mode = parser.get_parsed_content("csb_mode")
@@ -129,7 +129,9 @@ def release_from_run(
         "network": parser.get_parsed_content("network_def#name"),
         **settings,
         "trained_with": {
-            "config_files": [os.path.relpath(f) if os.path.isabs(f) else f for f in meta["config_files"]],
+            "config_files": [
+                os.path.relpath(f) if os.path.isabs(f) else f for f in recorded_config_files(meta["config_files"])
+            ],
             "overrides": meta.get("overrides", {}),
             "data": Path(meta["data"]).name,
             "fold": fold,

@@ -1,7 +1,7 @@
 """Calibration on validation data: a temperature for the probabilities, the lesion/normal operating point, and measures.
 
 N-Unet decides by the argmax of its classification head. A model trained on class-balanced batches
-(``bundle/configs/recipes/cpu_budget.json``) learns a 50 % prior while BUSI has 83 % lesion images,
+(``bundle/configs/recipe_cpu_budget.json``) learns a 50 % prior while BUSI has 83 % lesion images,
 so its argmax calls too many images normal, and through the hard CSB gate empties their masks. The
 threshold is therefore chosen per fold on the fold's validation split (never on its test split),
 stored in the model card beside the checkpoint (:mod:`custom.checkpoints.card`) and applied by

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from monai.bundle import ConfigParser
 
+from custom.configs import recorded_config_files
 from custom.networks.csb import csb_gate, predicted_class
 
 from .runs import Run
@@ -52,7 +53,7 @@ class FoldModel:
     """
 
     def __init__(self, run: Run, fold: int) -> None:
-        configs = [str(Path(f)) for f in run.meta["config_files"]]
+        configs = recorded_config_files(run.meta["config_files"])
         parser = ConfigParser()
         parser.read_config([*configs, str(Path(configs[0]).parent / EVALUATE_CONFIG)])  # as custom.workflows.crossval
         parser.update(dict(run.meta.get("overrides", {})))

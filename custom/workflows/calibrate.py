@@ -16,6 +16,7 @@ import numpy as np
 from custom.checkpoints import write_card
 from custom.cli import run as run_command
 from custom.cli import whole_numbers
+from custom.configs import recorded_config_files
 from custom.errors import InputError
 from custom.evaluation import read_per_image
 from custom.fileio import atomic_write_json, read_json
@@ -116,7 +117,8 @@ def calibrate_run(
     run = read_json(run_file, "not a run folder: run scripts/cross_validate.py first")
     if not {"data", "config_files", "folds"} <= set(run):
         raise InputError(f"{run_file}: lacks data, config_files or folds; it was not written by cross_validate.py")
-    data_dir, configs, overrides = Path(run["data"]), run["config_files"], run.get("overrides", {})
+    data_dir, overrides = Path(run["data"]), run.get("overrides", {})
+    configs = recorded_config_files(run["config_files"])
     chosen = list(folds if folds is not None else run["folds"])
     evaluate = str(Path(configs[0]).parent / "evaluate.json")
     for k in chosen:  # every fold checked before any is calibrated

@@ -1,7 +1,7 @@
 """The demo: train, evaluate and infer on the synthetic demo data with the bundle's commands, then the released model.
 
 Each step is a ``python -m monai.bundle run`` command, printed before it runs so it can be reused: a
-short training with the CPU budget recipe (``bundle/configs/recipes/cpu_budget.json``) on the synthetic
+short training with the CPU budget recipe (``bundle/configs/recipe_cpu_budget.json``) on the synthetic
 demo data (generated on first use under ``bundle/data/demo``), its evaluation on the demo test split (the
 Dice it prints shows that the short training learned the synthetic lesions), and inference on the same
 test images with the released model (``bundle/models/model.pt``, trained on real BUSI images, run at the
@@ -48,11 +48,11 @@ def demo_command(
         learning_rate: peak learning rate of the recipe's warm-up and cosine schedule.
     """
     start = time.perf_counter()
-    recipe = f"['{CONFIGS}/train.json','{CONFIGS}/recipes/cpu_budget.json']"
+    recipe = f"['{CONFIGS}/train.json','{CONFIGS}/recipe_cpu_budget.json']"
     common = ["--output_dir", out, "--spatial_size", f"[{size},{size}]"]
     train = ["--epochs", str(epochs), "--batch_size", str(batch_size), "--learning_rate", str(learning_rate)]
     _run(["training", "--config_file", recipe, *train, *common])
-    evaluate = f"['{CONFIGS}/train.json','{CONFIGS}/recipes/cpu_budget.json','{CONFIGS}/evaluate.json']"
+    evaluate = f"['{CONFIGS}/train.json','{CONFIGS}/recipe_cpu_budget.json','{CONFIGS}/evaluate.json']"
     _run(["evaluating", "--config_file", evaluate, *common])
     metrics = json.loads((REPO_ROOT / out / "metrics.json").read_text())
     seg, cls = metrics.get("segmentation", {}), metrics.get("classification", {})

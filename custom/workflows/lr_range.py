@@ -110,7 +110,7 @@ def _plot(result: Mapping[str, Any], path: Path) -> None:
 
 
 # the recipe the range test was made for (docs/training.md)
-DEFAULT_CONFIGS = ("bundle/configs/train.json", "bundle/configs/recipes/cpu_v2.json")
+DEFAULT_CONFIGS = ("bundle/configs/train.json", "bundle/configs/recipe_cpu_v2.json")
 
 
 def lr_find_command(
@@ -126,7 +126,7 @@ def lr_find_command(
     """A learning-rate range test (MONAI's LearningRateFinder) over ``num_iter`` training batches of ``data``'s fold.
 
     ``python scripts/lr_find.py --data data/busi_uclm [--fold 0]
-    [--config "['bundle/configs/train.json','bundle/configs/recipes/cpu_v2.json']"] [--num_iter 100]
+    [--config "['bundle/configs/train.json','bundle/configs/recipe_cpu_v2.json']"] [--num_iter 100]
     [--start_lr 1e-6] [--end_lr 1e-1] [--out runs/lr_range] [any bundle override]``: prints the
     steepest-descent rate and the minimum-loss rate; writes lr_range.json and lr_range.png.
     """

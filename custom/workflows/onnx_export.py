@@ -21,7 +21,7 @@ def export_onnx_command(
 
     ``python scripts/export_onnx.py --ckpt bundle/models/model.pt --out bundle/models/model.onnx``; another
     network: ``--ckpt runs/acsnet/fold0/model.pt --out acsnet.onnx
-    --config "['bundle/configs/train.json','bundle/configs/peers/acsnet.json']"``.
+    --config "['bundle/configs/train.json','bundle/configs/peer_acsnet.json']"``.
 
     The graph has one input ``image`` (B, C, H, W) and one output per task: ``seg`` (B, 1, H, W) lesion
     logits before CSB and ``cls`` (B, num_classes) logits; apply ``custom.networks.csb_gate`` (or the

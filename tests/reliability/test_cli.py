@@ -223,10 +223,36 @@ def test_printed_bundle_commands_are_written_as_the_readme_writes_them():
     assert shlex.split(command_line(["--x", "it's $HOME"]))[4:] == ["--x", "it's $HOME"]  # expanded in "...": not so
 
 
+def test_the_bundles_own_configs_raise_no_config_location_notice(monkeypatch):
+    """MONAI's ``ConfigWorkflow`` logs "Not all config files are in bundle/configs. If logging_file and meta_file
+    arenot specified, ..." whenever the files of one ``--config_file`` list lie in different folders: it did for
+    every recipe and peer (``configs/recipes/``, ``configs/peers/``). They lie beside ``train.json`` now, and a
+    run recorded with the former folders still finds its configs."""
+    from monai.bundle import workflows
+
+    from custom.configs import recorded_config_files
+
+    configs = REPO / "bundle" / "configs"
+    assert not [p.name for p in configs.iterdir() if p.is_dir()]
+    notices: list[str] = []
+    monkeypatch.setattr(workflows.logger, "warning", lambda message, *args, **kwargs: notices.append(message))
+    stacked = sorted(configs.glob("recipe_*.json")) + sorted(configs.glob("peer_*.json"))
+    assert len(stacked) >= 10
+    bases = {"recipe_cpu_v3": ["recipe_cpu_v2"], "peer_multitask_unet": ["peer_aumente_maestro"]}  # merged over
+    for config in stacked:
+        files = [str(configs / f"{name}.json") for name in ["train", *bases.get(config.stem, []), config.stem]]
+        workflows.ConfigWorkflow(config_file=files, logging_file=False, workflow_type="train")
+    assert not [n for n in notices if n.startswith("Not all config files")], notices
+    recorded = ["bundle/configs/train.json", "bundle/configs/recipes/cpu_v2.json", "bundle/configs/peers/unet.json"]
+    moved = ["bundle/configs/train.json", "bundle/configs/recipe_cpu_v2.json", "bundle/configs/peer_unet.json"]
+    assert recorded_config_files([str(REPO / p) for p in recorded]) == [str(REPO / p) for p in moved]
+    assert recorded_config_files(["elsewhere/recipes/mine.json"]) == ["elsewhere/recipes/mine.json"]
+
+
 def test_the_demo_leaves_out_monais_two_notices_and_nothing_else():
-    """MONAI prints, before any line of the bundle runs, a config-trust warning for every config and a
-    config-location warning for ``train.json`` with a recipe (the README's "What a run prints" says why they
-    stay); the demo's console drops exactly those two, as MONAI words them."""
+    """MONAI prints, before any line of the bundle runs, a config-trust warning for every config (the README's
+    "What a run prints" says why it stays) and, for a config list spread over folders, a config-location
+    warning; the demo's console drops exactly those two, as MONAI words them."""
     import inspect
 
     from monai.bundle import ConfigWorkflow
@@ -236,7 +262,7 @@ def test_the_demo_leaves_out_monais_two_notices_and_nothing_else():
 
     trust, location = MONAI_NOTICES
     assert trust in inspect.getsource(create_workflow) and location in inspect.getsource(ConfigWorkflow.__init__)
-    configs = "['bundle/configs/train.json', 'bundle/configs/recipes/cpu_v2.json']"
+    configs = "['bundle/configs/train.json', 'bundle/configs/recipe_cpu_v2.json']"
     assert is_monai_notice(f'{trust}{configs}: any `"_target_"` value in it is resolved to an importable callable')
     assert is_monai_notice(f"2026-12-07 13:50:13,607 - WARNING - {location}bundle/configs. If logging_file and ...")
     for line in (
