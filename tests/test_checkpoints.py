@@ -23,8 +23,7 @@ def _folder_of_two(folder, thresholds=(0.3, 0.5)):
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed, (name, threshold) in enumerate(zip(("a.pt", "b.pt"), thresholds)):
-        torch.manual_seed(seed)
-        paths.append(save_untrained_checkpoint(folder / name))
+        paths.append(save_untrained_checkpoint(folder / name, seed))
         write_card(paths[-1], {"spatial_size": [32, 32], "lesion_threshold": threshold})
     return paths
 

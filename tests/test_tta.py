@@ -93,10 +93,9 @@ def test_inference_ensembles_the_folds_of_a_run_folder(tmp_path):
     images.mkdir()
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 40), dtype=np.uint8)).save(images / "a.png")
     run_dir = tmp_path / "run"
-    torch.manual_seed(0)
     for k, threshold in ((0, 0.3), (1, 0.5), (10, 0.4)):
         (run_dir / f"fold{k}").mkdir(parents=True)
-        checkpoint = save_untrained_checkpoint(run_dir / f"fold{k}" / "model.pt")
+        checkpoint = save_untrained_checkpoint(run_dir / f"fold{k}" / "model.pt", seed=k)
         write_card(checkpoint, {"spatial_size": [32, 32], "lesion_threshold": threshold})
     trained = TrainedModel(run_dir)
     assert [p.parent.name for p in trained.paths] == ["fold0", "fold1", "fold10"]
