@@ -209,8 +209,8 @@ def write_jpeg_dicom(path: Path, rgb: np.ndarray, quality: int = 95) -> Path:
 
 def lesion_scan(height: int = 300, width: int = 400, seed: int = 3) -> Image.Image:
     """A BUSI-like scan with a lesion: speckle fading with depth (less than ``test_scan_region.speckle``)
-    and a hypoechoic ellipse, blurred like a scanner's point-spread function. The released model calls it lesion and masks the
-    ellipse, so the full-screen check needs no dataset."""
+    and a hypoechoic ellipse, blurred like a scanner's point-spread function. The released model calls it
+    lesion and masks the ellipse, so the full-screen check needs no dataset."""
     rng = np.random.default_rng(seed)
     picture = 150 * np.linspace(1.0, 0.35, height)[:, None] * rng.rayleigh(1.0, (height, width))
     picture[lesion_scan_mask(height, width)] *= 0.18

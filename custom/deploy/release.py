@@ -117,7 +117,8 @@ def release_from_run(
         **meta.get("overrides", {}),
         **{"dataset_dir": meta["data"], "fold": fold, "val_split": "test", "output_dir": str(fold_dir)},
     }
-    parser = bundle_parser(recorded_config_files(meta["config_files"]), overrides)
+    configs = recorded_config_files(meta["config_files"])
+    parser = bundle_parser(configs, overrides)
     trained = TrainedModel(weights)  # the threshold and temperature scripts/calibrate.py chose on validation
     network = trained.load(parser.get_parsed_content("network_def")).eval()
     csb_mode = parser.get_parsed_content("csb_mode")
@@ -129,9 +130,7 @@ def release_from_run(
         "network": parser.get_parsed_content("network_def#name"),
         **settings,
         "trained_with": {
-            "config_files": [
-                os.path.relpath(f) if os.path.isabs(f) else f for f in recorded_config_files(meta["config_files"])
-            ],
+            "config_files": [os.path.relpath(f) if os.path.isabs(f) else f for f in configs],
             "overrides": meta.get("overrides", {}),
             "data": Path(meta["data"]).name,
             "fold": fold,
