@@ -142,7 +142,17 @@ def test_nunet_3d():
     assert out["seg"].shape == (1, 1, 16, 16, 16) and out["cls"].shape == (1, 2)
 
 
-@pytest.mark.parametrize("kwargs", [{"task": "both"}, {"csb_mode": "gate"}, {"num_classes": 1}, {"features": (32,)}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"task": "both"},
+        {"csb_mode": "gate"},
+        {"num_classes": 1},
+        {"features": (32,)},
+        {"classifier_input": "encoder"},
+        {"classifier_input": "decoder", "task": "cls"},
+    ],
+)
 def test_nunet_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         NUNet(**kwargs)
@@ -287,9 +297,12 @@ def test_stats_leave_the_network_clean():
 
 
 # ---------------------------------------------------------------- TorchScript
-@pytest.mark.parametrize("task", ["multi", "seg", "cls"])
-def test_nunet_scripts_and_matches_eager(task):
-    net = NUNet(features=SMALL, task=task, num_classes=3).eval()
+@pytest.mark.parametrize(
+    "task, classifier_input",
+    [("multi", "bottleneck"), ("multi", "decoder"), ("seg", "bottleneck"), ("cls", "bottleneck")],
+)
+def test_nunet_scripts_and_matches_eager(task, classifier_input):
+    net = NUNet(features=SMALL, task=task, num_classes=3, classifier_input=classifier_input).eval()
     scripted = torch.jit.script(net)
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():

@@ -23,6 +23,7 @@ __all__ = [
     "CrossLevelAttention",
     "DepthwiseSeparableConv",
     "DoubleConv",
+    "PooledLevels",
     "SqueezeExcitation",
     "SpatialAttention",
 ]
@@ -307,3 +308,24 @@ class ClassificationHead(nn.Sequential):
         self.relu = nn.ReLU(inplace=True)
         self.drop2 = nn.Dropout(dropout)
         self.fc2 = nn.Linear(hidden_channels, num_classes)
+
+
+class PooledLevels(nn.Module):
+    """Global average pooling of several feature maps, concatenated along channels: ``[GAP(F_1), ..., GAP(F_k)]``.
+
+    Feeds a :class:`ClassificationHead` with more than the bottleneck (whose own pooling is then the
+    identity on the ``1 x 1`` result): a U-Net's bottleneck alone is a coarse, heavily downsampled
+    view, while its decoder levels carry the lesion evidence the segmentation is built from (the
+    classifier of Aumente-Maestro et al. reads encoder, bottleneck and decoder features for the same
+    reason; see :class:`custom.networks.mt_unetpp.MultiScaleClassificationHead` for the citation).
+
+    Returns (forward):
+        ``(B, sum of the channels, 1, ...)``, so spatial dims stay for the head's pooling.
+    """
+
+    def __init__(self, spatial_dims: int) -> None:
+        super().__init__()
+        self.pool = Pool[Pool.ADAPTIVEAVG, spatial_dims](1)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([self.pool(feature) for feature in features], dim=1)

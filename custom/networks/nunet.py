@@ -17,12 +17,19 @@ import torch.nn as nn
 from monai.networks.layers.factories import Conv, Pool
 
 from custom.errors import InputError
-from custom.networks.blocks import AdaptiveFeatureFusion, ClassificationHead, CrossLevelAttention, DoubleConv
+from custom.networks.blocks import (
+    AdaptiveFeatureFusion,
+    ClassificationHead,
+    CrossLevelAttention,
+    DoubleConv,
+    PooledLevels,
+)
 from custom.networks.csb import ConditionalSegmentationBoost, check_csb_mode, check_num_classes
 
-__all__ = ["DecoderStage", "EncoderStage", "NUNet", "NUNetDecoder", "NUNetEncoder", "TASKS"]
+__all__ = ["CLASSIFIER_INPUTS", "DecoderStage", "EncoderStage", "NUNet", "NUNetDecoder", "NUNetEncoder", "TASKS"]
 
 TASKS = ("multi", "seg", "cls")
+CLASSIFIER_INPUTS = ("bottleneck", "decoder")
 
 
 class EncoderStage(nn.Module):
@@ -173,7 +180,8 @@ class NUNetDecoder(nn.Module):
         clae: build the CLAE modules (``False`` gives the plain U-Net decoder).
 
     Returns (forward):
-        the full-resolution decoder feature with ``features[0]`` channels.
+        the full-resolution decoder feature with ``features[0]`` channels (:meth:`stages_forward`:
+        every stage's output, deepest first).
     """
 
     def __init__(self, spatial_dims: int = 2, features: Sequence[int] = (32, 64, 128, 256, 512), clae: bool = True):
@@ -183,11 +191,14 @@ class NUNetDecoder(nn.Module):
             for level in reversed(range(len(features) - 1))
         )
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = features[-1]
+    def stages_forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        outputs = [features[-1]]
         for i, stage in enumerate(self.stages):
-            x = stage(x, features[-2 - i])
-        return x
+            outputs.append(stage(outputs[-1], features[-2 - i]))
+        return outputs[1:]
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.stages_forward(features)[-1]
 
 
 class NUNet(nn.Module):
@@ -239,9 +250,14 @@ class NUNet(nn.Module):
         dropout: AFF side-branch dropout rate.
         head_dropout: dropout before each layer of the classification head (0, the paper; see
             :class:`ClassificationHead`).
+        classifier_input: what the classification head pools: ``"bottleneck"`` (the paper) or
+            ``"decoder"``, the bottleneck and every decoder stage (:class:`PooledLevels`; 992 channels
+            with the default widths, needs ``task="multi"``). A deviation from the paper, for the
+            lesion call on unseen scanners; the two give checkpoints of different shapes.
 
     Raises:
-        ValueError: for an unknown ``task`` or ``csb_mode``, fewer than two ``features`` or ``num_classes < 2``.
+        ValueError: for an unknown ``task``, ``csb_mode`` or ``classifier_input``, fewer than two ``features`` or
+            ``num_classes < 2``.
     """
 
     def __init__(
@@ -256,10 +272,16 @@ class NUNet(nn.Module):
         task: str = "multi",
         dropout: float = 0.2,
         head_dropout: float = 0.0,
+        classifier_input: str = "bottleneck",
     ) -> None:
         super().__init__()
         if task not in TASKS:
             raise InputError(f"Unknown task {task!r}; expected one of {', '.join(map(repr, TASKS))}.")
+        if classifier_input not in CLASSIFIER_INPUTS or (classifier_input == "decoder" and task != "multi"):
+            raise InputError(
+                f"network_def#classifier_input {classifier_input!r} (task {task!r}): expected 'bottleneck', "
+                "or 'decoder' with task 'multi'."
+            )
         check_csb_mode(csb_mode)
         if len(features) < 2:
             raise ValueError(f"features needs at least two levels, got {tuple(features)}.")
@@ -270,8 +292,12 @@ class NUNet(nn.Module):
         self.encoder = NUNetEncoder(spatial_dims, in_channels, features, aff=aff, dropout=dropout)
         self.decoder = NUNetDecoder(spatial_dims, features, clae=clae) if task != "cls" else None
         self.segmentation_head = Conv[Conv.CONV, spatial_dims](features[0], 1, 1) if task != "cls" else None
+        self.pooled_levels = PooledLevels(spatial_dims) if classifier_input == "decoder" else None
+        head_channels = features[-1] + (sum(features[:-1]) if self.pooled_levels is not None else 0)
         self.classification_head = (
-            ClassificationHead(spatial_dims, features[-1], num_classes, dropout=head_dropout) if task != "seg" else None
+            ClassificationHead(spatial_dims, head_channels, num_classes, dropout=head_dropout)
+            if task != "seg"
+            else None
         )
         # without both outputs there is nothing to gate
         self.csb = ConditionalSegmentationBoost(csb_mode if task == "multi" else "off")
@@ -279,8 +305,11 @@ class NUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         features = self.encoder(x)
         out: dict[str, torch.Tensor] = {}
+        decoded = [features[-1]]
         if self.decoder is not None and self.segmentation_head is not None:
-            out["seg"] = self.segmentation_head(self.decoder(features))
+            decoded += self.decoder.stages_forward(features)
+            out["seg"] = self.segmentation_head(decoded[-1])
         if self.classification_head is not None:
-            out["cls"] = self.classification_head(features[-1])
+            head_input = self.pooled_levels(decoded) if self.pooled_levels is not None else features[-1]
+            out["cls"] = self.classification_head(head_input)
         return out
