@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from conftest import CONFIGS
@@ -106,17 +107,18 @@ def bundle_run(run_id: str, config: str, **overrides):
     return run(run_id, config_file=str(CONFIGS / config), logging_file=False, **overrides)
 
 
-def save_untrained_checkpoint(path: Path, seed: int = 0) -> Path:
+def save_untrained_checkpoint(path: Path, seed: int = 0, **settings: Any) -> Path:
     """inference.json's network with its initial weights, saved as training saves ``model.pt`` (no training needed).
 
     The weights are drawn from ``seed`` (the caller's random state is left as it was), so a test's outputs are the
     same on every run: unseeded, a test that passed for most draws failed for the rare one. Other seeds give other
-    networks (the members of an ensemble)."""
+    networks (the members of an ensemble). ``settings`` override top-level keys (``classifier_input="decoder"``)."""
     import torch
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
+    parser.update({"classifier_input": "bottleneck", **settings})
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         network = parser.get_parsed_content("network_def")

@@ -102,6 +102,7 @@ def test_calibrated_fold_decides_with_the_threshold_chosen_on_validation(demo_di
     validation_rows = (out / "fold0" / "validation" / "per_image.csv").read_text().splitlines()[1:]
     assert {row.split(",")[0] for row in validation_rows} == validation_ids  # chosen on validation images only
     assert card["calibration"]["images"] == len(validation_ids) and card["spatial_size"] == [32, 32]
+    assert card["classifier_input"] == "bottleneck"  # the head the weights have, for evaluation and inference
     threshold, temperature = card["lesion_threshold"], card["temperature"]
     assert f"lesion threshold {threshold:.3f}" in proc.stdout and f"temperature {temperature:.3f}" in proc.stdout
     # the default operating point: the highest threshold keeping 0.95 of the validation lesion images

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from conftest import CONFIGS
@@ -47,3 +49,54 @@ def test_recipe_v4_builds_the_decoder_reading_head_for_70_epochs():
     assert network.classification_head.fc1.in_features == 512 + 256 + 128 + 64 + 32
     out = network.eval()(torch.rand(1, 3, 96, 96))
     assert out["cls"].shape == (1, 2) and out["seg"].shape == (1, 1, 96, 96)
+
+
+def test_evaluation_and_inference_build_the_head_the_weights_were_trained_with(tmp_path):
+    """A released decoder-head model runs through inference.json and evaluate.json without its recipe: the card
+    (written by calibration) records the head's input, else the training run's record; the paper's head otherwise."""
+    from generated import save_untrained_checkpoint
+
+    from custom.checkpoints import TrainedModel, write_card
+    from custom.errors import InputError
+
+    carded = save_untrained_checkpoint(tmp_path / "carded.pt", classifier_input="decoder")
+    write_card(carded, {"network": "nunet", "spatial_size": [32, 32], "classifier_input": "decoder"})
+    for configs in (["inference.json"], ["train.json", "evaluate.json"]):
+        parser = bundle_parser([str(CONFIGS / c) for c in configs], {"ckpt_path": str(carded)})
+        network = TrainedModel(carded).load(parser.get_parsed_content("network_def"))  # the weights fit the head
+        assert network.pooled_levels is not None
+    run = tmp_path / "run"
+    run.mkdir()
+    trained = save_untrained_checkpoint(run / "model.pt", classifier_input="decoder")
+    record = {
+        "config": {"network_def": {"classifier_input": "@classifier_input"}},
+        "resolved": {"classifier_input": "decoder"},
+    }
+    (run / "provenance.json").write_text(json.dumps({"runs": [record]}))
+    assert TrainedModel(trained).classifier_input == "decoder"
+    plain = save_untrained_checkpoint(tmp_path / "plain.pt")
+    assert TrainedModel(plain).classifier_input == "bottleneck"
+    with pytest.raises(InputError, match="classification heads read different inputs"):
+        TrainedModel([carded, plain]).classifier_input
+
+
+def test_a_released_decoder_head_model_infers_a_folder(tmp_path):
+    from conftest import run_bundle
+    from generated import picture, save_untrained_checkpoint
+    from PIL import Image
+
+    from custom.checkpoints import write_card
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for k in range(2):
+        Image.fromarray(picture(k)).save(images / f"scan{k}.png")
+    ckpt = save_untrained_checkpoint(tmp_path / "model.pt", classifier_input="decoder")
+    write_card(
+        ckpt, {"network": "nunet", "spatial_size": [32, 32], "classifier_input": "decoder", "lesion_threshold": 0.5}
+    )
+    out = tmp_path / "out"
+    run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images), "--output_dir", str(out),
+               "--ckpt_path", str(ckpt))  # fmt: skip
+    results = [json.loads((out / f"scan{k}.json").read_text()) for k in range(2)]
+    assert all(0.0 <= r["lesion_probability"] <= 1.0 for r in results)

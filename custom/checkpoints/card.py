@@ -79,6 +79,12 @@ def _whole(value: Any, least: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
+def _classifier_inputs() -> tuple[str, ...]:
+    from custom.networks.nunet import CLASSIFIER_INPUTS  # imported here: custom.networks imports this package
+
+    return CLASSIFIER_INPUTS
+
+
 def _probability(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
@@ -93,6 +99,7 @@ CARD_FIELDS: dict[str, tuple[Any, str]] = {
     "in_channels": (_whole, "a whole number of at least 1"),
     "num_classes": (lambda v: _whole(v, 2), "a whole number of at least 2"),
     "csb_mode": (lambda v: isinstance(v, str), "a CSB mode name"),
+    "classifier_input": (lambda v: v in _classifier_inputs(), "'bottleneck' or 'decoder' (what N-Unet's head reads)"),
     "lesion_threshold": (_probability, "null or a probability in [0, 1]"),
     "calibration": (lambda v: isinstance(v, dict), "an object"),
     "trained_with": (lambda v: isinstance(v, dict), "an object"),
@@ -139,3 +146,21 @@ def training_run_input_size(ckpt_path: str | os.PathLike) -> list[int] | None:
     except (OSError, ValueError, AttributeError):
         return None
     return list(size) if isinstance(size, list) and len(size) == 2 else None
+
+
+def training_run_classifier_input(ckpt_path: str | os.PathLike) -> str | None:
+    """What the classification head of the network in the checkpoint's training run reads (``network_def``'s
+    ``classifier_input``, a reference to a top-level key resolved through the run's record), or None.
+
+    Read from the last invocation in the ``provenance.json`` beside the checkpoint, as
+    :func:`training_run_input_size` reads the input size; None where there is no record or its network has no
+    such option (a peer)."""
+    record = Path(ckpt_path).parent / "provenance.json"
+    try:
+        run = (json.loads(record.read_text()).get("runs") or [{}])[-1]
+        value = run.get("config", {}).get("network_def", {}).get("classifier_input")
+        if isinstance(value, str) and value.startswith("@"):
+            value = run.get("resolved", {}).get(value[1:])
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None

@@ -2,9 +2,9 @@
 
 ``--ckpt_path`` names one weights file, a folder or a list (an ensemble, :func:`checkpoint_paths`).
 :class:`TrainedModel` resolves it once per run, and everything that needs to know about the weights
-reads it from there: ``inference.json`` and ``evaluate.json`` (their ``trained_model`` component:
-input size, lesion/normal threshold, temperature, the loaded network), the ONNX export and its
-cache (one SHA-256 per file), the report's figures and MONAI Label (through ``inference.json``).
+reads it from there: ``inference.json`` and ``evaluate.json`` (their ``trained_model`` component: input
+size, what the classification head reads, lesion/normal threshold, temperature, the loaded network), the
+ONNX export and its cache (one SHA-256 per file), the report's figures and MONAI Label (through ``inference.json``).
 
 One input-size rule everywhere: the size the weights were trained at (their card's, else their
 training run's) unless ``--spatial_size`` asks for another, which is used with one warning.
@@ -23,7 +23,7 @@ import torch.nn as nn
 from custom.errors import InputError
 from custom.provenance import file_sha256
 
-from .card import read_card, training_run_input_size
+from .card import read_card, training_run_classifier_input, training_run_input_size
 from .discovery import CheckpointSpec, checkpoint_paths
 from .reading import load_model_weights
 
@@ -107,6 +107,24 @@ class TrainedModel:
                 requested,
             )
         return requested
+
+    @cached_property
+    def classifier_input(self) -> str:
+        """What the weights' classification head reads (``network_def``'s ``classifier_input``): their cards', else
+        their training runs', else ``"bottleneck"`` (the paper's head, and every model before the option).
+
+        Read like the input size, so evaluation and inference build the network the weights were trained in
+        without the recipe that trained them; the members of an ensemble must agree.
+        """
+        found = {}
+        for path, card in zip(self.paths, self.cards):
+            found[str(path)] = (
+                (card or {}).get("classifier_input") or training_run_classifier_input(path) or "bottleneck"
+            )
+        if len(set(found.values())) > 1:
+            listed = ", ".join(f"{p}: {v}" for p, v in found.items())
+            raise InputError(f"--ckpt_path: the checkpoints' classification heads read different inputs ({listed}).")
+        return next(iter(found.values()))
 
     @cached_property
     def lesion_threshold(self) -> float | None:

@@ -75,6 +75,8 @@ def calibrate_fold(
     card = {
         "network": parser["network_def"].get("name"),
         "spatial_size": [int(s) for s in parser.get_parsed_content("spatial_size")],
+        # N-Unet's head option, recorded so evaluation and inference build the head the weights have
+        "classifier_input": parser.get_parsed_content("network_def#classifier_input", default=None),
         "lesion_threshold": choice["threshold"],
         "temperature": scaling["temperature"],
         "calibration": {

@@ -135,7 +135,7 @@ def card_after_training(bundle: str | os.PathLike, trained_with: Mapping[str, An
     config = ConfigParser.load_config_file(Path(bundle) / "configs" / "train.json")
     content = {
         "network": config["network_def"]["name"],
-        **{key: config[key] for key in ("spatial_size", "in_channels", "num_classes", "csb_mode")},
+        **{key: config[key] for key in ("spatial_size", "in_channels", "num_classes", "csb_mode", "classifier_input")},
         "lesion_threshold": None,
         "trained_with": {"by": "MONAI Label", **dict(trained_with), "previous_weights": previous_weights},
         "note": "trained by MONAI Label on its datastore; no lesion threshold or test figures measured for these "

@@ -238,7 +238,12 @@ def test_the_bundles_own_configs_raise_no_config_location_notice(monkeypatch):
     monkeypatch.setattr(workflows.logger, "warning", lambda message, *args, **kwargs: notices.append(message))
     stacked = sorted(configs.glob("recipe_*.json")) + sorted(configs.glob("peer_*.json"))
     assert len(stacked) >= 10
-    bases = {"recipe_cpu_v3": ["recipe_cpu_v2"], "peer_multitask_unet": ["peer_aumente_maestro"]}  # merged over
+    # merged over
+    bases = {
+        "recipe_cpu_v3": ["recipe_cpu_v2"],
+        "recipe_cpu_v4": ["recipe_cpu_v2"],
+        "peer_multitask_unet": ["peer_aumente_maestro"],
+    }
     for config in stacked:
         files = [str(configs / f"{name}.json") for name in ["train", *bases.get(config.stem, []), config.stem]]
         workflows.ConfigWorkflow(config_file=files, logging_file=False, workflow_type="train")
