@@ -94,3 +94,25 @@ def test_one_input_size_rule_an_explicit_other_size_is_used_with_one_warning(tmp
                           "--output_dir", str(tmp_path / size), "--ckpt_path", str(weights), "--spatial_size", size,
                           "--cpu_runtime", "torch")  # fmt: skip
         assert (proc.stdout + proc.stderr).count(warning) == warnings and (tmp_path / size / "a.json").is_file()
+
+
+def test_a_release_records_the_head_its_run_trained_so_inference_rebuilds_it(tmp_path, demo_dir):
+    """release_from_run over a run of recipe v4 (the decoder-reading head): the card says so, and inference.json
+    builds the network the released weights load into, with no recipe given."""
+    from generated import save_untrained_checkpoint
+
+    from custom.deploy.release import release_from_run
+
+    fold = tmp_path / "run" / "fold0"
+    fold.mkdir(parents=True)
+    save_untrained_checkpoint(fold / "model.pt", classifier_input="decoder")
+    (fold / "metrics.json").write_text(json.dumps({"dice": 0.5}))
+    configs = [str(CONFIGS / "train.json"), str(CONFIGS / "recipe_cpu_v4.json")]
+    meta = {"data": str(demo_dir), "config_files": configs, "overrides": {"spatial_size": [32, 32]}, "folds": [0]}
+    (tmp_path / "run" / "run.json").write_text(json.dumps(meta))
+    card = release_from_run(tmp_path / "run", 0, tmp_path / "release")
+    assert card["classifier_input"] == "decoder" and card["spatial_size"] == [32, 32]
+    released = tmp_path / "release" / "model.pt"
+    parser = bundle_parser(str(CONFIGS / "inference.json"), {"ckpt_path": str(released)})
+    network = TrainedModel(released).load(parser.get_parsed_content("network_def"))
+    assert network.pooled_levels is not None

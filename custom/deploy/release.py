@@ -129,6 +129,7 @@ def release_from_run(
     card = {
         "network": parser.get_parsed_content("network_def#name"),
         **settings,
+        "classifier_input": parser.get_parsed_content("network_def#classifier_input", default=None),
         "trained_with": {
             "config_files": [os.path.relpath(f) if os.path.isabs(f) else f for f in configs],
             "overrides": meta.get("overrides", {}),
