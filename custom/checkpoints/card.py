@@ -79,12 +79,6 @@ def _whole(value: Any, least: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
-def _classifier_inputs() -> tuple[str, ...]:
-    from custom.networks.nunet import CLASSIFIER_INPUTS  # imported here: custom.networks imports this package
-
-    return CLASSIFIER_INPUTS
-
-
 def _probability(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
 
@@ -99,7 +93,11 @@ CARD_FIELDS: dict[str, tuple[Any, str]] = {
     "in_channels": (_whole, "a whole number of at least 1"),
     "num_classes": (lambda v: _whole(v, 2), "a whole number of at least 2"),
     "csb_mode": (lambda v: isinstance(v, str), "a CSB mode name"),
-    "classifier_input": (lambda v: v in _classifier_inputs(), "'bottleneck' or 'decoder' (what N-Unet's head reads)"),
+    # the network checks the name (custom.networks.nunet.CLASSIFIER_INPUTS), as it checks csb_mode's
+    "classifier_input": (
+        lambda v: isinstance(v, str) and bool(v),
+        "what N-Unet's head reads: 'bottleneck' or 'decoder'",
+    ),
     "lesion_threshold": (_probability, "null or a probability in [0, 1]"),
     "calibration": (lambda v: isinstance(v, dict), "an object"),
     "trained_with": (lambda v: isinstance(v, dict), "an object"),

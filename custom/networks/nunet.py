@@ -279,8 +279,8 @@ class NUNet(nn.Module):
             raise InputError(f"Unknown task {task!r}; expected one of {', '.join(map(repr, TASKS))}.")
         if classifier_input not in CLASSIFIER_INPUTS or (classifier_input == "decoder" and task != "multi"):
             raise InputError(
-                f"network_def#classifier_input {classifier_input!r} (task {task!r}): expected 'bottleneck', "
-                "or 'decoder' with task 'multi'."
+                f"classifier_input {classifier_input!r} (task {task!r}; from --classifier_input, a recipe or the model "
+                "card): expected 'bottleneck', or 'decoder' with task 'multi'."
             )
         check_csb_mode(csb_mode)
         if len(features) < 2:

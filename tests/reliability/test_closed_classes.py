@@ -197,7 +197,7 @@ BAD_CARD_FIELDS = {
     "network": ["", 3],
     "calibration": ["none", [1]],
     "note": [3],
-    "classifier_input": ["", 3, ["decoder"], "encoder"],
+    "classifier_input": ["", 3, ["decoder"]],
 }
 
 
