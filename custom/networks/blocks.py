@@ -316,8 +316,8 @@ class PooledLevels(nn.Module):
     Feeds a :class:`ClassificationHead` with more than the bottleneck (whose own pooling is then the
     identity on the ``1 x 1`` result): a U-Net's bottleneck alone is a coarse, heavily downsampled
     view, while its decoder levels carry the lesion evidence the segmentation is built from (the
-    classifier of Aumente-Maestro et al. reads encoder, bottleneck and decoder features for the same
-    reason; see :class:`custom.networks.mt_unetpp.MultiScaleClassificationHead` for the citation).
+    classifier of Aumente-Maestro et al. likewise reads encoder, bottleneck and decoder features; see
+    :class:`custom.networks.mt_unetpp.MultiScaleClassificationHead` for the citation).
 
     Returns (forward):
         ``(B, sum of the channels, 1, ...)``, so spatial dims stay for the head's pooling.
