@@ -81,6 +81,8 @@ def test_evaluation_and_inference_build_the_head_the_weights_were_trained_with(t
 
 
 def test_a_released_decoder_head_model_infers_a_folder(tmp_path):
+    """Through ONNX Runtime (the CPU default: the export must carry the pooled decoder levels) and through PyTorch,
+    with the same decisions and probabilities."""
     from conftest import run_bundle
     from generated import picture, save_untrained_checkpoint
     from PIL import Image
@@ -95,8 +97,12 @@ def test_a_released_decoder_head_model_infers_a_folder(tmp_path):
     write_card(
         ckpt, {"network": "nunet", "spatial_size": [32, 32], "classifier_input": "decoder", "lesion_threshold": 0.5}
     )
-    out = tmp_path / "out"
-    run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images), "--output_dir", str(out),
-               "--ckpt_path", str(ckpt))  # fmt: skip
-    results = [json.loads((out / f"scan{k}.json").read_text()) for k in range(2)]
-    assert all(0.0 <= r["lesion_probability"] <= 1.0 for r in results)
+    results = {}
+    for runtime in ("onnxruntime", "torch"):
+        out = tmp_path / runtime
+        run_bundle("--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(images), "--output_dir",
+                   str(out), "--ckpt_path", str(ckpt), "--cpu_runtime", runtime)  # fmt: skip
+        results[runtime] = [json.loads((out / f"scan{k}.json").read_text()) for k in range(2)]
+    for onnx, eager in zip(results["onnxruntime"], results["torch"]):
+        assert onnx["predicted_class"] == eager["predicted_class"]
+        assert onnx["lesion_probability"] == pytest.approx(eager["lesion_probability"], abs=1e-6)
