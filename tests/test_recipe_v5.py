@@ -1,4 +1,4 @@
-"""Recipe v5 (recipe_cpu_v5.json): from an epoch on, the weight average is the equal (SWA) average of every iteration."""
+"""Recipe v5 (recipe_cpu_v5.json): from an epoch on, the weight average is the equal (SWA) average of the iterations."""
 
 from __future__ import annotations
 
@@ -96,3 +96,24 @@ def test_a_recipe_v5_run_checkpoints_the_equal_average(demo_dir, tmp_path: Path)
     assert any(
         not torch.equal(averaged[k], last["network"][k]) for k in last["network"]
     )  # not the network's last weights
+
+
+@pytest.mark.slow
+def test_a_carried_run_goes_on_with_its_equal_average(demo_dir, tmp_path: Path):
+    """Two epochs, the carried state, a third epoch in a new run: the average holds the iterations of epochs 2 and 3,
+    not only those of epoch 3."""
+    state = tmp_path / "carried" / "state.pt"
+
+    def block(out: str, epochs: int) -> None:
+        args = ["--dataset_dir", str(demo_dir), "--output_dir", str(tmp_path / out), "--epochs", str(epochs)]
+        planned = ["--swa_start_epoch", "2", "--lr_scheduler#t_total", "3", "--carry_state", str(state)]
+        run_bundle("training", "--config_file", json.dumps(RECIPE), "--val_interval", "1", *TINY_RUN, *args, *planned)
+
+    block("block1", 2)
+    average = torch.load(state.with_suffix(".average.pt"), weights_only=True)
+    length = torch.load(state, weights_only=True)["trainer"]["epoch_length"]
+    assert average["n_averaged"] == length and average["iteration"] == 2 * length
+    assert {t.dtype for t in average["weights"].values() if t.is_floating_point()} == {torch.float16}
+    block("block2", 3)
+    last = torch.load(tmp_path / "block2" / "checkpoint_epoch=3.pt", weights_only=True)
+    assert int(last["averaged_network"]["n_averaged"]) == 2 * length

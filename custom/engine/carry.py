@@ -10,8 +10,11 @@ limit for one file):
 - the AMTL task parameters, the learning-rate scheduler, the trainer's epoch and iteration, the
   best validation score so far and the random generators of the process and of every random transform.
 
-The weight average is not carried (a second 18 MB would pass the cap): a continued run restarts it
-from the network with its warm-up, and it follows the network again within a few hundred iterations.
+The exponential weight average is not carried (a second 18 MB would pass the cap): a continued run
+restarts it from the network with its warm-up, and it follows the network again within a few hundred
+iterations. The equal (SWA) average cannot be rebuilt that way, since it holds every iteration since
+its epoch: once it runs, ``<state>.average.pt`` beside the state holds it (weights in the same
+precision, and how many iterations it averages), and a continued run goes on with it.
 
 Beside it, ``<state>.best.pt`` holds the best validated weights so far in the same precision (18 MB
 for N-Unet), rewritten only when the best score improves: a continued run in a new folder writes its
@@ -67,7 +70,8 @@ class CarriedState:
     Args:
         path: the state file (one fixed path, overwritten atomically), or None.
         network: the network being trained.
-        averaged: its weight average (:class:`WeightAverage`), restarted from the network on continuing.
+        averaged: its weight average (:class:`WeightAverage`): an EMA restarts from the network on continuing,
+            an equal average goes on from ``<state>.average.pt``.
         loss: the training loss (the AMTL task parameters).
         lr_scheduler: the learning-rate scheduler.
         best_model: the validator's saver of the best ``model.pt``, whose best score is carried.
@@ -93,6 +97,7 @@ class CarriedState:
         self.path = None if path in (None, "") else Path(path)
         # the best weights so far, beside the state: the run folder (and its model.pt) may not survive the block
         self.best_path = None if self.path is None else self.path.with_suffix(".best.pt")
+        self.average_path = None if self.path is None else self.path.with_suffix(".average.pt")
         self._best_written: float | None = None
         self.network = network
         self.averaged = averaged
@@ -144,6 +149,7 @@ class CarriedState:
         with atomic_file(self.path, durable=True) as f:
             torch.save(state, f)
         self._save_best()
+        self._save_average(engine)
         written = os.path.getsize(self.path)
         if written > self.max_bytes:
             logger.warning(
@@ -164,6 +170,39 @@ class CarriedState:
         with atomic_file(self.best_path, durable=True) as f:
             torch.save({"score": score, "weights": _compact(validated.state_dict(), self.dtype)}, f)
         self._best_written = score
+
+    def _save_average(self, engine: Engine) -> None:
+        """Writes ``<state>.average.pt`` while the equal average runs (see the module docstring)."""
+        if self.averaged is None or not self.averaged.equal:
+            return
+        average = {
+            "iteration": engine.state.iteration,
+            "n_averaged": int(self.averaged.averaged.n_averaged),
+            "weights": _compact(self.averaged.module.state_dict(), self.dtype),
+        }
+        with atomic_file(self.average_path, durable=True) as f:
+            torch.save(average, f)
+
+    def _restore_average(self, iteration: int) -> None:
+        """Goes on with the equal average saved at ``iteration``; restarts the average otherwise (an EMA, or an
+        equal average that has not begun)."""
+        self.averaged.restart()
+        if not self.average_path.is_file():
+            return
+        try:
+            saved = torch.load(self.average_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises several types for a damaged file
+            raise InputError(f"{self.average_path}: not a readable carried weight average ({e}).") from e
+        if (
+            not isinstance(saved, dict) or saved.get("iteration") != iteration
+        ):  # an average of another point of the schedule, or of another run
+            logger.warning(
+                "%s is not of iteration %d of the carried state: the average restarts", self.average_path, iteration
+            )
+            return
+        module = self.averaged.module
+        module.load_state_dict(_expand(saved["weights"], module.state_dict()))
+        self.averaged.averaged.n_averaged.fill_(int(saved["n_averaged"]))
 
     def _restore_best(self, best: dict[str, Any]) -> None:
         """Carries the best score when its weights are on disk: ``model.pt`` beside the run (the same folder), or
@@ -199,7 +238,7 @@ class CarriedState:
             self.network.load_state_dict(_expand(state["network"], self.network.state_dict()))
             self.network.to(device)
             if self.averaged is not None:
-                self.averaged.restart()
+                self._restore_average(state["trainer"]["iteration"])
             if self.loss is not None and state["loss"]:
                 self.loss.load_state_dict(state["loss"])
         except RuntimeError as e:  # a state of another network or class count
