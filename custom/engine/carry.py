@@ -193,9 +193,8 @@ class CarriedState:
             saved = torch.load(self.average_path, map_location="cpu", weights_only=True)
         except Exception as e:  # torch raises several types for a damaged file
             raise InputError(f"{self.average_path}: not a readable carried weight average ({e}).") from e
-        if (
-            not isinstance(saved, dict) or saved.get("iteration") != iteration
-        ):  # an average of another point of the schedule, or of another run
+        # an average of another point of the schedule, or of another run, is not this run's
+        if not isinstance(saved, dict) or saved.get("iteration") != iteration:
             logger.warning(
                 "%s is not of iteration %d of the carried state: the average restarts", self.average_path, iteration
             )
