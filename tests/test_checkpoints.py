@@ -32,7 +32,8 @@ def test_several_weight_files_load_into_one_network_each_and_never_into_one_plai
     paths = _folder_of_two(tmp_path / "models")
     trained = TrainedModel(tmp_path / "models")
     assert trained.paths == paths and trained.spatial_size == [32, 32] and trained.lesion_threshold == 0.4
-    network = bundle_parser(str(CONFIGS / "inference.json")).get_parsed_content("network_def")
+    network = bundle_parser(str(CONFIGS / "inference.json"), {"ckpt_path": str(tmp_path / "models")})
+    network = network.get_parsed_content("network_def")
     with pytest.raises(
         InputError, match=r"--ckpt_path names 2 checkpoints \(an ensemble: .*a\.pt, .*b\.pt\), where one"
     ):

@@ -71,6 +71,7 @@ def _lesion_weights(path: Path, images: list[Path]) -> Path:
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
     parser["spatial_size"] = OVERRIDES["spatial_size"]
+    parser["classifier_input"] = "bottleneck"  # the head of weights without a card, not the released model's
     torch.manual_seed(0)
     network = parser.get_parsed_content("network_def")
     preprocessing = parser.get_parsed_content("preprocessing")

@@ -158,6 +158,7 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("checkpoints")
     parser = ConfigParser()
     parser.read_config(str(CONFIGS / "inference.json"))
+    parser["classifier_input"] = "bottleneck"  # the head of weights without a card, not the released model's
     state = parser.get_parsed_content("network_def").state_dict()
     torch.save({"model": state}, root / "good.pt")
     good = (root / "good.pt").read_bytes()
