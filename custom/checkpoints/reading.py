@@ -94,7 +94,8 @@ def load_weights(network: nn.Module, state: Mapping[str, torch.Tensor], path: st
         key, found, wanted = wrong[0]
         raise InputError(
             f"checkpoint {os.fspath(path)!r}: {key!r} has shape {found} where this network has {wanted} "
-            f"({len(wrong)} tensors differ); it was trained with other settings (num_classes, in_channels or widths)."
+            f"({len(wrong)} tensors differ); it was trained with other settings "
+            "(num_classes, in_channels, classifier_input or widths)."
         )
     network.load_state_dict(state)
     return network
