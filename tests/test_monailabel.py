@@ -190,6 +190,27 @@ def test_app_pre_annotates_with_the_released_weights_by_default(tmp_path):
     assert filecmp.cmp(bundle / "models" / "model.json", BUNDLE / "models" / "model.json", shallow=False)  # its card
 
 
+@pytest.mark.parametrize("weights", ["released", "decoder head"])
+def test_the_served_training_config_builds_the_head_of_the_served_weights(tmp_path, weights):
+    """MONAI Label's training starts from the served weights (a strict CheckpointLoader): the app's train.json must
+    build the classification head their card names, or the first training fails on a shape mismatch."""
+    from generated import save_untrained_checkpoint
+
+    from custom.checkpoints import load_model_weights, write_card
+
+    model = None
+    if weights == "decoder head":
+        model = save_untrained_checkpoint(tmp_path / "decoder.pt", classifier_input="decoder")
+        write_card(model, {"network": "nunet", "spatial_size": [32, 32], "classifier_input": "decoder"})
+    bundle = create_app(tmp_path / "app", model=model)
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "train.json"))
+    load_model_weights(parser.get_parsed_content("network_def"), bundle / "models" / "model.pt")
+    # an explicit override still wins (and then the weights do not fit: the user asked for another head)
+    other = create_app(tmp_path / "other", model=model, overrides={"classifier_input": "bottleneck"}, overwrite=True)
+    assert ConfigParser.load_config_file(other / "configs" / "train.json")["classifier_input"] == "bottleneck"
+
+
 def test_monailabel_override_ends_postprocessing_with_the_2d_uint8_mask(tmp_path):
     """inference.json + monailabel_infer.json, as the app reads them: ``pred`` becomes the (W, H) 0/1 mask."""
     image = tmp_path / "case.png"

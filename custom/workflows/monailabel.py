@@ -29,7 +29,7 @@ from typing import Any
 
 from monai.bundle import ConfigParser
 
-from custom.checkpoints import card_path, stored_card, write_card
+from custom.checkpoints import card_path, read_card, stored_card, write_card
 from custom.cli import run as run_command
 from custom.fileio import atomic_write_json, atomic_write_text
 from custom.paths import BUNDLE_DIR, REPO_ROOT
@@ -89,12 +89,18 @@ def create_app(
     shutil.copy2(license_file, target / "LICENSE")
     shutil.copytree(PACKAGE, target / PACKAGE.name, ignore=_IGNORE)
     (target / "models").mkdir()
+    served = dict(overrides or {})
     if weights.is_file():
         shutil.copy2(weights, target / "models" / "model.pt")
         card = card_path(weights)
         if card.is_file():  # the input size the weights were trained at (custom.checkpoints.TrainedModel)
             shutil.copy2(card, target / "models" / card.name)
-    _apply_overrides(target / "configs", dict(overrides or {}))
+            # MONAI Label's training starts from the served weights (its CheckpointLoader, strict), so the
+            # served train.json must build the classification head they have, not train.json's default
+            head = (read_card(weights) or {}).get("classifier_input")
+            if head and "classifier_input" not in served:
+                served["classifier_input"] = head
+    _apply_overrides(target / "configs", served)
     atomic_write_text(app / "main.py", APP_MAIN.read_text(encoding="utf-8"))
     args = {"name": name, "model": str(weights) if weights.is_file() else None, "overrides": dict(overrides or {})}
     atomic_write_json(app / "produced_by.json", provenance("custom.workflows.monailabel.create_app", args))
