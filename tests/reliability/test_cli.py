@@ -242,6 +242,7 @@ def test_the_bundles_own_configs_raise_no_config_location_notice(monkeypatch):
     bases = {
         "recipe_cpu_v3": ["recipe_cpu_v2"],
         "recipe_cpu_v4": ["recipe_cpu_v2"],
+        "recipe_cpu_v5": ["recipe_cpu_v2", "recipe_cpu_v4"],
         "peer_multitask_unet": ["peer_aumente_maestro"],
     }
     for config in stacked:
